@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+//
+// swift-execnet: execnet's gateways, channels and groups for Swift, over ZeroMQ.
+// Modules are cut by layer: C shims at the bottom, a thin ZeroMQ layer, the Execnet core on top,
+// then the executables. Neither ZeroMQ nor Execnet imports Foundation (the worker must start lean).
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "swift-execnet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Execnet", targets: ["Execnet"]),
+        .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .executable(name: "execnet-bench", targets: ["ExecnetBenchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // libzmq, found through pkg-config.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
+        ),
+        // Small POSIX helpers Swift cannot call directly (variadic syscalls, macros).
+        .target(name: "CExecnetShims"),
+        .target(
+            name: "ZeroMQ",
+            dependencies: ["CZeroMQ"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Execnet",
+            dependencies: [
+                "ZeroMQ",
+                "CExecnetShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ExecnetBenchmarks",
+            dependencies: [
+                "Execnet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ZeroMQTests",
+            dependencies: ["ZeroMQ"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExecnetTests",
+            dependencies: ["Execnet"],
+            exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

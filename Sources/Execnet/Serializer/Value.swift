@@ -1,0 +1,41 @@
+// The value model of execnet's serializer: every kind the wire format can carry.
+// Values are immutable and Sendable; they cross threads freely.
+
+import OrderedCollections
+
+/// A plain value as execnet's serializer carries it: what channels send and receive.
+///
+/// Equality is structural and strict: `.bool(true)`, `.int(1)` and `.float(1.0)` are three
+/// different values, and floats compare (and hash) by bit pattern, so `nan == nan` and
+/// `0.0 != -0.0`. An integer that fits `Int64` is always ``int(_:)``; ``bigInt(_:)`` holds
+/// only magnitudes beyond it.
+public enum Value: Sendable {
+    /// Python's `None`.
+    case none
+    /// A boolean. Never equal to an integer.
+    case bool(Bool)
+    /// An integer that fits in `Int64` (the fast path).
+    case int(Int64)
+    /// An integer outside `Int64`, kept exactly.
+    case bigInt(BigInteger)
+    /// A binary64 float, compared by bit pattern.
+    case float(Double)
+    /// A complex number.
+    case complex(Complex)
+    /// A byte string.
+    case bytes([UInt8])
+    /// A text string.
+    case string(String)
+    /// A list.
+    case list([Value])
+    /// A tuple.
+    case tuple([Value])
+    /// A dictionary in insertion order.
+    case dict(OrderedDictionary<Value, Value>)
+    /// A mutable set.
+    case set(Set<Value>)
+    /// An immutable set.
+    case frozenSet(Set<Value>)
+    /// A reference to a channel of the same gateway.
+    case channel(Channel)
+}
