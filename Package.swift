@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "Execnet", targets: ["Execnet"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .executable(name: "execnet-worker", targets: ["ExecnetWorker"]),
         .executable(name: "execnet-bench", targets: ["ExecnetBenchmarks"]),
     ],
     dependencies: [
@@ -44,7 +45,19 @@ let package = Package(
                 "CExecnetShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ExecnetWorker",
+            dependencies: ["Execnet"],
+            swiftSettings: swiftSettings
+        ),
+        // A worker with the tasks the integration tests drive (not a product).
+        .executableTarget(
+            name: "ExecnetTestWorker",
+            dependencies: ["Execnet"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -64,6 +77,11 @@ let package = Package(
             name: "ExecnetTests",
             dependencies: ["Execnet"],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExecnetIntegrationTests",
+            dependencies: ["Execnet", "ExecnetTestWorker", "ExecnetWorker"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -3,6 +3,7 @@
 #include "CExecnetShims.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -92,4 +93,8 @@ int cexecnet_waitid_pidfd(int pidfd, int *code, int *signaled) {
 
 int cexecnet_gettid(void) {
     return (int)syscall(SYS_gettid);
+}
+
+int cexecnet_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }

@@ -37,6 +37,9 @@ int cexecnet_wtermsig(int status);
 /// `*code` gets the exit code or the signal; `*signaled` is 1 if killed by a signal.
 int cexecnet_waitid_pidfd(int pidfd, int *code, int *signaled);
 
+/// pipe2(fds, O_CLOEXEC).
+int cexecnet_pipe_cloexec(int fds[2]);
+
 /// The calling thread's kernel id.
 int cexecnet_gettid(void);
 

@@ -1,16 +1,192 @@
-// PLACEHOLDER while the runtime is written: only what the serializer needs.
+// The public Channel: ordered, bidirectional messages with one task in a gateway. State lives in
+// a Mutex<ChannelState>; every method decides under the lock and acts (resume, send, dispatch a
+// callback) after unlocking. I/O-thread entry points are in Channel+Incoming.swift.
 
-/// A bidirectional, ordered message channel to a task running in a gateway.
+import Logging
+import Synchronization
+
+/// An ordered, bidirectional message channel between this process and a task in a gateway.
+///
+/// A channel carries ``Value``s (or any `Codable` type, through ``ValueEncoder``) in order, in both
+/// directions. Receiving blocks (suspends) until an item arrives, the channel ends, or a timeout.
+/// When the peer closes the channel with an error, or its worker dies, the next `receive` or
+/// `waitClose` throws ``RemoteError`` once; later calls throw ``ExecnetError`` `endOfChannel`.
+///
+/// Sending is flow-controlled: a sender may be ahead of its receiver by at most a window of
+/// 1,024 messages or 16 MiB; beyond that `send` suspends until the receiver consumes items.
+///
+/// Channels can be sent over channels of the same gateway (as ``Value/channel(_:)``); a channel that
+/// goes out and comes back is the same object.
 public final class Channel: Sendable {
-    /// The channel's id within its gateway connection (odd: opened by the client, even: by the worker).
+    /// The channel's id within its gateway (odd: opened by the client, even: opened by the worker).
     public let id: Int32
+    /// The task this channel runs, if this side started it with `remoteExec`.
+    public let taskName: String?
+    /// The gateway connection the channel belongs to.
+    let connection: PeerConnection
+    /// On a worker: the channel of the running task, which the task may not close itself.
+    let isTaskChannel: Bool
+    let state = Mutex(ChannelState())
+    private let waiterIDs = Atomic<Int>(0)
 
-    init(id: Int32) {
+    init(id: Int32, connection: PeerConnection, taskName: String?, isTaskChannel: Bool) {
         self.id = id
+        self.connection = connection
+        self.taskName = taskName
+        self.isTaskChannel = isTaskChannel
     }
+
+    /// The id of the gateway this channel belongs to.
+    public var gatewayID: String { connection.gatewayID }
+
+    func nextWaiterID() -> Int {
+        waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    // MARK: - Sending
+
+    /// Sends a value to the other side.
+    ///
+    /// Suspends while the flow-control window is full. A value that cannot be encoded fails this
+    /// call only; the channel stays usable.
+    ///
+    /// - Parameter value: The value to send.
+    /// - Throws: ``ExecnetError`` `invalidState` if the channel is closed, `unencodable` if the value
+    ///   cannot be serialized; `CancellationError` if cancelled while waiting for credit (nothing sent).
+    public func send(_ value: Value) async throws {
+        let payload = try connection.encode(value)
+        try await waitForCredit(payload.count)
+        transmit(payload)
+    }
+
+    /// Sends any `Encodable` value, converted with ``ValueEncoder``.
+    ///
+    /// - Parameter value: The value to send.
+    /// - Throws: As ``send(_:)-(Value)``, plus encoding errors.
+    @_disfavoredOverload
+    public func send<T: Encodable>(_ value: T) async throws {
+        try await send(try ValueEncoder().encode(value))
+    }
+
+    /// Sends a value, blocking the calling thread while the window is full.
+    ///
+    /// - Parameter value: The value to send.
+    /// - Throws: As ``send(_:)-(Value)``.
+    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
+    @available(*, noasync, message: "blocks the calling thread; use send(_:)")
+    public func sendBlocking(_ value: Value) throws {
+        let payload = try connection.encode(value)
+        let bytes = payload.count
+        let waiter: BlockingOutcome<Void>? = try state.withLock { state in
+            try checkCanSend(state)
+            if state.senders.isEmpty && state.hasCredit(for: bytes) {
+                state.takeCredit(bytes)
+                return nil
+            }
+            let outcome = BlockingOutcome<Void>()
+            state.senders.append(.blocking(id: nextWaiterID(), bytes: bytes, outcome))
+            return outcome
+        }
+        if let waiter { try waiter.wait(deadline: nil)!.get() }
+        transmit(payload)
+    }
+
+    private func checkCanSend(_ state: ChannelState) throws {
+        if state.localClosed || state.remoteClosed {
+            throw ExecnetError(.invalidState, "cannot send to channel \(id): it is closed",
+                               gatewayID: gatewayID, channelID: id)
+        }
+    }
+
+    private func waitForCredit(_ bytes: Int) async throws {
+        let ready: Bool = try state.withLock { state in
+            try checkCanSend(state)
+            if state.senders.isEmpty && state.hasCredit(for: bytes) {
+                state.takeCredit(bytes)
+                return true
+            }
+            return false
+        }
+        if ready { return }
+        let waiterID = nextWaiterID()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let immediate: Result<Void, any Error>? = state.withLock { state in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    do { try checkCanSend(state) } catch { return .failure(error) }
+                    if state.senders.isEmpty && state.hasCredit(for: bytes) {
+                        state.takeCredit(bytes)
+                        return .success(())
+                    }
+                    state.senders.append(.async(id: waiterID, bytes: bytes, continuation))
+                    return nil
+                }
+                if let immediate { continuation.resume(with: immediate) }
+            }
+        } onCancel: {
+            let removed = state.withLock { state -> SendWaiter? in
+                guard let index = state.senders.firstIndex(where: { $0.id == waiterID }) else { return nil }
+                return state.senders.remove(at: index)
+            }
+            removed?.resume(.failure(CancellationError()))
+        }
+    }
+
+    private func transmit(_ payload: [UInt8]) {
+        connection.send(WireMessage(channelID: id, type: .data, payload: payload))
+    }
+
+    // MARK: - Closing
+
+    /// Closes the channel, optionally with an error that the other side receives as ``RemoteError``.
+    ///
+    /// Items that already arrived stay receivable; after them, `receive` reports the end. Closing
+    /// twice does nothing. A callback's endmarker is delivered.
+    ///
+    /// - Parameter error: The error text for the other side, or `nil` for a plain close.
+    /// - Throws: ``ExecnetError`` `invalidState` when a task tries to close its own channel (the
+    ///   runtime closes it when the task returns or throws).
+    public func close(error: String? = nil) throws {
+        if isTaskChannel {
+            throw ExecnetError(.invalidState, "a task may not close its own channel; return (or throw) instead",
+                               gatewayID: gatewayID, channelID: id)
+        }
+        closeLocally(error: error)
+    }
+
+    /// Closes this end (used by the runtime for task channels too).
+    func closeLocally(error: String?) {
+        let effects = state.withLock { state -> CloseEffects? in
+            if state.localClosed { return nil }
+            state.localClosed = true
+            return takeCloseEffects(&state, notifyPeer: !state.remoteClosed)
+        }
+        guard let effects else { return }
+        if effects.notifyPeer {
+            if let error {
+                let payload = (try? connection.encode(.string(error))) ?? []
+                connection.send(WireMessage(channelID: id, type: .closeError, payload: payload))
+            } else {
+                connection.send(WireMessage(channelID: id, type: .close, payload: []))
+            }
+        }
+        perform(effects)
+    }
+
+    /// Whether the channel is closed: this side closed it, or the peer did (and, with a callback,
+    /// every item and the endmarker were delivered).
+    public var isClosed: Bool { state.withLock { $0.isClosed } }
 }
 
 extension Channel: Hashable {
+    /// Channels are equal only to themselves.
     public static func == (lhs: Channel, rhs: Channel) -> Bool { lhs === rhs }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
+extension Channel: CustomStringConvertible {
+    public var description: String {
+        let closed = isClosed ? ", closed" : ""
+        return "<Channel id=\(id) gateway=\(gatewayID)\(closed)>"
+    }
 }

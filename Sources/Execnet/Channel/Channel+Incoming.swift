@@ -1,0 +1,282 @@
+// What happens to a channel from outside its user: items, closes and credit from the peer (called
+// on the I/O thread), the peer's death, and the effects of any close (wake receivers, fail senders,
+// run the callback's endmarker, wake close waiters).
+
+extension Channel {
+    /// What a close leaves to do after unlocking.
+    struct CloseEffects {
+        var notifyPeer = false
+        var receivers: [(ReceiveWaiter, any Error)] = []
+        var senders: [SendWaiter] = []
+        var scheduleEnd = false
+        var closeWaiters: [(CloseWaiter, Result<Void, any Error>)] = []
+        var forget = false
+    }
+
+    /// Collects, under the lock, what a transition to "ended" must do.
+    func takeCloseEffects(_ state: inout ChannelState, notifyPeer: Bool) -> CloseEffects {
+        var effects = CloseEffects()
+        effects.notifyPeer = notifyPeer
+        if state.items.isEmpty {
+            while let receiver = state.receivers.popFirst() {
+                effects.receivers.append((receiver, endError(state.takeEnd())))
+            }
+        }
+        if !state.senders.isEmpty {
+            effects.senders = Array(state.senders)
+            state.senders.removeAll()
+        }
+        if state.callback != nil && !state.endmarkerDelivered {
+            effects.scheduleEnd = true
+        }
+        effects.closeWaiters = takeCloseWaiters(&state)
+        effects.forget = state.localClosed && state.remoteClosed
+        return effects
+    }
+
+    /// Takes the close waiters if the channel now counts as closed; the first gets a pending remote error.
+    func takeCloseWaiters(_ state: inout ChannelState) -> [(CloseWaiter, Result<Void, any Error>)] {
+        guard state.isClosed, !state.closeWaiters.isEmpty else { return [] }
+        var result: [(CloseWaiter, Result<Void, any Error>)] = []
+        for waiter in state.closeWaiters {
+            if let error = state.pendingError {
+                state.pendingError = nil
+                result.append((waiter, .failure(error)))
+            } else {
+                result.append((waiter, .success(())))
+            }
+        }
+        state.closeWaiters = []
+        return result
+    }
+
+    /// Carries out close effects, outside the lock.
+    func perform(_ effects: CloseEffects) {
+        for (receiver, error) in effects.receivers { receiver.resume(.failure(error)) }
+        for sender in effects.senders {
+            sender.resume(.failure(ExecnetError(.invalidState, "channel \(id) closed while sending",
+                                                gatewayID: gatewayID, channelID: id)))
+        }
+        if effects.scheduleEnd { scheduleEndmarker() }
+        for (waiter, result) in effects.closeWaiters { waiter.resume(result) }
+        if effects.forget { connection.forget(self) }
+    }
+
+    // MARK: - From the peer (I/O thread)
+
+    /// An item arrived from the peer.
+    func deliver(_ payload: [UInt8]) {
+        let handoff = state.withLock { state -> (ReceiveWaiter, (messages: Int, bytes: Int)?)? in
+            if state.localClosed || state.remoteClosed {
+                // This side closed it (the user no longer wants items) or the peer broke protocol.
+                return nil
+            }
+            if let registration = state.callback {
+                // Submitted under the lock so callback order is arrival order.
+                submitCallbackItem(payload, registration)
+                return nil
+            }
+            if let receiver = state.receivers.popFirst() {
+                return (receiver, state.consume(bytes: payload.count))
+            }
+            state.items.append(payload)
+            return nil
+        }
+        if let (receiver, grant) = handoff {
+            sendCredit(grant)
+            receiver.resume(.success(payload))
+        }
+    }
+
+    /// The peer closed the channel, with an error or without.
+    func remoteClosed(error: RemoteError?) {
+        let effects = state.withLock { state -> CloseEffects? in
+            if state.remoteClosed { return nil }
+            state.remoteClosed = true
+            if !state.localClosed { state.pendingError = error }
+            return takeCloseEffects(&state, notifyPeer: false)
+        }
+        if let effects { perform(effects) }
+    }
+
+    /// The peer (its worker) is gone: the channel ends with `error` unless it already ended.
+    func markPeerEnded(_ error: RemoteError?) {
+        remoteClosed(error: error)
+    }
+
+    /// The peer consumed items and granted more window.
+    func grantCredit(messages: Int, bytes: Int) {
+        let outcome = state.withLock { $0.grant(messages: messages, bytes: bytes) }
+        for sender in outcome.wake { sender.resume(.success(())) }
+    }
+
+    // MARK: - Callbacks
+
+    /// Queues one item for the callback thread. Called with the state lock held.
+    private func submitCallbackItem(_ payload: [UInt8], _ registration: CallbackRegistration) {
+        SerialWorkQueue.callbacks.submit { [self] in
+            let (run, grant) = state.withLock { state -> (Bool, (messages: Int, bytes: Int)?) in
+                if state.localClosed { return (false, nil) }
+                return (true, state.remoteClosed ? nil : state.consume(bytes: payload.count))
+            }
+            sendCredit(grant)
+            guard run else { return }
+            do {
+                try registration.callback(try connection.decode(payload))
+            } catch {
+                connection.logger.debug("callback on channel \(id) threw: \(error)")
+                closeLocally(error: "callback on channel \(id) raised: \(error)")
+            }
+        }
+    }
+
+    /// Queues the endmarker step: deliver the endmarker once, then count the channel as closed.
+    private func scheduleEndmarker() {
+        SerialWorkQueue.callbacks.submit { [self] in
+            let registration = state.withLock { state -> CallbackRegistration? in
+                if state.endmarkerDelivered { return nil }
+                state.endmarkerDelivered = true
+                return state.callback
+            }
+            if let registration, let endmarker = registration.endmarker {
+                do { try registration.callback(endmarker) } catch {
+                    connection.logger.debug("endmarker callback on channel \(id) threw: \(error)")
+                }
+            }
+            registration?.onEnd?()
+            let waiters = state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
+                state.callbackDrained = true
+                return takeCloseWaiters(&state)
+            }
+            for (waiter, result) in waiters { waiter.resume(result) }
+        }
+    }
+
+    /// Registers a callback that receives every item, on the callback thread, in order.
+    ///
+    /// Items that already arrived are replayed to it first; afterwards ``receive(timeout:)`` is
+    /// refused. Callbacks must not block for long: they share one thread. A callback that throws
+    /// closes the channel with an error that the other side receives.
+    ///
+    /// - Parameter callback: Called with each item.
+    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
+    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void) throws {
+        try register(CallbackRegistration(callback: callback, endmarker: nil))
+    }
+
+    /// Registers a callback, and an endmarker that the callback receives exactly once when the
+    /// channel ends (also if it had already ended).
+    ///
+    /// `setCallback(f, endmarker: nil)` delivers the none value at the end; ``setCallback(_:)``
+    /// delivers nothing.
+    ///
+    /// - Parameters:
+    ///   - callback: Called with each item, then with the endmarker.
+    ///   - endmarker: The value passed to `callback` when the channel ends.
+    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
+    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void, endmarker: Value) throws {
+        try register(CallbackRegistration(callback: callback, endmarker: endmarker))
+    }
+
+    func register(_ registration: CallbackRegistration) throws {
+        try state.withLock { state in
+            if state.callback != nil {
+                throw ExecnetError(.invalidState, "channel \(id) already has a callback",
+                                   gatewayID: gatewayID, channelID: id)
+            }
+            state.callback = registration
+            let queued = state.items
+            state.items.removeAll()
+            for payload in queued { submitCallbackItem(payload, registration) }
+            if state.isEnded { scheduleEndmarker() }
+        }
+    }
+
+    // MARK: - Waiting for the close
+
+    /// Waits until the channel is closed.
+    ///
+    /// With a callback, this returns only after every item and the endmarker were delivered.
+    ///
+    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
+    /// - Throws: ``RemoteError`` if the peer closed with an error that was not yet reported;
+    ///   ``ExecnetError`` `timeout`; `CancellationError`.
+    public func waitClose(timeout: Duration? = nil) async throws {
+        let waiterID = nextWaiterID()
+        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let timer: Task<Void, Never>? = deadline.map { deadline in
+            Task { [weak self] in
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if Task.isCancelled { return }
+                self?.expireCloseWaiter(waiterID, timeout: timeout!)
+            }
+        }
+        defer { timer?.cancel() }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let immediate: Result<Void, any Error>? = state.withLock { state in
+                    if state.isClosed {
+                        if let error = state.pendingError {
+                            state.pendingError = nil
+                            return .failure(error)
+                        }
+                        return .success(())
+                    }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if let deadline, ContinuousClock.now >= deadline {
+                        return .failure(ExecnetError(.timeout, "channel \(id) did not close within \(timeout!)",
+                                                     gatewayID: gatewayID, channelID: id))
+                    }
+                    state.closeWaiters.append(.async(id: waiterID, continuation))
+                    return nil
+                }
+                if let immediate { continuation.resume(with: immediate) }
+            }
+        } onCancel: {
+            removeCloseWaiter(waiterID)?.resume(.failure(CancellationError()))
+        }
+    }
+
+    /// Waits until the channel is closed, blocking the calling thread.
+    ///
+    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
+    /// - Throws: As ``waitClose(timeout:)``.
+    /// - Important: Blocks the calling thread.
+    @available(*, noasync, message: "blocks the calling thread; use waitClose(timeout:)")
+    public func waitCloseBlocking(timeout: Duration? = nil) throws {
+        let waiterID = nextWaiterID()
+        let outcome = BlockingOutcome<Void>()
+        let immediate: Result<Void, any Error>? = state.withLock { state in
+            if state.isClosed {
+                if let error = state.pendingError {
+                    state.pendingError = nil
+                    return .failure(error)
+                }
+                return .success(())
+            }
+            state.closeWaiters.append(.blocking(id: waiterID, outcome))
+            return nil
+        }
+        if let immediate { return try immediate.get() }
+        if let result = outcome.wait(deadline: timeout.map { ContinuousClock.now.advanced(by: $0) }) {
+            return try result.get()
+        }
+        if removeCloseWaiter(waiterID) != nil {
+            throw ExecnetError(.timeout, "channel \(id) did not close within \(timeout!)",
+                               gatewayID: gatewayID, channelID: id)
+        }
+        try outcome.wait(deadline: nil)!.get()
+    }
+
+    private func removeCloseWaiter(_ waiterID: Int) -> CloseWaiter? {
+        state.withLock { state -> CloseWaiter? in
+            guard let index = state.closeWaiters.firstIndex(where: { $0.id == waiterID }) else { return nil }
+            return state.closeWaiters.remove(at: index)
+        }
+    }
+
+    private func expireCloseWaiter(_ waiterID: Int, timeout: Duration) {
+        removeCloseWaiter(waiterID)?.resume(.failure(
+            ExecnetError(.timeout, "channel \(id) did not close within \(timeout)", gatewayID: gatewayID, channelID: id)))
+    }
+}

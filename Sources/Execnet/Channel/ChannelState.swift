@@ -1,0 +1,190 @@
+// The state of one channel end: buffered items, waiting receivers and senders, close state, the
+// callback and the credit window. A pure struct: it is kept in a Mutex by Channel, every event is a
+// mutating method, and what must happen outside the lock (resume, wake, send) is returned.
+
+import DequeModule
+
+/// The flow-control window: how much a sender may have in flight on one channel before the
+/// receiver has consumed it. The receiver grants credit back as its user takes items.
+enum FlowWindow {
+    /// Messages a sender may have unconsumed at the receiver.
+    static let messages = 1024
+    /// Bytes a sender may have unconsumed at the receiver (a single larger message may still go
+    /// when nothing else is in flight).
+    static let bytes = 16 << 20
+}
+
+/// How a receive ends when it gets no item.
+enum ChannelEnd: Sendable {
+    /// The remote error, reported once.
+    case remoteError(RemoteError)
+    /// Nothing more will come.
+    case endOfChannel
+}
+
+/// A receiver waiting for an item.
+enum ReceiveWaiter {
+    case async(id: Int, CheckedContinuation<[UInt8], any Error>)
+    case blocking(id: Int, BlockingOutcome<[UInt8]>)
+
+    var id: Int {
+        switch self {
+        case .async(let id, _), .blocking(let id, _): id
+        }
+    }
+
+    func resume(_ result: Result<[UInt8], any Error>) {
+        switch self {
+        case .async(_, let continuation): continuation.resume(with: result)
+        case .blocking(_, let outcome): outcome.fulfil(result)
+        }
+    }
+}
+
+/// A sender waiting for credit.
+enum SendWaiter {
+    case async(id: Int, bytes: Int, CheckedContinuation<Void, any Error>)
+    case blocking(id: Int, bytes: Int, BlockingOutcome<Void>)
+
+    var id: Int {
+        switch self {
+        case .async(let id, _, _), .blocking(let id, _, _): id
+        }
+    }
+
+    var bytes: Int {
+        switch self {
+        case .async(_, let bytes, _), .blocking(_, let bytes, _): bytes
+        }
+    }
+
+    func resume(_ result: Result<Void, any Error>) {
+        switch self {
+        case .async(_, _, let continuation): continuation.resume(with: result)
+        case .blocking(_, _, let outcome): outcome.fulfil(result)
+        }
+    }
+}
+
+/// A waiter for the channel to close.
+enum CloseWaiter {
+    case async(id: Int, CheckedContinuation<Void, any Error>)
+    case blocking(id: Int, BlockingOutcome<Void>)
+
+    var id: Int {
+        switch self {
+        case .async(let id, _), .blocking(let id, _): id
+        }
+    }
+
+    func resume(_ result: Result<Void, any Error>) {
+        switch self {
+        case .async(_, let continuation): continuation.resume(with: result)
+        case .blocking(_, let outcome): outcome.fulfil(result)
+        }
+    }
+}
+
+/// A callback registered with `setCallback`, and its endmarker if one was given.
+struct CallbackRegistration: Sendable {
+    let callback: @Sendable (Value) throws -> Void
+    /// `nil`: no endmarker. `.some(.none)`: the none value is the endmarker.
+    let endmarker: Value?
+    /// Runs after the endmarker step, once (receive queues count ended channels with it).
+    var onEnd: (@Sendable () -> Void)? = nil
+}
+
+/// Outcomes of a credit grant that arrived: the senders it unblocks.
+struct CreditOutcome {
+    var wake: [SendWaiter] = []
+}
+
+/// The mutable state of a channel end. See the file comment.
+struct ChannelState {
+    // MARK: Receive side
+    /// Items that arrived and were not yet taken, as raw payloads (decoded by the taker).
+    var items: Deque<[UInt8]> = []
+    /// Receivers waiting for an item, oldest first.
+    var receivers: Deque<ReceiveWaiter> = []
+    /// Consumed since the last credit grant to the peer.
+    var consumedMessages = 0
+    var consumedBytes = 0
+
+    // MARK: Close state
+    /// This side closed the channel (or the gateway ended).
+    var localClosed = false
+    /// The peer closed the channel, or its worker died.
+    var remoteClosed = false
+    /// The error the peer closed with, until it is reported once.
+    var pendingError: RemoteError?
+    /// With a callback: the endmarker step ran, so the channel counts as closed.
+    var callbackDrained = false
+    /// Waiters for the channel to be closed.
+    var closeWaiters: [CloseWaiter] = []
+
+    // MARK: Callback
+    var callback: CallbackRegistration?
+    /// The endmarker was delivered (exactly once).
+    var endmarkerDelivered = false
+
+    // MARK: Send side
+    /// Credit left to send: messages and bytes.
+    var sendMessages = FlowWindow.messages
+    var sendBytes = FlowWindow.bytes
+    /// Senders waiting for credit, oldest first.
+    var senders: Deque<SendWaiter> = []
+
+    /// Whether nothing more will arrive: the peer closed, or this side closed.
+    var isEnded: Bool { remoteClosed || localClosed }
+
+    /// Whether the channel counts as closed for `isClosed` and `waitClose`.
+    var isClosed: Bool {
+        if localClosed { return true }
+        guard remoteClosed else { return false }
+        return callback == nil || callbackDrained
+    }
+
+    /// How a receive ends now that no item is left; the remote error is reported once.
+    mutating func takeEnd() -> ChannelEnd {
+        if let error = pendingError {
+            pendingError = nil
+            return .remoteError(error)
+        }
+        return .endOfChannel
+    }
+
+    /// Whether a message of `bytes` may be sent now.
+    func hasCredit(for bytes: Int) -> Bool {
+        sendMessages > 0 && (sendBytes >= bytes || sendBytes >= FlowWindow.bytes)
+    }
+
+    /// Takes credit for one message of `bytes`.
+    mutating func takeCredit(_ bytes: Int) {
+        sendMessages -= 1
+        sendBytes -= bytes
+    }
+
+    /// Adds credit granted by the peer and returns the senders that may now go, in order.
+    mutating func grant(messages: Int, bytes: Int) -> CreditOutcome {
+        sendMessages += messages
+        sendBytes += bytes
+        var outcome = CreditOutcome()
+        while let next = senders.first, hasCredit(for: next.bytes) {
+            senders.removeFirst()
+            takeCredit(next.bytes)
+            outcome.wake.append(next)
+        }
+        return outcome
+    }
+
+    /// Counts a consumed item; returns the grant to send to the peer once half a window is consumed.
+    mutating func consume(bytes: Int) -> (messages: Int, bytes: Int)? {
+        consumedMessages += 1
+        consumedBytes += bytes
+        guard consumedMessages >= FlowWindow.messages / 2 || consumedBytes >= FlowWindow.bytes / 2 else {
+            return nil
+        }
+        defer { consumedMessages = 0; consumedBytes = 0 }
+        return (consumedMessages, consumedBytes)
+    }
+}

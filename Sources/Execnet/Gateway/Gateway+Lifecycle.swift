@@ -1,0 +1,118 @@
+// How a gateway moves through its life: launch and the wait for the worker's hello, then the
+// hub's notifications (hello, bye, process exit) that it receives on the I/O thread.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the hub needs to start a worker for a gateway.
+struct WorkerLaunch: Sendable {
+    let gateway: Gateway
+    let executable: String
+    let environment: [String]
+}
+
+extension Gateway {
+    /// Starts the worker and waits for its hello.
+    ///
+    /// - Throws: ``ExecnetError`` `timeout` if no hello came in time (the process is killed),
+    ///   `workerDied` if it exited first, `protocolVersionMismatch`, `workerNotFound`, `transport`.
+    func start(timeout: Duration) async throws {
+        let executable = try WorkerProcess.resolveExecutable(spec: spec)
+        var environment = WorkerProcess.currentEnvironment().filter { entry in
+            !entry.hasPrefix("EXECNET_WORKER_MODE=") && !entry.hasPrefix("EXECNET_ENDPOINT=")
+        }
+        for (name, value) in spec.environment {
+            environment.removeAll { $0.hasPrefix(name + "=") }
+            environment.append("\(name)=\(value)")
+        }
+        environment.append("EXECNET_WORKER_MODE=1")
+        environment.append("EXECNET_ENDPOINT=\(runtime.endpoint)")
+        environment.append("EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))")
+        environment.append("EXECNET_GATEWAY_ID=\(id)")
+        environment.append("EXECNET_PARENT_PID=\(getpid())")
+        if let chdir = spec.chdir { environment.append("EXECNET_CHDIR=\(chdir)") }
+        if let nice = spec.nice { environment.append("EXECNET_NICE=\(nice)") }
+        let launch = WorkerLaunch(gateway: self, executable: executable, environment: environment)
+
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            if Task.isCancelled { return }
+            self?.startTimedOut(timeout)
+        }
+        defer { timer.cancel() }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            state.withLock { $0.startWaiter = continuation }
+            if !runtime.io.submit(.launch(launch)) {
+                failStart(ExecnetError(.invalidState, "the execnet runtime has shut down", gatewayID: id))
+            }
+        }
+    }
+
+    private func startTimedOut(_ timeout: Duration) {
+        let stillStarting = state.withLock { state -> Bool in
+            if case .starting = state.phase { return state.startWaiter != nil }
+            return false
+        }
+        guard stillStarting else { return }
+        failStart(ExecnetError(.timeout, "worker did not say hello within \(timeout)", gatewayID: id))
+        kill(signal: SIGKILL)
+    }
+
+    // MARK: - From the hub (I/O thread)
+
+    /// The process started.
+    func spawned(pid: pid_t) {
+        state.withLock { $0.pid = pid }
+    }
+
+    /// Start-up failed; the caller of ``start(timeout:)`` gets `error`.
+    func failStart(_ error: any Error) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.startFailure = state.startFailure ?? error
+            defer { state.startWaiter = nil }
+            return state.startWaiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    /// The worker said hello.
+    func helloReceived(_ info: RemoteInfo) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.info = info
+            if case .starting = state.phase { state.phase = .running }
+            defer { state.startWaiter = nil }
+            return state.startWaiter
+        }
+        waiter?.resume()
+    }
+
+    /// The worker said bye: everything it sent has arrived, and it is exiting.
+    func byeReceived() {
+        state.withLock { state in
+            state.byeReceived = true
+            if case .running = state.phase { state.phase = .exiting }
+        }
+        connection.peerEnded(nil)
+    }
+
+    /// The process has exited and was reaped.
+    func processExited(_ exit: WorkerExit) {
+        let (waiters, bye, startWaiter) = state.withLock { state in
+            state.phase = .exited(exit)
+            let waiters = state.exitWaiters.map(\.1)
+            state.exitWaiters = []
+            let startWaiter = state.startWaiter
+            state.startWaiter = nil
+            return (waiters, state.byeReceived || state.exitRequested, startWaiter)
+        }
+        startWaiter?.resume(throwing: ExecnetError(
+            .workerDied, "worker \(exit) before it said hello", gatewayID: id))
+        if bye {
+            connection.peerEnded(nil)
+        } else {
+            connection.peerEnded(RemoteError("worker of gateway \(id) \(exit)", gatewayID: id, exit: exit))
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}

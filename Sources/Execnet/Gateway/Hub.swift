@@ -1,0 +1,281 @@
+// The client's embedded hub: a ROUTER bound to a private ipc endpoint, on the I/O thread. It
+// launches workers, routes their frames to gateway connections, watches each worker's pidfd and
+// forwards its stdout/stderr. Everything here runs on the I/O thread only.
+
+import CExecnetShims
+import DequeModule
+import Logging
+import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Commands to the hub.
+enum HubCommand: Sendable {
+    /// Send a message to the worker with this routing id.
+    case send(routingID: [UInt8], message: WireMessage)
+    /// Spawn a worker for a gateway.
+    case launch(WorkerLaunch)
+    /// Send a signal to a gateway's worker process.
+    case signal(routingID: [UInt8], signal: Int32)
+}
+
+/// Which output stream of a worker a chunk came from.
+public enum WorkerOutputStream: Sendable {
+    case stdout
+    case stderr
+}
+
+/// The hub role of the client's I/O thread. See the file comment.
+final class Hub: IOThreadRole {
+    typealias Command = HubCommand
+
+    private struct Peer {
+        let gateway: Gateway
+        var pidfd: Int32 = -1
+        var pid: pid_t = 0
+        var outputFDs: [Int32] = []
+    }
+
+    let endpoint: String
+    let logger: Logger
+    let outputHandler: @Sendable (String, WorkerOutputStream, [UInt8]) -> Void
+    private let context: ZMQContext
+    private var router: ZMQSocket?
+    private var peers: [[UInt8]: Peer] = [:]
+    /// Messages that met a full pipe, per peer, oldest first.
+    private var backlog: [[UInt8]: Deque<[[UInt8]]>] = [:]
+    /// Partial output lines per pipe fd.
+    private var partialLines: [Int32: [UInt8]] = [:]
+    /// The loop this role runs on (set in setUp).
+    private weak var loop: IOLoop?
+
+    init(endpoint: String, context: ZMQContext, logger: Logger,
+         outputHandler: @escaping @Sendable (String, WorkerOutputStream, [UInt8]) -> Void) {
+        self.endpoint = endpoint
+        self.context = context
+        self.logger = logger
+        self.outputHandler = outputHandler
+    }
+
+    // MARK: - IOThreadRole
+
+    func setUp(_ loop: IOLoop) throws {
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.setRouterMandatory(true)
+        try router.setLinger(milliseconds: 0)
+        try router.setSendHighWaterMark(0)
+        try router.setReceiveHighWaterMark(0)
+        try router.bind(endpoint)
+        self.router = router
+        self.loop = loop
+        loop.addSocket(router) { [unowned self] in self.handleRouter() }
+    }
+
+    func handle(_ command: HubCommand, _ loop: IOLoop) {
+        switch command {
+        case .send(let routingID, let message):
+            send(message.frames, to: routingID, loop)
+        case .launch(let launch):
+            handleLaunch(launch, loop)
+        case .signal(let routingID, let signal):
+            if let peer = peers[routingID], peer.pidfd >= 0 {
+                _ = cexecnetSignal(peer.pidfd, signal)
+            }
+        }
+    }
+
+    func afterWakeUp(_ loop: IOLoop) {
+        guard !backlog.isEmpty else { return }
+        flushBacklog(loop)
+    }
+
+    func tearDown(_ loop: IOLoop) {
+        for (_, peer) in peers where peer.pidfd >= 0 {
+            _ = cexecnetSignal(peer.pidfd, SIGKILL)
+        }
+        router?.close()
+        router = nil
+    }
+
+    // MARK: - Sending
+
+    private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
+        if backlog[routingID] != nil {
+            backlog[routingID]!.append(frames)
+            return
+        }
+        guard let router else { return }
+        do {
+            if try !router.send([routingID] + frames, dontWait: true) {
+                backlog[routingID, default: []].append(frames)
+                loop.retryInterval = .milliseconds(1)
+            }
+        } catch let error as ZMQError where error.isHostUnreachable {
+            logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+        } catch {
+            logger.error("ROUTER send failed: \(error)")
+        }
+    }
+
+    private func flushBacklog(_ loop: IOLoop) {
+        guard let router else { return }
+        for routingID in Array(backlog.keys) {
+            while let frames = backlog[routingID]?.first {
+                do {
+                    if try !router.send([routingID] + frames, dontWait: true) { break }
+                } catch {
+                    logger.debug("dropped backlog for a gone peer: \(error)")
+                    backlog[routingID] = nil
+                    break
+                }
+                backlog[routingID]!.removeFirst()
+            }
+            if backlog[routingID]?.isEmpty == true { backlog[routingID] = nil }
+        }
+        loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
+    }
+
+    // MARK: - Receiving
+
+    /// Drains the ROUTER: each message is a routing id and three protocol frames.
+    private func handleRouter() {
+        guard let router else { return }
+        // A budget keeps the mailbox and pidfds served under a flood.
+        for _ in 0..<512 {
+            let frames: [[UInt8]]
+            do {
+                guard let received = try router.receive(dontWait: true) else { return }
+                frames = received
+            } catch {
+                logger.error("ROUTER receive failed: \(error)")
+                return
+            }
+            guard let routingID = frames.first, let peer = peers[routingID] else {
+                logger.warning("dropped a message from an unknown peer \(hexDump(frames.first ?? []))")
+                continue
+            }
+            let message: WireMessage
+            do {
+                message = try WireMessage.parse(frames.dropFirst())
+            } catch {
+                logger.warning("dropped a malformed message from \(peer.gateway.id): \(error)")
+                continue
+            }
+            switch message.type {
+            case .hello:
+                handleHello(message, peer.gateway)
+            case .bye:
+                if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
+                peer.gateway.byeReceived()
+            case .data, .close, .closeError, .credit:
+                peer.gateway.connection.dispatch(message)
+            default:
+                logger.warning("dropped \(message.type) from worker \(peer.gateway.id): not a worker message")
+            }
+        }
+    }
+
+    private func handleHello(_ message: WireMessage, _ gateway: Gateway) {
+        guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
+            logger.warning("malformed hello from \(gateway.id): \(hexDump(message.payload))")
+            return
+        }
+        func text(_ key: String) -> String {
+            if case .string(let value)? = dict[.string(key)] { return value }
+            return ""
+        }
+        guard case .int(let version)? = dict[.string("protocol")], version == wireProtocolVersion else {
+            let theirs = dict[.string("protocol")].map { "\($0)" } ?? "none"
+            gateway.failStart(ExecnetError(
+                .protocolVersionMismatch,
+                "worker speaks protocol version \(theirs), this client speaks version \(wireProtocolVersion)",
+                gatewayID: gateway.id))
+            gateway.kill(signal: SIGKILL)
+            return
+        }
+        var pid: Int64 = 0
+        if case .int(let value)? = dict[.string("pid")] { pid = value }
+        gateway.helloReceived(RemoteInfo(
+            pid: pid, cwd: text("cwd"), hostname: text("hostname"),
+            executable: text("executable"), platform: text("platform")))
+    }
+
+    // MARK: - Processes
+
+    private func handleLaunch(_ launch: WorkerLaunch, _ loop: IOLoop) {
+        let gateway = launch.gateway
+        let spawned: SpawnedWorker
+        do {
+            spawned = try WorkerProcess.spawn(
+                executable: launch.executable, arguments: [], environment: launch.environment)
+        } catch {
+            gateway.failStart(error)
+            return
+        }
+        gateway.spawned(pid: spawned.pid)
+        peers[gateway.routingID] = Peer(
+            gateway: gateway, pidfd: spawned.pidfd, pid: spawned.pid, outputFDs: [spawned.stdout, spawned.stderr])
+        loop.addFileDescriptor(spawned.pidfd) { [unowned self, unowned loop] in
+            self.handleExit(gateway.routingID, loop)
+        }
+        for (fd, stream) in [(spawned.stdout, WorkerOutputStream.stdout), (spawned.stderr, .stderr)] {
+            loop.addFileDescriptor(fd) { [unowned self, unowned loop] in
+                self.handleOutput(fd, stream, gateway, loop)
+            }
+        }
+    }
+
+    private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
+        guard let found = peers[routingID], found.pidfd >= 0 else { return }
+        guard let exit = WorkerProcess.reap(pidfd: found.pidfd) else { return }
+        // Whatever the worker sent before it died is taken first.
+        handleRouter()
+        for (index, fd) in found.outputFDs.enumerated() where peers[routingID]?.outputFDs.contains(fd) == true {
+            handleOutput(fd, index == 0 ? .stdout : .stderr, found.gateway, loop)
+        }
+        var peer = peers[routingID] ?? found
+        loop.removeFileDescriptor(peer.pidfd)
+        close(peer.pidfd)
+        peer.pidfd = -1
+        peers[routingID] = nil
+        backlog[routingID] = nil
+        logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
+        peer.gateway.processExited(exit)
+    }
+
+    private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gateway: Gateway, _ loop: IOLoop) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                var pending = partialLines[fd, default: []]
+                pending.append(contentsOf: buffer[0..<count])
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    outputHandler(gateway.id, stream, Array(pending[..<newline]))
+                    pending.removeSubrange(...newline)
+                }
+                partialLines[fd] = pending
+                continue
+            }
+            if count < 0 && (errno == EINTR) { continue }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            // End of file (or an error): flush the last partial line and stop watching.
+            if let rest = partialLines.removeValue(forKey: fd), !rest.isEmpty {
+                outputHandler(gateway.id, stream, rest)
+            }
+            loop.removeFileDescriptor(fd)
+            close(fd)
+            if var peer = peers[gateway.routingID] {
+                peer.outputFDs.removeAll { $0 == fd }
+                peers[gateway.routingID] = peer
+            }
+            return
+        }
+    }
+}
+
+/// Sends a signal through a pidfd.
+func cexecnetSignal(_ pidfd: Int32, _ signal: Int32) -> Int32 {
+    cexecnet_pidfd_send_signal(pidfd, signal)
+}

@@ -1,0 +1,96 @@
+// Gateway specs in execnet's syntax: `popen//id=gw3//chdir=/tmp//env:NAME=value`. Parsing only.
+
+import OrderedCollections
+
+/// A gateway specification, parsed with execnet's rules.
+///
+/// A spec is `key=value` or bare `key` parts joined by `//`. A bare key means `true`. Keys with a
+/// leading underscore, and any key given twice, are errors. Supported keys: `popen` (the gateway
+/// type), `id`, `chdir` (created if missing), `nice`, `env:NAME=value`, `worker=PATH`
+/// (`worker=self` re-executes this program; see ``WorkerMain``). `ssh=` and `socket=` are refused:
+/// gateways on other hosts go through a broker.
+public struct XSpec: Sendable, Hashable, CustomStringConvertible {
+    /// The spec as written.
+    public let text: String
+    /// The gateway type (`popen`).
+    public let type: String
+    /// The gateway id, if the spec sets one.
+    public let id: String?
+    /// The working directory for the worker, created if missing.
+    public let chdir: String?
+    /// The niceness increment for the worker.
+    public let nice: Int32?
+    /// Environment variables set in the worker, in spec order.
+    public let environment: OrderedDictionary<String, String>
+    /// The worker executable, if the spec names one.
+    public let worker: String?
+
+    /// Parses a spec.
+    ///
+    /// - Parameter text: The spec, e.g. `popen//id=w1//env:MODE=fast`.
+    /// - Throws: ``ExecnetError`` `invalidSpec` naming the offending part.
+    public init(_ text: String) throws {
+        self.text = text
+        var seen = Set<String>()
+        var type: String?
+        var id: String?, chdir: String?, nice: Int32?, worker: String?
+        var environment = OrderedDictionary<String, String>()
+        func fail(_ why: String) -> ExecnetError {
+            ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': \(why)")
+        }
+        let parts = text.split(separator: "//", omittingEmptySubsequences: false).map(String.init)
+        for part in parts {
+            guard !part.isEmpty else { throw fail("empty part") }
+            let key: String, value: String?
+            if let eq = part.firstIndex(of: "=") {
+                key = String(part[..<eq])
+                value = String(part[part.index(after: eq)...])
+            } else {
+                key = part
+                value = nil
+            }
+            guard !key.isEmpty else { throw fail("empty key in '\(part)'") }
+            guard !key.hasPrefix("_") else { throw fail("keys may not start with '_' ('\(key)')") }
+            guard seen.insert(key).inserted else { throw fail("duplicate key '\(key)'") }
+            if key.hasPrefix("env:") {
+                let name = String(key.dropFirst(4))
+                guard !name.isEmpty, !name.contains("=") else { throw fail("bad environment variable name in '\(part)'") }
+                environment[name] = value ?? ""
+                continue
+            }
+            switch key {
+            case "popen":
+                guard value == nil else { throw fail("popen takes no value") }
+                guard type == nil else { throw fail("more than one gateway type") }
+                type = "popen"
+            case "python":
+                throw fail("'python' does not apply: workers are Swift executables; use worker=PATH")
+            case "ssh", "socket", "vagrant_ssh":
+                throw fail("'\(key)' gateways are not supported here; for other hosts, use a broker gateway (see README: Running across hosts)")
+            case "id":
+                guard let value, !value.isEmpty else { throw fail("id needs a value") }
+                id = value
+            case "chdir":
+                guard let value, !value.isEmpty else { throw fail("chdir needs a value") }
+                chdir = value
+            case "nice":
+                guard let value, let parsed = Int32(value) else { throw fail("nice needs an integer") }
+                nice = parsed
+            case "worker":
+                guard let value, !value.isEmpty else { throw fail("worker needs a path") }
+                worker = value
+            default:
+                throw fail("unknown key '\(key)' (a gateway type must be popen)")
+            }
+        }
+        guard let type else { throw fail("no gateway type (expected popen)") }
+        self.type = type
+        self.id = id
+        self.chdir = chdir
+        self.nice = nice
+        self.environment = environment
+        self.worker = worker
+    }
+
+    public var description: String { text }
+}

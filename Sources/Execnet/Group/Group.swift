@@ -1,0 +1,251 @@
+// Group: the gateways a program made, by index and id; fan-out of a task to all of them; and
+// termination: ask every worker to exit, kill what is left after the timeout, and end every
+// channel of every dead peer so receive queues get their endmarkers.
+
+import OrderedCollections
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How one gateway ended in ``Group/terminate(timeout:)``.
+public struct TerminationReport: Sendable, Hashable, CustomStringConvertible {
+    /// How the worker was stopped.
+    public enum Outcome: Sendable, Hashable {
+        /// It exited after being asked (or had exited before).
+        case exited(WorkerExit)
+        /// It was still alive after the timeout and was killed.
+        case killed(WorkerExit)
+        /// It was killed but had not been reaped when terminate returned (never reported as gone).
+        case stillRunning
+    }
+    /// The gateway's id.
+    public let gatewayID: String
+    /// What happened to its worker.
+    public let outcome: Outcome
+
+    public var description: String { "\(gatewayID): \(outcome)" }
+}
+
+/// A set of gateways (execnet's `Group`).
+///
+/// Gateways get ids `gw0`, `gw1`, … unless their spec sets `id`. A gateway whose worker died stays
+/// in the group, with its exit status, until ``terminate(timeout:)``.
+public final class Group: Sendable {
+    private struct State {
+        var gateways: [Gateway] = []
+        var nextNumber = 0
+    }
+    private let state = Mutex(State())
+    private let runtime: ClientRuntime
+
+    /// An empty group.
+    ///
+    /// - Throws: ``ExecnetError`` `transport` if the embedded hub cannot start.
+    public init() throws {
+        runtime = try ClientRuntime.current()
+    }
+
+    /// A group with one gateway per spec, started in parallel.
+    ///
+    /// - Parameters:
+    ///   - specs: Gateway specs, e.g. `["popen", "popen"]`.
+    ///   - startupTimeout: How long each worker may take to say hello.
+    /// - Throws: The first start-up error; gateways that did start are terminated.
+    public convenience init(_ specs: [String], startupTimeout: Duration = .seconds(30)) async throws {
+        try self.init()
+        let parsed = try specs.map { try XSpec($0) }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for spec in parsed {
+                    let gateway = try reserve(spec)
+                    group.addTask { try await gateway.start(timeout: startupTimeout) }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            await terminate(timeout: .seconds(1))
+            throw error
+        }
+    }
+
+    /// Makes a gateway in this group and waits until its worker is ready.
+    ///
+    /// - Parameters:
+    ///   - spec: The gateway spec (default `popen`).
+    ///   - startupTimeout: How long the worker may take to say hello.
+    /// - Returns: The running gateway.
+    /// - Throws: ``ExecnetError``: `invalidSpec` (before any process starts), `workerNotFound`,
+    ///   `timeout`, `workerDied`, `protocolVersionMismatch`.
+    public func makeGateway(_ spec: String = "popen", startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
+        let gateway = try reserve(try XSpec(spec))
+        do {
+            try await gateway.start(timeout: startupTimeout)
+        } catch {
+            remove(gateway)
+            gateway.kill(signal: SIGKILL)
+            throw error
+        }
+        return gateway
+    }
+
+    /// Creates a gateway object with its id and adds it to the group, before its worker starts.
+    private func reserve(_ spec: XSpec) throws -> Gateway {
+        let gateway = try state.withLock { state -> Gateway in
+            var id: String
+            if let given = spec.id {
+                guard !state.gateways.contains(where: { $0.id == given }) else {
+                    throw ExecnetError(.invalidSpec, "gateway id '\(given)' is already in use in this group")
+                }
+                id = given
+            } else {
+                repeat {
+                    id = "gw\(state.nextNumber)"
+                    state.nextNumber += 1
+                } while state.gateways.contains(where: { $0.id == id })
+            }
+            let gateway = Gateway(id: id, spec: spec, routingID: runtime.nextRoutingID(for: id), runtime: runtime)
+            state.gateways.append(gateway)
+            return gateway
+        }
+        runtime.track(gateway)
+        return gateway
+    }
+
+    private func remove(_ gateway: Gateway) {
+        state.withLock { $0.gateways.removeAll { $0 === gateway } }
+    }
+
+    // MARK: - Access
+
+    /// The gateways, in creation order.
+    public var gateways: [Gateway] { state.withLock { $0.gateways } }
+
+    /// The number of gateways.
+    public var count: Int { state.withLock { $0.gateways.count } }
+
+    /// The gateway at `index`.
+    public subscript(index: Int) -> Gateway { state.withLock { $0.gateways[index] } }
+
+    /// The gateway with id `id`, if any.
+    public subscript(id: String) -> Gateway? { state.withLock { $0.gateways.first { $0.id == id } } }
+
+    /// Whether a gateway with id `id` is in the group.
+    public func contains(_ id: String) -> Bool { self[id] != nil }
+
+    /// Whether `gateway` is in the group.
+    public func contains(_ gateway: Gateway) -> Bool { state.withLock { $0.gateways.contains { $0 === gateway } } }
+
+    /// Starts the same task in every gateway.
+    ///
+    /// - Parameters:
+    ///   - task: The task's registered name.
+    ///   - arguments: Positional arguments.
+    ///   - keywordArguments: Named arguments.
+    /// - Returns: The channels, in gateway order.
+    /// - Throws: As ``Gateway/remoteExec(_:arguments:keywordArguments:)``.
+    public func remoteExec(
+        _ task: String, arguments: [Value], keywordArguments: OrderedDictionary<String, Value> = [:]
+    ) throws -> MultiChannel {
+        MultiChannel(try gateways.map { try $0.remoteExec(task, arguments: arguments, keywordArguments: keywordArguments) })
+    }
+
+    /// Starts the same task, with positional arguments, in every gateway.
+    ///
+    /// - Parameters:
+    ///   - task: The task's registered name.
+    ///   - arguments: Positional arguments.
+    /// - Returns: The channels, in gateway order.
+    /// - Throws: As ``Gateway/remoteExec(_:arguments:keywordArguments:)``.
+    public func remoteExec(_ task: String, _ arguments: Value...) throws -> MultiChannel {
+        try remoteExec(task, arguments: arguments)
+    }
+
+    // MARK: - Termination
+
+    /// Terminates every gateway and empties the group.
+    ///
+    /// Asks every worker to exit, waits up to `timeout`, kills (SIGKILL) what is still alive, and
+    /// ends every channel of every gateway that has not ended yet, so receive queues and callbacks
+    /// get their endmarkers. Returns within `timeout` plus a small constant for the kills.
+    ///
+    /// - Parameter timeout: How long workers may take to exit before they are killed.
+    /// - Returns: One report per gateway, in group order.
+    @discardableResult
+    public func terminate(timeout: Duration = .seconds(10)) async -> [TerminationReport] {
+        let gateways = state.withLock { state -> [Gateway] in
+            let taken = state.gateways
+            state.gateways = []
+            return taken
+        }
+        for gateway in gateways { gateway.exit() }
+        let exits = await joinAll(gateways, timeout: timeout)
+        let survivors = gateways.filter { exits[ObjectIdentifier($0)] == nil }
+        for gateway in survivors { gateway.kill(signal: SIGKILL) }
+        let killed = await joinAll(survivors, timeout: .seconds(2))
+        var reports: [TerminationReport] = []
+        for gateway in gateways {
+            let key = ObjectIdentifier(gateway)
+            if let exit = exits[key] {
+                reports.append(TerminationReport(gatewayID: gateway.id, outcome: .exited(exit)))
+            } else if let exit = killed[key] {
+                reports.append(TerminationReport(gatewayID: gateway.id, outcome: .killed(exit)))
+            } else {
+                // Not reaped yet: its channels end now; it is not reported as gone.
+                gateway.connection.peerEnded(RemoteError("gateway \(gateway.id) was terminated", gatewayID: gateway.id))
+                reports.append(TerminationReport(gatewayID: gateway.id, outcome: .stillRunning))
+            }
+            if gateway.exitStatus != nil { runtime.untrack(gateway) }
+        }
+        return reports
+    }
+
+    private func joinAll(_ gateways: [Gateway], timeout: Duration) async -> [ObjectIdentifier: WorkerExit] {
+        await withTaskGroup(of: (ObjectIdentifier, WorkerExit?).self) { group in
+            for gateway in gateways {
+                group.addTask { (ObjectIdentifier(gateway), await gateway.join(timeout: timeout)) }
+            }
+            var result: [ObjectIdentifier: WorkerExit] = [:]
+            for await (key, exit) in group { if let exit { result[key] = exit } }
+            return result
+        }
+    }
+}
+
+extension Group: CustomStringConvertible {
+    /// `<Group [gw0, gw1]>`.
+    public var description: String {
+        "<Group [\(gateways.map(\.id).joined(separator: ", "))]>"
+    }
+}
+
+extension Group: Sequence {
+    /// Iterates a snapshot of the gateways.
+    public func makeIterator() -> IndexingIterator<[Gateway]> { gateways.makeIterator() }
+}
+
+/// The group that ``makeGateway(_:startupTimeout:)`` adds gateways to.
+private let defaultGroup = Mutex<Group?>(nil)
+
+/// The process's default group (execnet's `execnet.default_group`).
+///
+/// - Throws: ``ExecnetError`` `transport` if the embedded hub cannot start.
+public func defaultGatewayGroup() throws -> Group {
+    try defaultGroup.withLock { group in
+        if let group { return group }
+        let created = try Group()
+        group = created
+        return created
+    }
+}
+
+/// Makes a gateway in the default group (execnet's `execnet.makegateway`).
+///
+/// - Parameters:
+///   - spec: The gateway spec (default `popen`).
+///   - startupTimeout: How long the worker may take to say hello.
+/// - Returns: The running gateway.
+/// - Throws: As ``Group/makeGateway(_:startupTimeout:)``.
+public func makeGateway(_ spec: String = "popen", startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
+    try await defaultGatewayGroup().makeGateway(spec, startupTimeout: startupTimeout)
+}

@@ -1,0 +1,143 @@
+// The poll loop of an I/O thread: sockets and plain file descriptors with their handlers, and a
+// small timer list. Lives on the I/O thread only, so nothing here is locked.
+
+import CExecnetShims
+import ZeroMQ
+
+/// The kernel id of the calling thread.
+func currentThreadID() -> Int32 { cexecnet_gettid() }
+
+/// Wakes a poll on an eventfd.
+func cexecnetWake(_ fd: Int32) -> Int32 { cexecnet_eventfd_signal(fd) }
+
+/// The sources, timers and poll loop of one I/O thread.
+///
+/// - Important: Used on its I/O thread only (it holds sockets, which are not Sendable).
+final class IOLoop {
+    private enum SourceKind {
+        case socket(ZMQSocket)
+        case fileDescriptor(Int32)
+    }
+    private struct Source {
+        let kind: SourceKind
+        let handler: () -> Void
+    }
+    private struct Timer {
+        let id: Int
+        let deadline: ContinuousClock.Instant
+        let action: () -> Void
+    }
+
+    private let mailboxFD: Int32
+    private var sources: [Source] = []
+    private var poller = ZMQPoller()
+    private var pollerIsStale = true
+    private var timers: [Timer] = []
+    private var nextTimerID = 1
+    /// Set by a role that has queued output to retry; the next poll waits at most this long.
+    var retryInterval: Duration?
+
+    init(mailboxFD: Int32) {
+        self.mailboxFD = mailboxFD
+    }
+
+    /// Calls `handler` whenever `socket` is readable. The handler must drain what it can.
+    func addSocket(_ socket: ZMQSocket, onReadable handler: @escaping () -> Void) {
+        sources.append(Source(kind: .socket(socket), handler: handler))
+        pollerIsStale = true
+    }
+
+    /// Calls `handler` whenever `fd` is readable (or hung up).
+    func addFileDescriptor(_ fd: Int32, onReadable handler: @escaping () -> Void) {
+        sources.append(Source(kind: .fileDescriptor(fd), handler: handler))
+        pollerIsStale = true
+    }
+
+    /// Stops polling `fd`. The caller closes it.
+    func removeFileDescriptor(_ fd: Int32) {
+        sources.removeAll { source in
+            if case .fileDescriptor(let other) = source.kind { return other == fd }
+            return false
+        }
+        pollerIsStale = true
+    }
+
+    /// Runs `action` on this thread once `deadline` has passed.
+    ///
+    /// - Returns: An id for ``cancelTimer(_:)``.
+    @discardableResult
+    func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping () -> Void) -> Int {
+        let id = nextTimerID
+        nextTimerID += 1
+        timers.append(Timer(id: id, deadline: deadline, action: action))
+        return id
+    }
+
+    /// Cancels a timer that has not fired yet.
+    func cancelTimer(_ id: Int) {
+        timers.removeAll { $0.id == id }
+    }
+
+    private func rebuildPoller() {
+        poller = ZMQPoller()
+        _ = poller.add(fileDescriptor: mailboxFD, events: .readable)
+        for source in sources {
+            switch source.kind {
+            case .socket(let socket): _ = poller.add(socket, events: .readable)
+            case .fileDescriptor(let fd): _ = poller.add(fileDescriptor: fd, events: .readable)
+            }
+        }
+        pollerIsStale = false
+    }
+
+    private func pollTimeout(now: ContinuousClock.Instant) -> Duration? {
+        var timeout: Duration? = retryInterval
+        for timer in timers {
+            let untilDue = max(.zero, now.duration(to: timer.deadline))
+            timeout = min(timeout ?? untilDue, untilDue)
+        }
+        return timeout
+    }
+
+    private func runDueTimers() {
+        guard !timers.isEmpty else { return }
+        let now = ContinuousClock.now
+        let due = timers.filter { $0.deadline <= now }
+        guard !due.isEmpty else { return }
+        timers.removeAll { $0.deadline <= now }
+        for timer in due { timer.action() }
+    }
+
+    /// Polls and dispatches until `shouldStop` says so.
+    ///
+    /// Each turn: wait for the mailbox, a source or the next timer; handle the mailbox first (it
+    /// carries sends and control), then readable sources, then due timers; then `afterWakeUp`.
+    func run(shouldStop: () -> Bool, onMailbox: () -> Void, afterWakeUp: () -> Void) {
+        while !shouldStop() {
+            if pollerIsStale { rebuildPoller() }
+            let timeout = pollTimeout(now: .now)
+            let ready: Bool
+            do {
+                if case .ready = try poller.poll(timeout: timeout) { ready = true } else { ready = false }
+            } catch {
+                // ETERM: the context is closing; the loop ends.
+                return
+            }
+            if ready {
+                // Handlers may add or remove sources; dispatch over the sources this poll saw.
+                let snapshot = sources
+                if poller.readyEvents(at: 0).contains(.readable) { onMailbox() }
+                for (index, source) in snapshot.enumerated()
+                where poller.readyEvents(at: index + 1).contains(.readable) || isHangUp(index + 1) {
+                    source.handler()
+                }
+            }
+            runDueTimers()
+            afterWakeUp()
+        }
+    }
+
+    private func isHangUp(_ index: Int) -> Bool {
+        poller.readyEvents(at: index).contains(.error)
+    }
+}

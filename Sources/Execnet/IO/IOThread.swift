@@ -1,0 +1,117 @@
+// The I/O thread (CZMQ's actor): one named thread owns a ZeroMQ context's sockets and a poll loop.
+// Other threads reach it only through its mailbox. The role (client hub or worker connection)
+// decides what the sockets are and what commands mean; this file only runs the loop.
+
+import Synchronization
+import ZeroMQ
+
+/// What runs on an I/O thread: the client's hub or the worker's connection.
+///
+/// - Important: Every method is called on the I/O thread only.
+protocol IOThreadRole: AnyObject, SendableMetatype {
+    /// The commands other threads send to this role.
+    associatedtype Command: Sendable
+    /// Creates sockets and registers sources; `IOThread.init` returns (or throws) after this.
+    func setUp(_ loop: IOLoop) throws
+    /// Handles one command from the mailbox.
+    func handle(_ command: Command, _ loop: IOLoop)
+    /// Runs after every wake-up, once sources and commands were handled (flush queued sends).
+    func afterWakeUp(_ loop: IOLoop)
+    /// Runs once when the loop stops; close sockets here.
+    func tearDown(_ loop: IOLoop)
+}
+
+/// A thread that owns a role's sockets and runs its poll loop.
+///
+/// `init` returns once the role's `setUp` has run on the new thread (or throws its error);
+/// ``stop()`` asks the loop to end, waits for `tearDown` and joins. Both are synchronous, so the
+/// caller always knows whether the sockets exist.
+final class IOThread<Role: IOThreadRole>: Sendable {
+    /// The inbox; any thread may submit.
+    let mailbox: Mailbox<Role.Command>
+    private let flags = IOThreadFlags()
+    private let thread: Mutex<OSThread?> = Mutex(nil)
+    private let finished = ThreadSignal()
+
+    /// Starts the thread and waits until the role is set up.
+    ///
+    /// - Parameters:
+    ///   - name: The thread's name (`execnet-io`).
+    ///   - makeRole: Creates the role; called on the new thread.
+    /// - Throws: Whatever `makeRole` or the role's `setUp` threw; the thread has then ended.
+    init(name: String, makeRole: @escaping @Sendable () throws -> Role) throws {
+        let mailbox = try Mailbox<Role.Command>()
+        self.mailbox = mailbox
+        let ready = ThreadSignal()
+        let setUpError = Mutex<(any Error)?>(nil)
+        let flags = self.flags
+        let finished = self.finished
+        let osThread = OSThread(name: name) { [mailbox] in
+            flags.threadID.store(currentThreadID(), ordering: .releasing)
+            let loop = IOLoop(mailboxFD: mailbox.fileDescriptor)
+            let role: Role
+            do {
+                role = try makeRole()
+                try role.setUp(loop)
+            } catch {
+                setUpError.withLock { $0 = error }
+                ready.raise()
+                finished.raise()
+                return
+            }
+            ready.raise()
+            loop.run(
+                shouldStop: { flags.stopRequested.load(ordering: .acquiring) },
+                onMailbox: { for command in mailbox.drain() { role.handle(command, loop) } },
+                afterWakeUp: { role.afterWakeUp(loop) }
+            )
+            // Commands that arrive after the loop stopped are handled once, so none is lost silently.
+            for command in mailbox.close() { role.handle(command, loop) }
+            role.tearDown(loop)
+            finished.raise()
+        }
+        ready.wait(deadline: nil)
+        if let error = setUpError.withLock({ $0 }) {
+            osThread.join()
+            throw error
+        }
+        thread.withLock { $0 = osThread }
+    }
+
+    /// Queues a command for the role.
+    ///
+    /// - Returns: `false` if the thread has stopped and the command was not queued.
+    @discardableResult
+    func submit(_ command: Role.Command) -> Bool {
+        mailbox.submit(command)
+    }
+
+    /// Whether the caller runs on this I/O thread.
+    var isCurrent: Bool { flags.threadID.load(ordering: .acquiring) == currentThreadID() }
+
+    /// Asks the loop to end, waits for the role's `tearDown`, and joins the thread. Idempotent.
+    ///
+    /// - Important: Blocks the calling thread; never call it on the I/O thread itself.
+    @available(*, noasync, message: "blocks until the I/O thread has ended")
+    func stop() {
+        precondition(!isCurrent, "IOThread.stop() called on the I/O thread itself; it would wait for itself")
+        flags.stopRequested.store(true, ordering: .releasing)
+        // Wake the poll so the flag is seen.
+        _ = cexecnetWake(mailbox.fileDescriptor)
+        finished.wait(deadline: nil)
+        let osThread = thread.withLock { thread -> OSThread? in
+            let taken = thread
+            thread = nil
+            return taken
+        }
+        osThread?.join()
+    }
+}
+
+/// Flags an I/O thread shares with its owner.
+private final class IOThreadFlags: Sendable {
+    /// Set by `stop()`; the loop ends when it sees it.
+    let stopRequested = Atomic<Bool>(false)
+    /// The kernel thread id of the I/O thread, for ownership checks.
+    let threadID = Atomic<Int32>(0)
+}

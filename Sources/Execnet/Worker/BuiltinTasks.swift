@@ -1,0 +1,147 @@
+// The tasks every stock worker offers: echo (send back each item), exec (run a command, stream
+// its output, then its exit status) and info (who and where the worker is).
+
+import CExecnetShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TaskRegistry {
+    /// A registry with the built-in tasks `echo`, `exec` and `info`.
+    public static var builtins: TaskRegistry {
+        var registry = TaskRegistry()
+        registry.registerBuiltins()
+        return registry
+    }
+
+    /// Adds the built-in tasks `echo`, `exec` and `info`.
+    ///
+    /// - `echo`: sends back every item it receives until the channel ends.
+    /// - `exec`: runs `argv` (a list of strings; keyword `env` a dict of strings, `cwd` a string),
+    ///   sends `("stdout", bytes)` and `("stderr", bytes)` chunks as they come, then
+    ///   `("exit", code)` or `("signal", number)`. Closing the channel kills the command.
+    /// - `info`: sends one dict: `pid`, `cwd`, `hostname`, `executable`, `platform`.
+    public mutating func registerBuiltins() {
+        register("echo") { context in
+            for try await item in context.channel {
+                try await context.channel.send(item)
+            }
+        }
+        register("info") { context in
+            var cwdBuffer = [CChar](repeating: 0, count: 4096)
+            var hostBuffer = [CChar](repeating: 0, count: 256)
+            gethostname(&hostBuffer, hostBuffer.count - 1)
+            var info = utsname()
+            uname(&info)
+            let machine = withUnsafeBytes(of: info.machine) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            try await context.channel.send(.dict([
+                "pid": .int(Int64(getpid())),
+                "cwd": .string(getcwd(&cwdBuffer, cwdBuffer.count) != nil ? cString(cwdBuffer) : ""),
+                "hostname": .string(cString(hostBuffer)),
+                "executable": .string(WorkerProcess.currentExecutable()),
+                "platform": .string("linux-\(machine)"),
+            ]))
+        }
+        registerThread("exec", runCommandTask)
+    }
+}
+
+/// The `exec` task: see ``TaskRegistry/registerBuiltins()``.
+@available(*, noasync)
+private func runCommandTask(_ context: TaskContext) throws {
+    guard case .list(let rawArgv)? = context.arguments.first ?? context["argv"], !rawArgv.isEmpty else {
+        throw ExecnetError(.invalidState, "exec needs argv: a non-empty list of strings")
+    }
+    let argv = try rawArgv.map { item -> String in
+        guard case .string(let text) = item else { throw ExecnetError(.invalidState, "exec argv items must be strings") }
+        return text
+    }
+    var environment = WorkerProcess.currentEnvironment()
+    if case .dict(let extra)? = context["env"] {
+        for (key, value) in extra {
+            guard case .string(let name) = key, case .string(let text) = value else { continue }
+            environment.removeAll { $0.hasPrefix(name + "=") }
+            environment.append("\(name)=\(text)")
+        }
+    }
+    var executable = argv[0]
+    if !executable.contains("/") {
+        let searchPath = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        for directory in searchPath.split(separator: ":") where access("\(directory)/\(executable)", X_OK) == 0 {
+            executable = "\(directory)/\(executable)"
+            break
+        }
+    }
+    var cwd: String?
+    if case .string(let directory)? = context["cwd"] { cwd = directory }
+    let child = try spawnCommand(executable: executable, argv: argv, environment: environment, cwd: cwd)
+    defer {
+        close(child.pidfd)
+    }
+    var open: [(Int32, String)] = [(child.stdout, "stdout"), (child.stderr, "stderr")]
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    // Poll the pipes with a short timeout so a closed channel is noticed and kills the command.
+    while !open.isEmpty {
+        if context.channel.isClosed {
+            _ = cexecnet_pidfd_send_signal(child.pidfd, SIGKILL)
+            for (fd, _) in open { close(fd) }
+            _ = waitForExit(child.pidfd)
+            return
+        }
+        var fds = open.map { pollfd(fd: $0.0, events: Int16(POLLIN), revents: 0) }
+        let ready = poll(&fds, nfds_t(fds.count), 100)
+        if ready <= 0 { continue }
+        var finished: [Int32] = []
+        for (index, pfd) in fds.enumerated() where pfd.revents != 0 {
+            let count = buffer.withUnsafeMutableBytes { read(pfd.fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                try context.channel.sendBlocking(.tuple([.string(open[index].1), .bytes(Array(buffer[0..<count]))]))
+            } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                finished.append(pfd.fd)
+            }
+        }
+        for fd in finished { close(fd) }
+        open.removeAll { finished.contains($0.0) }
+    }
+    switch waitForExit(child.pidfd) {
+    case .exited(let code): try context.channel.sendBlocking(.tuple(["exit", .int(Int64(code))]))
+    case .signaled(let signal): try context.channel.sendBlocking(.tuple(["signal", .int(Int64(signal))]))
+    case .heartbeatLost: break
+    }
+}
+
+@available(*, noasync)
+private func waitForExit(_ pidfd: Int32) -> WorkerExit {
+    while true {
+        if let exit = WorkerProcess.reap(pidfd: pidfd) { return exit }
+        var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        _ = poll(&pfd, 1, 1000)
+    }
+}
+
+private func spawnCommand(executable: String, argv: [String], environment: [String], cwd: String?) throws -> SpawnedWorker {
+    guard let cwd else {
+        return try WorkerProcess.spawn(executable: executable, arguments: Array(argv.dropFirst()), environment: environment)
+    }
+    // posix_spawn has no portable chdir action here; run through /bin/sh's cd to keep one spawn path.
+    let quoted = ([executable] + argv.dropFirst()).map { "'" + $0.replacingAll("'", with: "'\\''") + "'" }
+    let script = "cd '\(cwd.replacingAll("'", with: "'\\''"))' && exec " + quoted.joined(separator: " ")
+    return try WorkerProcess.spawn(executable: "/bin/sh", arguments: ["-c", script], environment: environment)
+}
+
+extension String {
+    /// Replaces every occurrence of `target` (no Foundation).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}

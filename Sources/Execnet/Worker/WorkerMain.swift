@@ -1,0 +1,81 @@
+// Entry points for worker executables: the stock execnet-worker, a user's own worker, and a program
+// that serves as its own worker when a gateway re-executes it (`worker=self`).
+
+import Logging
+import Synchronization
+import CExecnetShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a worker process: connects to the client that started it and runs its tasks.
+public enum WorkerMain {
+    /// Whether this process was started by a gateway as a worker.
+    public static var isWorkerProcess: Bool {
+        getenv("EXECNET_WORKER_MODE").map { String(cString: $0) == "1" } ?? false
+    }
+
+    /// Runs the worker until the client asks it to exit (or goes away), then exits the process.
+    ///
+    /// Applies the gateway's `chdir` (creating it) and `nice`, arms the parent-death signal, says
+    /// hello, and serves tasks.
+    ///
+    /// - Parameter tasks: The tasks this worker offers.
+    /// - Important: Blocks the calling thread forever; call it from `main`.
+    @available(*, noasync, message: "blocks forever; call from a synchronous main")
+    public static func run(tasks: TaskRegistry) -> Never {
+        guard let settings = WorkerSettings.fromEnvironment() else {
+            let message = "execnet worker: EXECNET_ENDPOINT and EXECNET_ROUTING_ID are not set; workers are started by gateways\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            exit(2)
+        }
+        // The client's death (its spawning thread's, which is its I/O thread) kills us too; if it
+        // already died before this line, the parent pid has changed.
+        _ = cexecnet_set_parent_death_signal(SIGKILL)
+        if let expected = getenv("EXECNET_PARENT_PID").flatMap({ Int32(String(cString: $0)) }), getppid() != expected {
+            exit(3)
+        }
+        let logger = makeExecnetLogger(label: "execnet.worker")
+        if let directory = getenv("EXECNET_CHDIR").map({ String(cString: $0) }) {
+            makeDirectories(directory)
+            if chdir(directory) != 0 {
+                logger.error("chdir \(directory) failed: errno \(errno)")
+                exit(4)
+            }
+        }
+        if let nice = getenv("EXECNET_NICE").flatMap({ Int32(String(cString: $0)) }) {
+            errno = 0
+            _ = Glibc.nice(nice)
+        }
+        let slot = WorkerRuntimeSlot()
+        do {
+            let runtime = try WorkerRuntime(tasks: tasks, settings: settings, logger: logger, runtimeSlot: slot)
+            slot.runtime.withLock { $0 = runtime }
+            try runtime.sayHello()
+        } catch {
+            logger.error("worker start-up failed: \(error)")
+            exit(5)
+        }
+        while true { pause() }
+    }
+
+    /// If this process was started as a worker, runs it (never returning); otherwise returns at once.
+    ///
+    /// Call it first in `main` of a program that makes gateways with `worker=self`, so the program
+    /// serves its own tasks without a second binary.
+    ///
+    /// - Parameter tasks: The tasks this program offers as a worker.
+    @available(*, noasync, message: "blocks forever in worker mode; call from a synchronous main")
+    public static func runIfWorkerProcess(tasks: TaskRegistry) {
+        if isWorkerProcess { run(tasks: tasks) }
+    }
+}
+
+/// `mkdir -p`.
+func makeDirectories(_ path: String) {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        current += "/" + component
+        mkdir(current, 0o755)
+    }
+}

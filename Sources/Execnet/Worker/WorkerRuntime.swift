@@ -1,0 +1,280 @@
+// The worker side: a DEALER connected to the client's hub on the worker's I/O thread, the hello,
+// task start-up on EXEC, status replies, and the exit handshake (TERMINATE, BYE, FAREWELL).
+
+import Logging
+import OrderedCollections
+import Synchronization
+import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Commands to the worker's I/O thread.
+enum WorkerCommand: Sendable {
+    /// Send a message to the client.
+    case send(WireMessage)
+}
+
+/// The transport of a worker's connection: its DEALER.
+struct WorkerTransport: FrameTransport {
+    let io: IOThread<WorkerConnection>
+
+    func submit(_ message: WireMessage) -> Bool {
+        io.submit(.send(message))
+    }
+}
+
+/// Settings a worker reads from its environment.
+struct WorkerSettings: Sendable {
+    let endpoint: String
+    let routingID: [UInt8]
+    let gatewayID: String
+    let protocolVersion: Int64
+
+    static func fromEnvironment() -> WorkerSettings? {
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        guard let endpoint = env("EXECNET_ENDPOINT"), let routing = env("EXECNET_ROUTING_ID") else { return nil }
+        // For tests of version checks only.
+        let version = env("EXECNET_TEST_PROTOCOL_VERSION").flatMap { Int64($0) } ?? wireProtocolVersion
+        return WorkerSettings(endpoint: endpoint, routingID: Array(routing.utf8),
+                              gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version)
+    }
+}
+
+/// The worker's I/O-thread role.
+final class WorkerConnection: IOThreadRole {
+    typealias Command = WorkerCommand
+
+    let settings: WorkerSettings
+    let context: ZMQContext
+    let logger: Logger
+    /// Filled by the runtime once it exists; read on this thread.
+    let runtimeSlot: WorkerRuntimeSlot
+    private var cachedRuntime: WorkerRuntime?
+    private var dealer: ZMQSocket?
+    private var backlog: [[[UInt8]]] = []
+    private var exiting = false
+
+    init(settings: WorkerSettings, context: ZMQContext, logger: Logger, runtimeSlot: WorkerRuntimeSlot) {
+        self.runtimeSlot = runtimeSlot
+        self.settings = settings
+        self.context = context
+        self.logger = logger
+    }
+
+    func setUp(_ loop: IOLoop) throws {
+        let dealer = try ZMQSocket(context: context, type: .dealer)
+        try dealer.setRoutingID(settings.routingID)
+        try dealer.setLinger(milliseconds: 1000)
+        try dealer.setSendHighWaterMark(0)
+        try dealer.setReceiveHighWaterMark(0)
+        try dealer.connect(settings.endpoint)
+        self.dealer = dealer
+        loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
+    }
+
+    func handle(_ command: WorkerCommand, _ loop: IOLoop) {
+        switch command {
+        case .send(let message): send(message.frames, loop)
+        }
+    }
+
+    func afterWakeUp(_ loop: IOLoop) {
+        guard !backlog.isEmpty, let dealer else { return }
+        while let frames = backlog.first {
+            guard (try? dealer.send(frames, dontWait: true)) == true else { break }
+            backlog.removeFirst()
+        }
+        loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
+    }
+
+    func tearDown(_ loop: IOLoop) {
+        dealer?.close()
+    }
+
+    func send(_ frames: [[UInt8]], _ loop: IOLoop) {
+        guard let dealer else { return }
+        if !backlog.isEmpty {
+            backlog.append(frames)
+            return
+        }
+        do {
+            if try !dealer.send(frames, dontWait: true) {
+                backlog.append(frames)
+                loop.retryInterval = .milliseconds(1)
+            }
+        } catch {
+            logger.error("DEALER send failed: \(error)")
+        }
+    }
+
+    private func handleDealer(_ loop: IOLoop) {
+        if cachedRuntime == nil { cachedRuntime = runtimeSlot.runtime.withLock { $0 } }
+        guard let dealer, let runtime = cachedRuntime else { return }
+        for _ in 0..<512 {
+            let frames: [[UInt8]]
+            do {
+                guard let received = try dealer.receive(dontWait: true) else { return }
+                frames = received
+            } catch {
+                logger.error("DEALER receive failed: \(error)")
+                return
+            }
+            let message: WireMessage
+            do {
+                message = try WireMessage.parse(frames)
+            } catch {
+                logger.warning("dropped a malformed message from the client: \(error)")
+                continue
+            }
+            switch message.type {
+            case .exec:
+                runtime.startTask(message)
+            case .data, .close, .closeError, .credit:
+                runtime.connection.dispatch(message)
+            case .status:
+                runtime.replyStatus(channelID: message.channelID)
+            case .terminate:
+                beginExit(loop)
+            case .farewell:
+                finishExit()
+            default:
+                logger.warning("dropped \(message.type): not a client message")
+            }
+        }
+    }
+
+    /// TERMINATE: say bye (after everything already queued), and exit on the farewell, or after a
+    /// bounded wait if the client is gone.
+    private func beginExit(_ loop: IOLoop) {
+        guard !exiting else { return }
+        exiting = true
+        send(WireMessage(channelID: 0, type: .bye, payload: []).frames, loop)
+        loop.schedule(at: .now.advanced(by: .seconds(2))) { [unowned self] in
+            self.logger.debug("no farewell from the client; exiting")
+            self.finishExit()
+        }
+    }
+
+    private func finishExit() -> Never {
+        fflush(nil)
+        _exit(0)
+    }
+}
+
+/// Where the worker's I/O thread finds the runtime, which is made after the thread starts.
+final class WorkerRuntimeSlot: Sendable {
+    let runtime = Mutex<WorkerRuntime?>(nil)
+}
+
+/// The worker process's runtime: its connection to the client and its running tasks.
+final class WorkerRuntime: Sendable {
+    let io: IOThread<WorkerConnection>
+    let connection: PeerConnection
+    let tasks: TaskRegistry
+    let settings: WorkerSettings
+    let executing = Atomic<Int>(0)
+
+    init(tasks: TaskRegistry, settings: WorkerSettings, logger: Logger, runtimeSlot: WorkerRuntimeSlot) throws {
+        let context = try ZMQContext()
+        let io = try IOThread(name: "execnet-io") {
+            WorkerConnection(settings: settings, context: context, logger: logger, runtimeSlot: runtimeSlot)
+        }
+        self.io = io
+        self.tasks = tasks
+        self.settings = settings
+        self.connection = PeerConnection(
+            gatewayID: settings.gatewayID, side: .worker, transport: WorkerTransport(io: io), logger: logger)
+    }
+
+    /// Sends the hello that tells the client who this worker is.
+    func sayHello() throws {
+        var cwdBuffer = [CChar](repeating: 0, count: 4096)
+        let cwd = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? cString(cwdBuffer) : ""
+        var hostBuffer = [CChar](repeating: 0, count: 256)
+        gethostname(&hostBuffer, hostBuffer.count - 1)
+        var info = utsname()
+        uname(&info)
+        let machine = withUnsafeBytes(of: info.machine) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        let hello: Value = .dict([
+            "protocol": .int(settings.protocolVersion),
+            "pid": .int(Int64(getpid())),
+            "cwd": .string(cwd),
+            "hostname": .string(cString(hostBuffer)),
+            "executable": .string(WorkerProcess.currentExecutable()),
+            "platform": .string("linux-\(machine)"),
+            "tasks": .list(tasks.names.map { .string($0) }),
+        ])
+        connection.send(WireMessage(channelID: 0, type: .hello, payload: try connection.encode(hello)))
+    }
+
+    /// EXEC: decode `(name, args, kwargs)` and start the task on its channel (I/O thread).
+    func startTask(_ message: WireMessage) {
+        let decoded = try? connection.decode(message.payload)
+        guard case .tuple(let parts)? = decoded, parts.count == 3, case .string(let name) = parts[0],
+            case .list(let arguments) = parts[1], case .dict(let rawKeywords) = parts[2]
+        else {
+            let channel = connection.channel(forID: message.channelID, isTaskChannel: true)
+            channel.closeLocally(error: "malformed EXEC payload")
+            return
+        }
+        let channel = connection.channel(forID: message.channelID, taskName: name, isTaskChannel: true)
+        guard let task = tasks[name] else {
+            channel.closeLocally(error: "unknown task '\(name)'; this worker has: \(tasks.names.joined(separator: ", "))")
+            return
+        }
+        var keywords = OrderedDictionary<String, Value>()
+        for (key, value) in rawKeywords {
+            if case .string(let key) = key { keywords[key] = value }
+        }
+        let context = TaskContext(channel: channel, arguments: arguments, keywordArguments: keywords,
+                                  gatewayID: settings.gatewayID)
+        executing.add(1, ordering: .relaxed)
+        switch task {
+        case .async(let body):
+            Task.detached { [self] in
+                do {
+                    try await body(context)
+                    finish(channel, error: nil)
+                } catch {
+                    finish(channel, error: error)
+                }
+            }
+        case .thread(let body):
+            OSThread(name: "execnet-task") { [self] in
+                do {
+                    try body(context)
+                    finish(channel, error: nil)
+                } catch {
+                    finish(channel, error: error)
+                }
+            }.detach()
+        }
+    }
+
+    private func finish(_ channel: Channel, error: (any Error)?) {
+        executing.subtract(1, ordering: .relaxed)
+        if let error {
+            channel.closeLocally(error: "\(type(of: error)): \(error)")
+        } else {
+            channel.closeLocally(error: nil)
+        }
+    }
+
+    /// STATUS: reply on the given channel from the I/O thread, then close it.
+    func replyStatus(channelID: Int32) {
+        let channel = connection.channel(forID: channelID)
+        let status: Value = .dict([
+            "numchannels": .int(Int64(connection.openChannelCount - 1)),
+            "numexecuting": .int(Int64(executing.load(ordering: .relaxed))),
+            "execmodel": "swift-concurrency",
+        ])
+        if let payload = try? connection.encode(status) {
+            connection.send(WireMessage(channelID: channelID, type: .data, payload: payload))
+        }
+        channel.closeLocally(error: nil)
+        connection.forget(channel)
+    }
+}

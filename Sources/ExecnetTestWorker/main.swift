@@ -1,0 +1,121 @@
+// execnet-test-worker: the stock tasks plus the tasks the integration tests drive. Built with the
+// package so tests run real worker processes; not part of the library's API.
+
+import Execnet
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct TaskFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+var tasks = TaskRegistry.builtins
+
+// Sends each positional argument, then returns.
+tasks.register("send") { context in
+    for item in context.arguments { try await context.channel.send(item) }
+}
+// The seed's example 3: receive one item, then send 42.
+tasks.register("receive-send42") { context in
+    _ = try await context.channel.receive()
+    try await context.channel.send(42)
+}
+// The seed's example 4: send back what you receive plus one.
+tasks.register("plus-one") { context in
+    guard case .int(let number) = try await context.channel.receive() else { throw TaskFailure(description: "not an int") }
+    try await context.channel.send(.int(number + 1))
+}
+// Sends 42, then throws.
+tasks.register("send-then-throw") { context in
+    try await context.channel.send(42)
+    throw TaskFailure(description: "boom after 42")
+}
+// Tries to close its own channel and reports what happened.
+tasks.register("close-own") { context in
+    do {
+        try context.channel.close()
+        try await context.channel.send("closed")
+    } catch {
+        try await context.channel.send("refused")
+    }
+}
+// Receives on its channel until the end; reports how it ended on the side channel given as argument.
+tasks.register("report-end") { context in
+    guard case .channel(let side)? = context.arguments.first else { throw TaskFailure(description: "needs a channel") }
+    do {
+        while true { _ = try await context.channel.receive() }
+    } catch let error as RemoteError {
+        try await side.send(.tuple(["remote", .string(error.text)]))
+    } catch {
+        try await side.send(.tuple(["other", .string("\(error)")]))
+    }
+}
+// Sends 1, then receives until the end; reports how it ended on the side channel (first argument).
+tasks.register("send-then-report") { context in
+    guard case .channel(let side)? = context.arguments.first else { throw TaskFailure(description: "needs a channel") }
+    try await context.channel.send(1)
+    do {
+        while true { _ = try await context.channel.receive() }
+    } catch let error as RemoteError {
+        try await side.send(.tuple(["remote", .string(error.text)]))
+    } catch {
+        try await side.send(.tuple(["other", .string("\(error)")]))
+    }
+}
+// Receives a channel and sends it back.
+tasks.register("return-channel") { context in
+    let item = try await context.channel.receive()
+    try await context.channel.send(item)
+}
+// Sends the integers 0..<n (n is the first argument).
+tasks.register("count") { context in
+    guard case .int(let count)? = context.arguments.first else { throw TaskFailure(description: "needs n") }
+    for index in 0..<count { try await context.channel.send(.int(index)) }
+}
+// Receives n items and checks they are 0..<n in order; sends back the count.
+tasks.register("consume") { context in
+    guard case .int(let count)? = context.arguments.first else { throw TaskFailure(description: "needs n") }
+    for expected in 0..<count {
+        let item = try await context.channel.receive()
+        guard case .int(expected) = item else { throw TaskFailure(description: "item \(expected) was \(item)") }
+    }
+    try await context.channel.send(.int(count))
+}
+// Blocks in receive, then sends back what it got (many of these run at once).
+tasks.register("wait-release") { context in
+    let item = try await context.channel.receive()
+    try await context.channel.send(item)
+}
+// The same on a thread of its own, with the blocking API.
+tasks.registerThread("wait-release-thread") { context in
+    let item = try context.channel.receiveBlocking()
+    try context.channel.sendBlocking(item)
+}
+// Writes raw bytes to fd 1 and 2, then sends "ok".
+tasks.register("write-raw") { context in
+    let junk: [UInt8] = [0x00, 0xff, 0x51, 0x0a] + Array("not protocol\n".utf8)
+    _ = junk.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+    _ = junk.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    try await context.channel.send("ok")
+}
+// Exits the worker process with the given code.
+tasks.register("exit") { context in
+    guard case .int(let code)? = context.arguments.first else { throw TaskFailure(description: "needs a code") }
+    exit(Int32(code))
+}
+// Sends its pid, then sleeps until killed.
+tasks.register("pid-then-sleep") { context in
+    try await context.channel.send(.int(Int64(getpid())))
+    while true { try await Task.sleep(for: .seconds(60)) }
+}
+// The seed's taskserver processor: "ready", then x*10 per item until None.
+tasks.register("task-processor") { context in
+    try await context.channel.send("ready")
+    for try await item in context.channel {
+        guard case .int(let number) = item else { break }
+        try await context.channel.send(.int(number * 10))
+    }
+}
+
+WorkerMain.run(tasks: tasks)

@@ -1,0 +1,6 @@
+// execnet-worker: the stock worker executable that popen gateways start. It offers the built-in
+// tasks (echo, exec, info); build your own worker with WorkerMain and a TaskRegistry for more.
+
+import Execnet
+
+WorkerMain.run(tasks: .builtins)
