@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "execnet-worker", targets: ["ExecnetWorker"]),
         .executable(name: "execnet-bench", targets: ["ExecnetBenchmarks"]),
+        .executable(name: "taskserver", targets: ["TaskServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -60,6 +61,21 @@ let package = Package(
             dependencies: ["Execnet"],
             swiftSettings: swiftSettings
         ),
+        // A client that is its own worker, for tests that kill a client (not a product).
+        .executableTarget(
+            name: "ExecnetTestClient",
+            dependencies: ["Execnet"],
+            swiftSettings: swiftSettings
+        ),
+        // The seed's taskserver example.
+        .executableTarget(
+            name: "TaskServer",
+            dependencies: [
+                "Execnet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ExecnetBenchmarks",
             dependencies: [
@@ -81,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExecnetIntegrationTests",
-            dependencies: ["Execnet", "ExecnetTestWorker", "ExecnetWorker"],
+            dependencies: ["Execnet", "ZeroMQ", "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer"],
             swiftSettings: swiftSettings
         ),
     ]

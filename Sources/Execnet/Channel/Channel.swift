@@ -36,6 +36,11 @@ public final class Channel: Sendable {
         self.isTaskChannel = isTaskChannel
     }
 
+    /// A channel bound to no gateway: sending goes nowhere. For serializer tests of channel values.
+    convenience init(id: Int32) {
+        self.init(id: id, connection: .detached, taskName: nil, isTaskChannel: false)
+    }
+
     /// The id of the gateway this channel belongs to.
     public var gatewayID: String { connection.gatewayID }
 

@@ -187,3 +187,14 @@ final class PeerConnection: Sendable {
     /// Whether the peer has ended.
     var hasPeerEnded: Bool { registry.withLock { $0.ended != nil } }
 }
+
+/// A transport that goes nowhere, for channels bound to no gateway.
+struct DetachedTransport: FrameTransport {
+    func submit(_ message: WireMessage) -> Bool { false }
+}
+
+extension PeerConnection {
+    /// The connection of channels that belong to no gateway.
+    static let detached = PeerConnection(
+        gatewayID: "detached", side: .client, transport: DetachedTransport(), logger: Logger(label: "execnet.detached"))
+}

@@ -24,6 +24,10 @@ public enum WorkerMain {
     /// - Important: Blocks the calling thread forever; call it from `main`.
     @available(*, noasync, message: "blocks forever; call from a synchronous main")
     public static func run(tasks: TaskRegistry) -> Never {
+        serve(tasks: tasks)
+    }
+
+    private static func serve(tasks: TaskRegistry) -> Never {
         guard let settings = WorkerSettings.fromEnvironment() else {
             let message = "execnet worker: EXECNET_ENDPOINT and EXECNET_ROUTING_ID are not set; workers are started by gateways\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
@@ -64,10 +68,12 @@ public enum WorkerMain {
     /// Call it first in `main` of a program that makes gateways with `worker=self`, so the program
     /// serves its own tasks without a second binary.
     ///
+    /// In worker mode this blocks the calling thread for good (the process ends by exiting); it may
+    /// be called first thing in an async `main`, since the worker never uses the main actor.
+    ///
     /// - Parameter tasks: The tasks this program offers as a worker.
-    @available(*, noasync, message: "blocks forever in worker mode; call from a synchronous main")
     public static func runIfWorkerProcess(tasks: TaskRegistry) {
-        if isWorkerProcess { run(tasks: tasks) }
+        if isWorkerProcess { serve(tasks: tasks) }
     }
 }
 

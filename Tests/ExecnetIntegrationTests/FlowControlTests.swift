@@ -1,0 +1,41 @@
+// Flow control against a real worker: a fast sender never loses a message and the receiver's
+// buffer stays within the credit window.
+
+@testable import Execnet
+import Testing
+
+extension ProcessTests {
+    @Suite struct FlowControlTests {
+        @Test func aMillionMessagesToASlowerReceiverArriveInOrderWithinTheWindow() async throws {
+            try await withTestGroup(1) { group in
+                let count = 1_000_000
+                let channel = try group[0].remoteExec("count", .int(Int64(count)))
+                var maxBuffered = 0
+                for expected in 0..<count {
+                    if expected % 10_000 == 0 {
+                        // Let the sender run ahead as far as it can, then look at the buffer.
+                        try await Task.sleep(for: .milliseconds(2))
+                        maxBuffered = max(maxBuffered, channel.state.withLock { $0.items.count })
+                    }
+                    let item = try await channel.receive(timeout: .seconds(30))
+                    if item != .int(Int64(expected)) {
+                        Issue.record("item \(expected) was \(item)")
+                        return
+                    }
+                }
+                await expectExecnetError(.endOfChannel) { try await channel.receive(timeout: .seconds(10)) }
+                #expect(maxBuffered <= FlowWindow.messages)
+                #expect(maxBuffered > 0)
+            }
+        }
+
+        @Test func aFastClientSenderIsHeldByTheWorkersWindow() async throws {
+            try await withTestGroup(1) { group in
+                let count = 200_000
+                let channel = try group[0].remoteExec("consume", .int(Int64(count)))
+                for index in 0..<count { try await channel.send(.int(Int64(index))) }
+                #expect(try await channel.receive(timeout: .seconds(60)) == .int(Int64(count)))
+            }
+        }
+    }
+}
