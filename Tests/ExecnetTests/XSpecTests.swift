@@ -1,0 +1,43 @@
+// XSpec parsing: execnet's rules and this port's keys and refusals.
+
+@testable import Execnet
+import Testing
+
+@Suite struct XSpecTests {
+    @Test func parsesEveryKey() throws {
+        let spec = try XSpec("popen//id=w1//chdir=/tmp/x//nice=5//env:A=1//env:B=x=y//worker=/bin/w")
+        #expect(spec.type == "popen")
+        #expect(spec.id == "w1")
+        #expect(spec.chdir == "/tmp/x")
+        #expect(spec.nice == 5)
+        #expect(Array(spec.environment.keys) == ["A", "B"])
+        #expect(spec.environment["B"] == "x=y")
+        #expect(spec.worker == "/bin/w")
+        #expect("\(spec)" == "popen//id=w1//chdir=/tmp/x//nice=5//env:A=1//env:B=x=y//worker=/bin/w")
+    }
+
+    @Test func bareKeyMeansTrueAndPopenIsTheType() throws {
+        let spec = try XSpec("popen")
+        #expect(spec.type == "popen" && spec.id == nil && spec.environment.isEmpty)
+    }
+
+    @Test(arguments: [
+        "", "popen//", "popen//id=a//id=b", "popen//_private=1", "popen=1", "popen//nice=fast",
+        "ssh=host", "socket=127.0.0.1:8888", "popen//python=python3", "vagrant_ssh=box", "lxc",
+        "popen//frobnicate=1", "id=x", "popen//popen", "popen//=x", "popen//env:=1", "popen//chdir=",
+    ])
+    func rejectsInvalidSpecs(_ text: String) {
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try XSpec(text) }
+    }
+
+    @Test func unsupportedHostGatewaysPointToTheBroker() {
+        do {
+            _ = try XSpec("ssh=somehost")
+            Issue.record("expected invalidSpec")
+        } catch let error as ExecnetError {
+            #expect(error.message.contains("broker"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
