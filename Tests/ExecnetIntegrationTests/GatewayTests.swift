@@ -170,10 +170,23 @@ extension ProcessTests {
             }
         }
 
-        @Test func workerOutputNeverDisturbsItsChannel() async throws {
+        @Test func workerOutputNeverDisturbsItsChannelAndReachesTheHandlerByGateway() async throws {
+            let lines = Mutex<[(String, WorkerOutputStream, [UInt8])]>([])
+            ExecnetSettings.setWorkerOutputHandler { gatewayID, stream, line in
+                lines.withLock { $0.append((gatewayID, stream, line)) }
+            }
+            defer { ExecnetSettings.setWorkerOutputHandler(nil) }
             try await withTestGroup(1) { group in
                 let channel = try group[0].remoteExec("write-raw")
                 #expect(try await channel.receive(timeout: .seconds(10)) == "ok")
+                let expected: [UInt8] = Array("not protocol".utf8)
+                let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+                while lines.withLock({ $0.filter { $0.2 == expected }.count }) < 2 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let seen = lines.withLock { $0.filter { $0.0 == "gw0" && $0.2 == expected }.map(\.1) }
+                #expect(seen.contains(.stdout) && seen.contains(.stderr))
+                #expect(lines.withLock { $0.contains { $0.2 == [0x00, 0xff, 0x51] } })
             }
         }
 

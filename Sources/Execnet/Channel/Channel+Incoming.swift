@@ -99,9 +99,12 @@ extension Channel {
         if let effects { perform(effects) }
     }
 
-    /// The peer (its worker) is gone: the channel ends with `error` unless it already ended.
+    /// The peer (its worker) is gone: the channel ends with `error` (naming this channel's task)
+    /// unless it already ended.
     func markPeerEnded(_ error: RemoteError?) {
-        remoteClosed(error: error)
+        remoteClosed(error: error.map {
+            RemoteError($0.text, taskName: taskName ?? $0.taskName, gatewayID: $0.gatewayID, exit: $0.exit)
+        })
     }
 
     /// The peer consumed items and granted more window.

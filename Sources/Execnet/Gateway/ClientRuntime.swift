@@ -36,7 +36,7 @@ final class ClientRuntime: Sendable {
     }
 
     private init() throws {
-        let logger = makeExecnetLogger(label: "execnet.client")
+        let logger = ExecnetSettings.logger ?? makeExecnetLogger(label: "execnet.client")
         self.logger = logger
         let base = "/tmp/execnet-\(getuid())"
         mkdir(base, 0o700)
@@ -53,7 +53,7 @@ final class ClientRuntime: Sendable {
         self.context = context
         do {
             io = try IOThread(name: "execnet-io") {
-                Hub(endpoint: endpoint, context: context, logger: logger, outputHandler: defaultOutputHandler)
+                Hub(endpoint: endpoint, context: context, logger: logger)
             }
         } catch {
             removeDirectory(directory)

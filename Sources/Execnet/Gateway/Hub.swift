@@ -20,9 +20,11 @@ enum HubCommand: Sendable {
     case signal(routingID: [UInt8], signal: Int32)
 }
 
-/// Which output stream of a worker a chunk came from.
+/// Which output stream of a worker a line came from.
 public enum WorkerOutputStream: Sendable {
+    /// The worker's standard output.
     case stdout
+    /// The worker's standard error.
     case stderr
 }
 
@@ -39,7 +41,6 @@ final class Hub: IOThreadRole {
 
     let endpoint: String
     let logger: Logger
-    let outputHandler: @Sendable (String, WorkerOutputStream, [UInt8]) -> Void
     private let context: ZMQContext
     private var router: ZMQSocket?
     private var peers: [[UInt8]: Peer] = [:]
@@ -50,12 +51,10 @@ final class Hub: IOThreadRole {
     /// The loop this role runs on (set in setUp).
     private weak var loop: IOLoop?
 
-    init(endpoint: String, context: ZMQContext, logger: Logger,
-         outputHandler: @escaping @Sendable (String, WorkerOutputStream, [UInt8]) -> Void) {
+    init(endpoint: String, context: ZMQContext, logger: Logger) {
         self.endpoint = endpoint
         self.context = context
         self.logger = logger
-        self.outputHandler = outputHandler
     }
 
     // MARK: - IOThreadRole
@@ -251,6 +250,7 @@ final class Hub: IOThreadRole {
             if count > 0 {
                 var pending = partialLines[fd, default: []]
                 pending.append(contentsOf: buffer[0..<count])
+                let outputHandler = ExecnetSettings.outputHandler
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     outputHandler(gateway.id, stream, Array(pending[..<newline]))
                     pending.removeSubrange(...newline)
@@ -262,7 +262,7 @@ final class Hub: IOThreadRole {
             if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
             // End of file (or an error): flush the last partial line and stop watching.
             if let rest = partialLines.removeValue(forKey: fd), !rest.isEmpty {
-                outputHandler(gateway.id, stream, rest)
+                ExecnetSettings.outputHandler(gateway.id, stream, rest)
             }
             loop.removeFileDescriptor(fd)
             close(fd)
