@@ -1,5 +1,6 @@
 // The value model of execnet's serializer: every kind the wire format can carry.
-// Values are immutable and Sendable; they cross threads freely.
+// Values are immutable and Sendable; they cross threads freely. Equality, hashing, the
+// Python-like description, literals and accessors live in the `Value+…` files next to this one.
 
 import OrderedCollections
 
@@ -8,7 +9,15 @@ import OrderedCollections
 /// Equality is structural and strict: `.bool(true)`, `.int(1)` and `.float(1.0)` are three
 /// different values, and floats compare (and hash) by bit pattern, so `nan == nan` and
 /// `0.0 != -0.0`. An integer that fits `Int64` is always ``int(_:)``; ``bigInt(_:)`` holds
-/// only magnitudes beyond it.
+/// only magnitudes beyond it (the decoder and ``init(_:)`` normalize; a hand-made `.bigInt`
+/// of a small number still compares equal to the matching `.int`).
+///
+/// Lists and tuples are different values, as are sets and frozen sets. Dictionaries keep
+/// insertion order, and their equality is order-sensitive (unlike Python's), since the order
+/// is part of what the wire carries. Channels compare by identity.
+///
+/// Build values with literals (`[1, "a", nil]`, `["k": 1.5]`), with the cases, or from any
+/// `Encodable` through ``ValueEncoder``. Encode them with ``dumps(_:)``.
 public enum Value: Sendable {
     /// Python's `None`.
     case none

@@ -1,0 +1,130 @@
+// Structural equality and hashing of `Value`: strict about kinds (bool, int and float never
+// mix; list ≠ tuple; set ≠ frozenset), floats and complex numbers by bit pattern, channels by
+// identity, dictionaries in order. Also the Python notion of "hashable" the codec enforces.
+
+import OrderedCollections
+
+extension Value: Hashable {
+    /// Compares two values structurally.
+    ///
+    /// Kinds never mix (`.bool(true) != .int(1) != .float(1.0)`), floats compare by bit pattern,
+    /// dictionaries compare entries in order, channels compare by identity. A `.bigInt` equal to
+    /// a number within `Int64` equals the matching `.int`.
+    ///
+    /// - Parameters:
+    ///   - lhs: A value.
+    ///   - rhs: Another value.
+    /// - Returns: `true` when the values are structurally identical.
+    public static func == (lhs: Value, rhs: Value) -> Bool {
+        switch (lhs, rhs) {
+        case (.none, .none):
+            return true
+        case let (.bool(a), .bool(b)):
+            return a == b
+        case let (.int(a), .int(b)):
+            return a == b
+        case let (.bigInt(a), .bigInt(b)):
+            return a == b
+        case let (.int(a), .bigInt(b)), let (.bigInt(b), .int(a)):
+            return b.int64Value == a
+        case let (.float(a), .float(b)):
+            return a.bitPattern == b.bitPattern
+        case let (.complex(a), .complex(b)):
+            return a == b
+        case let (.bytes(a), .bytes(b)):
+            return a == b
+        case let (.string(a), .string(b)):
+            return a == b
+        case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)):
+            return a == b
+        case let (.dict(a), .dict(b)):
+            return a == b
+        case let (.set(a), .set(b)), let (.frozenSet(a), .frozenSet(b)):
+            return a == b
+        case let (.channel(a), .channel(b)):
+            return a === b
+        default:
+            return false
+        }
+    }
+
+    /// Hashes the value consistently with `==`.
+    ///
+    /// - Parameter hasher: The hasher to feed.
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .none:
+            hasher.combine(0 as UInt8)
+        case .bool(let b):
+            hasher.combine(1 as UInt8)
+            hasher.combine(b)
+        case .int(let i):
+            hasher.combine(2 as UInt8)
+            hasher.combine(i)
+        case .bigInt(let b):
+            if let small = b.int64Value {
+                hasher.combine(2 as UInt8)
+                hasher.combine(small)
+            } else {
+                hasher.combine(3 as UInt8)
+                hasher.combine(b)
+            }
+        case .float(let d):
+            hasher.combine(4 as UInt8)
+            hasher.combine(d.bitPattern)
+        case .complex(let c):
+            hasher.combine(5 as UInt8)
+            hasher.combine(c)
+        case .bytes(let b):
+            hasher.combine(6 as UInt8)
+            hasher.combine(b)
+        case .string(let s):
+            hasher.combine(7 as UInt8)
+            hasher.combine(s)
+        case .list(let items):
+            hasher.combine(8 as UInt8)
+            hasher.combine(items)
+        case .tuple(let items):
+            hasher.combine(9 as UInt8)
+            hasher.combine(items)
+        case .dict(let d):
+            hasher.combine(10 as UInt8)
+            hasher.combine(d)
+        case .set(let s):
+            hasher.combine(11 as UInt8)
+            hasher.combine(s)
+        case .frozenSet(let s):
+            hasher.combine(12 as UInt8)
+            hasher.combine(s)
+        case .channel(let c):
+            hasher.combine(13 as UInt8)
+            hasher.combine(ObjectIdentifier(c))
+        }
+    }
+
+    /// Whether Python would accept the value as a dict key or set member: everything except
+    /// lists, dicts and (mutable) sets, and tuples that contain one of those at any depth.
+    ///
+    /// The serializer refuses unhashable keys and members in both directions, so that what
+    /// `dumps` writes Python can read. Nested tuples are walked without recursion.
+    public var isPythonHashable: Bool {
+        switch self {
+        case .list, .dict, .set:
+            return false
+        case .tuple(let items):
+            var pending: [[Value]] = [items]
+            while let next = pending.popLast() {
+                for item in next {
+                    switch item {
+                    case .list, .dict, .set: return false
+                    case .tuple(let inner): pending.append(inner)
+                    default: continue
+                    }
+                }
+            }
+            return true
+        default:
+            return true
+        }
+    }
+}
