@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "Execnet", targets: ["Execnet"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "execnet-worker", targets: ["ExecnetWorker"]),
+        .executable(name: "execnet-broker", targets: ["ExecnetBroker"]),
+        .executable(name: "execnet-agent", targets: ["ExecnetAgent"]),
         .executable(name: "execnet-bench", targets: ["ExecnetBenchmarks"]),
         .executable(name: "taskserver", targets: ["TaskServer"]),
     ],
@@ -24,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // libzmq, found through pkg-config.
@@ -53,6 +56,26 @@ let package = Package(
         .executableTarget(
             name: "ExecnetWorker",
             dependencies: ["Execnet"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ExecnetBroker",
+            dependencies: [
+                "Execnet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ExecnetAgent",
+            dependencies: [
+                "Execnet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // A worker with the tasks the integration tests drive (not a product).
@@ -97,7 +120,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ExecnetIntegrationTests",
-            dependencies: ["Execnet", "ZeroMQ", "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer"],
+            dependencies: [
+                "Execnet", "ZeroMQ", "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
+                "ExecnetBroker", "ExecnetAgent",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

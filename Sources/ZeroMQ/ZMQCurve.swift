@@ -44,6 +44,32 @@ public enum ZMQCurve {
         return text(publicKey)
     }
 
+    /// Encodes a 32-byte binary key as Z85 text (`zmq_z85_encode`), as ZAP requests carry keys in
+    /// binary and key files hold them as text.
+    ///
+    /// - Parameters:
+    ///   - key: Exactly 32 bytes.
+    /// - Returns: 40 Z85 characters, or `nil` if `key` is not 32 bytes.
+    /// - Important: May be called from any thread.
+    public static func z85Encode(_ key: [UInt8]) -> String? {
+        guard key.count == 32 else { return nil }
+        var text = [CChar](repeating: 0, count: z85KeyLength + 1)
+        guard zmq_z85_encode(&text, key, key.count) != nil else { return nil }
+        return Self.text(text)
+    }
+
+    /// Whether `text` is a well-formed Z85 CURVE key (40 characters that decode to 32 bytes).
+    ///
+    /// - Parameters:
+    ///   - text: The candidate key.
+    /// - Returns: `true` if it decodes.
+    /// - Important: May be called from any thread.
+    public static func isValidKey(_ text: String) -> Bool {
+        guard text.utf8.count == z85KeyLength else { return false }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&bytes, text) != nil
+    }
+
     /// Whether this libzmq supports CURVE (`zmq_has("curve")`).
     ///
     /// Debian's and Homebrew's builds do.

@@ -16,6 +16,14 @@ import Testing
         #expect("\(spec)" == "popen//id=w1//chdir=/tmp/x//nice=5//env:A=1//env:B=x=y//worker=/bin/w")
     }
 
+    @Test func brokerSpecsKeepTheirEndpoint() throws {
+        let spec = try XSpec("broker=tcp://10.0.0.1:5555//host=h1//serverkey=/k/b.pub//secretkey=/k/c.key//id=x")
+        #expect(spec.type == "broker" && spec.broker == "tcp://10.0.0.1:5555" && spec.host == "h1")
+        #expect(spec.serverKeyFile == "/k/b.pub" && spec.secretKeyFile == "/k/c.key" && spec.id == "x")
+        #expect(try XSpec("broker=example.org:5555").broker == "tcp://example.org:5555")
+        #expect(try XSpec("broker=ipc:///tmp/b//worker=/w").broker == "ipc:///tmp/b")
+    }
+
     @Test func bareKeyMeansTrueAndPopenIsTheType() throws {
         let spec = try XSpec("popen")
         #expect(spec.type == "popen" && spec.id == nil && spec.environment.isEmpty)
@@ -25,6 +33,7 @@ import Testing
         "", "popen//", "popen//id=a//id=b", "popen//_private=1", "popen=1", "popen//nice=fast",
         "ssh=host", "socket=127.0.0.1:8888", "popen//python=python3", "vagrant_ssh=box", "lxc",
         "popen//frobnicate=1", "id=x", "popen//popen", "popen//=x", "popen//env:=1", "popen//chdir=",
+        "popen//host=h1", "broker=tcp://h:1//popen", "broker=tcp://h:1//serverkey=/k", "broker=", "broker=nohostport",
     ])
     func rejectsInvalidSpecs(_ text: String) {
         #expect(throws: ExecnetError(.invalidSpec, "")) { try XSpec(text) }

@@ -37,9 +37,13 @@ final class PeerConnection: Sendable {
     let side: ConnectionSide
     let transport: any FrameTransport
     let logger: Logger
+    /// The largest payload this side sends; larger values fail their send before anything is sent.
+    let maxMessageSize: Int
     private let registry: Mutex<Registry>
 
-    init(gatewayID: String, side: ConnectionSide, transport: any FrameTransport, logger: Logger) {
+    init(gatewayID: String, side: ConnectionSide, transport: any FrameTransport, logger: Logger,
+         maxMessageSize: Int = defaultMaxMessageSize) {
+        self.maxMessageSize = maxMessageSize
         self.gatewayID = gatewayID
         self.side = side
         self.transport = transport
@@ -100,6 +104,10 @@ final class PeerConnection: Sendable {
             try Serializer.encodeInternal(value, into: &buffer)
         } catch {
             throw ExecnetError(.unencodable, "cannot serialize the value: \(error)", gatewayID: gatewayID, cause: error)
+        }
+        guard buffer.count <= maxMessageSize else {
+            throw ExecnetError(.messageTooLarge, "a message of \(buffer.count) bytes is over the limit of \(maxMessageSize) bytes",
+                               gatewayID: gatewayID)
         }
         return buffer
     }

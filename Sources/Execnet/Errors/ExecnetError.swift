@@ -11,7 +11,7 @@ public struct ExecnetError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Kind: Hashable, Sendable {
             case timeout, endOfChannel, invalidState, invalidSpec, workerNotFound, workerDied
-            case protocolViolation, protocolVersionMismatch, transport, unencodable, messageTooLarge
+            case protocolViolation, protocolVersionMismatch, transport, unencodable, messageTooLarge, spawnFailed
         }
         private let kind: Kind
         private init(_ kind: Kind) { self.kind = kind }
@@ -38,6 +38,8 @@ public struct ExecnetError: Error, Sendable, CustomStringConvertible {
         public static let unencodable = Code(.unencodable)
         /// A message is larger than the configured maximum.
         public static let messageTooLarge = Code(.messageTooLarge)
+        /// A broker could not start a worker (no host agent with a free slot, a worker not allowed, …).
+        public static let spawnFailed = Code(.spawnFailed)
 
         public var description: String {
             switch kind {
@@ -52,6 +54,7 @@ public struct ExecnetError: Error, Sendable, CustomStringConvertible {
             case .transport: "transport"
             case .unencodable: "unencodable"
             case .messageTooLarge: "messageTooLarge"
+            case .spawnFailed: "spawnFailed"
             }
         }
     }

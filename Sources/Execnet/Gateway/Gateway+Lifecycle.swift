@@ -1,9 +1,19 @@
 // How a gateway moves through its life: launch and the wait for the worker's hello, then the
 // hub's notifications (hello, bye, process exit) that it receives on the I/O thread.
 
+import OrderedCollections
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Everything the hub needs to ask a broker for a worker.
+struct RemoteLaunch: Sendable {
+    let gateway: Gateway
+    let link: BrokerLinkKey
+    let keys: CurveClientKeys?
+    /// The SPAWN payload.
+    let request: [UInt8]
+}
 
 /// Everything the hub needs to start a worker for a gateway.
 struct WorkerLaunch: Sendable {
@@ -18,6 +28,10 @@ extension Gateway {
     /// - Throws: ``ExecnetError`` `timeout` if no hello came in time (the process is killed),
     ///   `workerDied` if it exited first, `protocolVersionMismatch`, `workerNotFound`, `transport`.
     func start(timeout: Duration) async throws {
+        if spec.broker != nil {
+            try await startRemote(timeout: timeout)
+            return
+        }
         let executable = try WorkerProcess.resolveExecutable(spec: spec)
         var environment = WorkerProcess.currentEnvironment().filter { entry in
             !entry.hasPrefix("EXECNET_WORKER_MODE=") && !entry.hasPrefix("EXECNET_ENDPOINT=")
@@ -34,7 +48,33 @@ extension Gateway {
         if let chdir = spec.chdir { environment.append("EXECNET_CHDIR=\(chdir)") }
         if let nice = spec.nice { environment.append("EXECNET_NICE=\(nice)") }
         let launch = WorkerLaunch(gateway: self, executable: executable, environment: environment)
+        try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launch(launch)) }
+    }
 
+    /// Asks the broker for a worker on one of its hosts and waits for the worker's hello.
+    private func startRemote(timeout: Duration) async throws {
+        var keys: CurveClientKeys?
+        if let serverKeyFile = spec.serverKeyFile, let secretKeyFile = spec.secretKeyFile {
+            keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverKeyFile),
+                                   keyPair: try CurveKeyPair.load(secretKeyFile: secretKeyFile))
+        }
+        var request = ControlPayload()
+        request["address"] = .bytes(routingID)
+        request["gateway"] = .string(id)
+        if let host = spec.host { request["host"] = .string(host) }
+        if let chdir = spec.chdir { request["chdir"] = .string(chdir) }
+        if let nice = spec.nice { request["nice"] = .int(Int64(nice)) }
+        if let worker = spec.worker { request["worker"] = .string(worker) }
+        var environment = OrderedDictionary<Value, Value>()
+        for (name, value) in spec.environment { environment[.string(name)] = .string(value) }
+        request["env"] = .dict(environment)
+        let launch = RemoteLaunch(gateway: self, link: BrokerLinkKey(spec: spec, endpoint: spec.broker!), keys: keys,
+                                  request: request.encoded)
+        try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launchRemote(launch)) }
+    }
+
+    /// Registers as the start waiter, runs `submit`, and waits for the hello, a failure or the timeout.
+    private func awaitHello(timeout: Duration, submit: @escaping @Sendable () -> Bool) async throws {
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
             if Task.isCancelled { return }
@@ -43,7 +83,7 @@ extension Gateway {
         defer { timer.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             state.withLock { $0.startWaiter = continuation }
-            if !runtime.io.submit(.launch(launch)) {
+            if !submit() {
                 failStart(ExecnetError(.invalidState, "the execnet runtime has shut down", gatewayID: id))
             }
         }
@@ -96,8 +136,12 @@ extension Gateway {
         connection.peerEnded(nil)
     }
 
-    /// The process has exited and was reaped.
-    func processExited(_ exit: WorkerExit) {
+    /// The process has exited and was reaped (or, for a broker gateway, the broker says it is gone).
+    ///
+    /// - Parameters:
+    ///   - exit: How it ended.
+    ///   - cause: The text for channels' remote errors; a default names the gateway and the exit.
+    func processExited(_ exit: WorkerExit, cause: String? = nil) {
         let (waiters, bye, startWaiter) = state.withLock { state in
             state.phase = .exited(exit)
             let waiters = state.exitWaiters.map(\.1)
@@ -107,11 +151,11 @@ extension Gateway {
             return (waiters, state.byeReceived || state.exitRequested, startWaiter)
         }
         startWaiter?.resume(throwing: ExecnetError(
-            .workerDied, "worker \(exit) before it said hello", gatewayID: id))
+            .workerDied, "\(cause ?? "worker \(exit)") before it said hello", gatewayID: id))
         if bye {
             connection.peerEnded(nil)
         } else {
-            connection.peerEnded(RemoteError("worker of gateway \(id) \(exit)", gatewayID: id, exit: exit))
+            connection.peerEnded(RemoteError(cause ?? "worker of gateway \(id) \(exit)", gatewayID: id, exit: exit))
         }
         for waiter in waiters { waiter.resume() }
     }

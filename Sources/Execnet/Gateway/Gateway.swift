@@ -69,10 +69,13 @@ public final class Gateway: Sendable {
         self.spec = spec
         self.routingID = routingID
         self.runtime = runtime
-        self.connection = PeerConnection(
-            gatewayID: id, side: .client,
-            transport: HubTransport(hub: runtime.io, routingID: routingID),
-            logger: runtime.logger)
+        let transport: any FrameTransport
+        if let broker = spec.broker {
+            transport = BrokerTransport(hub: runtime.io, link: BrokerLinkKey(spec: spec, endpoint: broker), address: routingID)
+        } else {
+            transport = HubTransport(hub: runtime.io, routingID: routingID)
+        }
+        self.connection = PeerConnection(gatewayID: id, side: .client, transport: transport, logger: runtime.logger)
     }
 
     // MARK: - Tasks and channels
@@ -185,11 +188,20 @@ public final class Gateway: Sendable {
         if send { connection.send(WireMessage(channelID: 0, type: .terminate, payload: [])) }
     }
 
-    /// Sends a signal to the worker process (SIGKILL to kill it).
+    /// Sends a signal to the worker process (SIGKILL to kill it); on a broker gateway, its host
+    /// agent sends it.
     ///
     /// - Parameter signal: The signal number.
     public func kill(signal: Int32 = SIGKILL) {
-        runtime.io.submit(.signal(routingID: routingID, signal: signal))
+        if let broker = spec.broker {
+            var order = ControlPayload()
+            order["signal"] = .int(Int64(signal))
+            runtime.io.submit(.sendRemote(
+                link: BrokerLinkKey(spec: spec, endpoint: broker), address: routingID,
+                message: WireMessage(channelID: 0, type: .kill, payload: order.encoded)))
+        } else {
+            runtime.io.submit(.signal(routingID: routingID, signal: signal))
+        }
     }
 
     /// Waits until the worker process has exited.
@@ -244,6 +256,17 @@ extension Gateway: CustomStringConvertible {
 extension Gateway: Hashable {
     public static func == (lhs: Gateway, rhs: Gateway) -> Bool { lhs === rhs }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
+/// The transport of a broker gateway's connection: the hub's link to that broker, by worker address.
+struct BrokerTransport: FrameTransport {
+    let hub: IOThread<Hub>
+    let link: BrokerLinkKey
+    let address: [UInt8]
+
+    func submit(_ message: WireMessage) -> Bool {
+        hub.submit(.sendRemote(link: link, address: address, message: message))
+    }
 }
 
 /// The transport of a client-side connection: the hub's ROUTER, addressed by routing id.

@@ -3,7 +3,6 @@
 // forwards its stdout/stderr. Everything here runs on the I/O thread only.
 
 import CExecnetShims
-import DequeModule
 import Logging
 import ZeroMQ
 #if canImport(Glibc)
@@ -18,6 +17,10 @@ enum HubCommand: Sendable {
     case launch(WorkerLaunch)
     /// Send a signal to a gateway's worker process.
     case signal(routingID: [UInt8], signal: Int32)
+    /// Ask a broker for a worker for a gateway.
+    case launchRemote(RemoteLaunch)
+    /// Send a message to a broker gateway's worker, through its broker link.
+    case sendRemote(link: BrokerLinkKey, address: [UInt8], message: WireMessage)
 }
 
 /// Which output stream of a worker a line came from.
@@ -41,15 +44,16 @@ final class Hub: IOThreadRole {
 
     let endpoint: String
     let logger: Logger
-    private let context: ZMQContext
+    let context: ZMQContext
     private var router: ZMQSocket?
     private var peers: [[UInt8]: Peer] = [:]
-    /// Messages that met a full pipe, per peer, oldest first.
-    private var backlog: [[UInt8]: Deque<[[UInt8]]>] = [:]
+    private var outbox: RouterOutbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
     /// The loop this role runs on (set in setUp).
-    private weak var loop: IOLoop?
+    private(set) weak var loop: IOLoop?
+    /// Links to brokers, one per endpoint and key set (Hub+Broker.swift).
+    var links: [BrokerLinkKey: BrokerLink] = [:]
 
     init(endpoint: String, context: ZMQContext, logger: Logger) {
         self.endpoint = endpoint
@@ -67,6 +71,7 @@ final class Hub: IOThreadRole {
         try router.setReceiveHighWaterMark(0)
         try router.bind(endpoint)
         self.router = router
+        self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
     }
@@ -81,18 +86,26 @@ final class Hub: IOThreadRole {
             if let peer = peers[routingID], peer.pidfd >= 0 {
                 _ = cexecnetSignal(peer.pidfd, signal)
             }
+        case .launchRemote(let launch):
+            handleRemoteLaunch(launch, loop)
+        case .sendRemote(let key, let address, let message):
+            links[key]?.send(message, to: address)
         }
     }
 
     func afterWakeUp(_ loop: IOLoop) {
-        guard !backlog.isEmpty else { return }
-        flushBacklog(loop)
+        guard let outbox, outbox.hasBacklog else { return }
+        outbox.flush()
+        loop.retryInterval = outbox.hasBacklog ? .milliseconds(1) : nil
     }
 
     func tearDown(_ loop: IOLoop) {
+        for link in links.values { link.close() }
+        links = [:]
         for (_, peer) in peers where peer.pidfd >= 0 {
             _ = cexecnetSignal(peer.pidfd, SIGKILL)
         }
+        outbox = nil
         router?.close()
         router = nil
     }
@@ -100,39 +113,11 @@ final class Hub: IOThreadRole {
     // MARK: - Sending
 
     private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
-        if backlog[routingID] != nil {
-            backlog[routingID]!.append(frames)
-            return
-        }
-        guard let router else { return }
-        do {
-            if try !router.send([routingID] + frames, dontWait: true) {
-                backlog[routingID, default: []].append(frames)
-                loop.retryInterval = .milliseconds(1)
-            }
-        } catch let error as ZMQError where error.isHostUnreachable {
+        guard let outbox else { return }
+        if !outbox.send(frames, to: routingID) {
             logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
-        } catch {
-            logger.error("ROUTER send failed: \(error)")
         }
-    }
-
-    private func flushBacklog(_ loop: IOLoop) {
-        guard let router else { return }
-        for routingID in Array(backlog.keys) {
-            while let frames = backlog[routingID]?.first {
-                do {
-                    if try !router.send([routingID] + frames, dontWait: true) { break }
-                } catch {
-                    logger.debug("dropped backlog for a gone peer: \(error)")
-                    backlog[routingID] = nil
-                    break
-                }
-                backlog[routingID]!.removeFirst()
-            }
-            if backlog[routingID]?.isEmpty == true { backlog[routingID] = nil }
-        }
-        loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
+        if outbox.hasBacklog { loop.retryInterval = .milliseconds(1) }
     }
 
     // MARK: - Receiving
@@ -175,7 +160,7 @@ final class Hub: IOThreadRole {
         }
     }
 
-    private func handleHello(_ message: WireMessage, _ gateway: Gateway) {
+    func handleHello(_ message: WireMessage, _ gateway: Gateway) {
         guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
             logger.warning("malformed hello from \(gateway.id): \(hexDump(message.payload))")
             return
@@ -238,7 +223,7 @@ final class Hub: IOThreadRole {
         close(peer.pidfd)
         peer.pidfd = -1
         peers[routingID] = nil
-        backlog[routingID] = nil
+        outbox?.forget(routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
         peer.gateway.processExited(exit)
     }

@@ -5,15 +5,25 @@ import OrderedCollections
 /// A gateway specification, parsed with execnet's rules.
 ///
 /// A spec is `key=value` or bare `key` parts joined by `//`. A bare key means `true`. Keys with a
-/// leading underscore, and any key given twice, are errors. Supported keys: `popen` (the gateway
-/// type), `id`, `chdir` (created if missing), `nice`, `env:NAME=value`, `worker=PATH`
-/// (`worker=self` re-executes this program; see ``WorkerMain``). `ssh=` and `socket=` are refused:
-/// gateways on other hosts go through a broker.
+/// leading underscore, and any key given twice, are errors. The gateway type is `popen` (a local
+/// worker process) or `broker=ENDPOINT` (a worker on a host agent of that broker, optionally
+/// `host=NAME`, with CURVE keys `serverkey=FILE` (the broker's public key) and `secretkey=FILE`
+/// (this client's secret key)). Other keys: `id`, `chdir` (created if missing), `nice`,
+/// `env:NAME=value`, `worker=PATH` (`worker=self` re-executes this program; see ``WorkerMain``).
+/// `ssh=` and `socket=` are refused: gateways on other hosts go through a broker.
 public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     /// The spec as written.
     public let text: String
-    /// The gateway type (`popen`).
+    /// The gateway type (`popen` or `broker`).
     public let type: String
+    /// The broker endpoint, for `broker=` gateways.
+    public let broker: String?
+    /// The host agent's name, for `broker=` gateways (any host with a free slot if `nil`).
+    public let host: String?
+    /// The file holding the broker's CURVE public key.
+    public let serverKeyFile: String?
+    /// The file holding this client's CURVE secret key.
+    public let secretKeyFile: String?
     /// The gateway id, if the spec sets one.
     public let id: String?
     /// The working directory for the worker, created if missing.
@@ -34,11 +44,21 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         var seen = Set<String>()
         var type: String?
         var id: String?, chdir: String?, nice: Int32?, worker: String?
+        var broker: String?, host: String?, serverKeyFile: String?, secretKeyFile: String?
         var environment = OrderedDictionary<String, String>()
         func fail(_ why: String) -> ExecnetError {
             ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': \(why)")
         }
-        let parts = text.split(separator: "//", omittingEmptySubsequences: false).map(String.init)
+        // A value that is an endpoint (`broker=tcp://host:5555`) contains `//` itself: a part
+        // ending in `scheme:` joins the part after it.
+        var parts: [String] = []
+        for piece in text.split(separator: "//", omittingEmptySubsequences: false).map(String.init) {
+            if let last = parts.last, last.contains("="), last.hasSuffix("tcp:") || last.hasSuffix("ipc:") {
+                parts[parts.count - 1] = last + "//" + piece
+            } else {
+                parts.append(piece)
+            }
+        }
         for part in parts {
             guard !part.isEmpty else { throw fail("empty part") }
             let key: String, value: String?
@@ -67,6 +87,26 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
                 throw fail("'python' does not apply: workers are Swift executables; use worker=PATH")
             case "ssh", "socket", "vagrant_ssh":
                 throw fail("'\(key)' gateways are not supported here; for other hosts, use a broker gateway (see README: Running across hosts)")
+            case "broker":
+                guard let value, !value.isEmpty else { throw fail("broker needs an endpoint such as tcp://host:5555") }
+                guard type == nil else { throw fail("more than one gateway type") }
+                type = "broker"
+                if value.hasPrefix("tcp://") || value.hasPrefix("ipc://") {
+                    broker = value
+                } else if value.contains(":"), !value.contains("/") {
+                    broker = "tcp://" + value
+                } else {
+                    throw fail("broker needs an endpoint such as tcp://host:5555 or host:5555")
+                }
+            case "host":
+                guard let value, !value.isEmpty else { throw fail("host needs a name") }
+                host = value
+            case "serverkey":
+                guard let value, !value.isEmpty else { throw fail("serverkey needs a file") }
+                serverKeyFile = value
+            case "secretkey":
+                guard let value, !value.isEmpty else { throw fail("secretkey needs a file") }
+                secretKeyFile = value
             case "id":
                 guard let value, !value.isEmpty else { throw fail("id needs a value") }
                 id = value
@@ -80,11 +120,21 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
                 guard let value, !value.isEmpty else { throw fail("worker needs a path") }
                 worker = value
             default:
-                throw fail("unknown key '\(key)' (a gateway type must be popen)")
+                throw fail("unknown key '\(key)' (a gateway type must be popen or broker=ENDPOINT)")
             }
         }
-        guard let type else { throw fail("no gateway type (expected popen)") }
+        guard let type else { throw fail("no gateway type (expected popen or broker=ENDPOINT)") }
+        if type == "popen", host != nil || serverKeyFile != nil || secretKeyFile != nil {
+            throw fail("host, serverkey and secretkey need broker=ENDPOINT")
+        }
+        if (serverKeyFile == nil) != (secretKeyFile == nil) {
+            throw fail("serverkey and secretkey go together")
+        }
         self.type = type
+        self.broker = broker
+        self.host = host
+        self.serverKeyFile = serverKeyFile
+        self.secretKeyFile = secretKeyFile
         self.id = id
         self.chdir = chdir
         self.nice = nice

@@ -27,6 +27,33 @@ enum MessageType: UInt8, Sendable, CustomStringConvertible {
     /// Client to worker: `bye` was received, so everything the worker sent has arrived; no payload.
     case farewell = 10
 
+    // Broker messages (docs/PROTOCOL.md, "Broker"): between the broker and its clients, agents and workers.
+
+    /// Either way between the broker and any peer: "still alive"; sent only when nothing else was sent.
+    case heartbeat = 11
+    /// Client to broker, first message: `{protocol, pid, hostname}`.
+    case clientHello = 12
+    /// Broker to client or agent: registration accepted; `{protocol, heartbeat_ms, liveness, max_message_size}`.
+    case welcome = 13
+    /// Client to broker, then broker to agent: start a worker; `{address, gateway, host?, chdir?, nice?, env, worker?}`.
+    case spawn = 14
+    /// Agent to broker: the worker process started; `{address, pid, host}`.
+    case spawned = 15
+    /// Broker or agent to client: the worker could not be started; payload is the reason (a string).
+    case spawnFailed = 16
+    /// Broker to client: a worker is gone; `{cause, exited?, signaled?, heartbeat?}`.
+    case peerLost = 17
+    /// Client to broker, then broker to agent: signal a worker; `{address, signal}`.
+    case kill = 18
+    /// Agent to broker, first message: `{protocol, name, slots, hostname, pid}`.
+    case agentHello = 19
+    /// Agent to broker: a worker exited; `{address, exited?, signaled?}`.
+    case workerExited = 20
+    /// Broker to a peer it does not know (it restarted, or the peer expired): register again.
+    case unknownPeer = 21
+    /// To the broker and back: the broker's status table (a dict).
+    case brokerStatus = 22
+
     var description: String {
         switch self {
         case .hello: "HELLO"
@@ -39,6 +66,18 @@ enum MessageType: UInt8, Sendable, CustomStringConvertible {
         case .terminate: "TERMINATE"
         case .bye: "BYE"
         case .farewell: "FAREWELL"
+        case .heartbeat: "HEARTBEAT"
+        case .clientHello: "CLIENT_HELLO"
+        case .welcome: "WELCOME"
+        case .spawn: "SPAWN"
+        case .spawned: "SPAWNED"
+        case .spawnFailed: "SPAWN_FAILED"
+        case .peerLost: "PEER_LOST"
+        case .kill: "KILL"
+        case .agentHello: "AGENT_HELLO"
+        case .workerExited: "WORKER_EXITED"
+        case .unknownPeer: "UNKNOWN_PEER"
+        case .brokerStatus: "BROKER_STATUS"
         }
     }
 }

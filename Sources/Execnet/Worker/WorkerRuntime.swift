@@ -30,14 +30,30 @@ struct WorkerSettings: Sendable {
     let routingID: [UInt8]
     let gatewayID: String
     let protocolVersion: Int64
+    /// Heartbeats with a broker (workers started by a host agent); `nil` for popen workers, whose
+    /// client watches them through a pidfd.
+    let liveness: LivenessSettings?
+    /// CURVE keys towards the broker, from the agent (never the command line).
+    let curve: CurveClientKeys?
 
     static func fromEnvironment() -> WorkerSettings? {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
         guard let endpoint = env("EXECNET_ENDPOINT"), let routing = env("EXECNET_ROUTING_ID") else { return nil }
         // For tests of version checks only.
         let version = env("EXECNET_TEST_PROTOCOL_VERSION").flatMap { Int64($0) } ?? wireProtocolVersion
+        var liveness: LivenessSettings?
+        if let milliseconds = env("EXECNET_HEARTBEAT_MS").flatMap({ Int64($0) }), milliseconds > 0 {
+            liveness = LivenessSettings(interval: .milliseconds(milliseconds),
+                                        liveness: env("EXECNET_LIVENESS").flatMap { Int($0) } ?? 3)
+        }
+        var curve: CurveClientKeys?
+        if let server = env("EXECNET_CURVE_SERVER_KEY"), let secret = env("EXECNET_CURVE_SECRET_KEY"),
+            let pair = try? CurveKeyPair(secretKey: secret) {
+            curve = CurveClientKeys(serverKey: server, keyPair: pair)
+        }
         return WorkerSettings(endpoint: endpoint, routingID: Array(routing.utf8),
-                              gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version)
+                              gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version,
+                              liveness: liveness, curve: curve)
     }
 }
 
@@ -54,6 +70,8 @@ final class WorkerConnection: IOThreadRole {
     private var dealer: ZMQSocket?
     private var backlog: [[[UInt8]]] = []
     private var exiting = false
+    private var brokerExpiry = ContinuousClock.now
+    private var lastSent = ContinuousClock.now
 
     init(settings: WorkerSettings, context: ZMQContext, logger: Logger, runtimeSlot: WorkerRuntimeSlot) {
         self.runtimeSlot = runtimeSlot
@@ -68,9 +86,31 @@ final class WorkerConnection: IOThreadRole {
         try dealer.setLinger(milliseconds: 1000)
         try dealer.setSendHighWaterMark(0)
         try dealer.setReceiveHighWaterMark(0)
+        try settings.curve?.apply(to: dealer)
         try dealer.connect(settings.endpoint)
         self.dealer = dealer
         loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
+        if let liveness = settings.liveness {
+            brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
+            scheduleHeartbeat(liveness, loop)
+        }
+    }
+
+    /// With a broker: heartbeat when idle, and exit when the broker has been silent too long (its
+    /// session with this worker is gone either way).
+    private func scheduleHeartbeat(_ liveness: LivenessSettings, _ loop: IOLoop) {
+        let period = min(liveness.interval / 2, .milliseconds(250))
+        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+            let now = ContinuousClock.now
+            if now >= self.brokerExpiry {
+                self.logger.error("the broker stopped answering heartbeats; exiting")
+                self.finishExit(code: 1)
+            }
+            if now >= self.lastSent.advanced(by: liveness.interval) {
+                self.send(WireMessage(channelID: 0, type: .heartbeat, payload: []).frames, loop)
+            }
+            self.scheduleHeartbeat(liveness, loop)
+        }
     }
 
     func handle(_ command: WorkerCommand, _ loop: IOLoop) {
@@ -94,6 +134,7 @@ final class WorkerConnection: IOThreadRole {
 
     func send(_ frames: [[UInt8]], _ loop: IOLoop) {
         guard let dealer else { return }
+        lastSent = .now
         if !backlog.isEmpty {
             backlog.append(frames)
             return
@@ -120,6 +161,9 @@ final class WorkerConnection: IOThreadRole {
                 logger.error("DEALER receive failed: \(error)")
                 return
             }
+            if let liveness = settings.liveness {
+                brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
+            }
             let message: WireMessage
             do {
                 message = try WireMessage.parse(frames)
@@ -128,6 +172,11 @@ final class WorkerConnection: IOThreadRole {
                 continue
             }
             switch message.type {
+            case .heartbeat:
+                continue
+            case .unknownPeer:
+                logger.error("the broker does not know this worker (it restarted?); exiting")
+                finishExit(code: 1)
             case .exec:
                 runtime.startTask(message)
             case .data, .close, .closeError, .credit:
@@ -156,9 +205,9 @@ final class WorkerConnection: IOThreadRole {
         }
     }
 
-    private func finishExit() -> Never {
+    private func finishExit(code: Int32 = 0) -> Never {
         fflush(nil)
-        _exit(0)
+        _exit(code)
     }
 }
 

@@ -1,0 +1,297 @@
+// The broker's handlers, one per kind of peer (mdbroker's s_broker_client_msg/s_broker_worker_msg):
+// workers' frames go to their owner; clients' frames go to their workers or are broker requests;
+// agents report spawns and exits; strangers may register. A malformed message is logged and dropped.
+
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Broker {
+    // MARK: - Workers: [channel][type][payload]
+
+    func handleWorker(_ address: PeerAddress, _ body: ArraySlice<[UInt8]>) {
+        guard let record = table.workers[address] else { return }
+        let message: WireMessage
+        do {
+            message = try WireMessage.parse(body)
+        } catch {
+            logger.warning("dropped a malformed message from worker \(record.gatewayID): \(error)")
+            return
+        }
+        switch message.type {
+        case .heartbeat:
+            return
+        case .hello:
+            table.workerConnected(address, pid: ControlPayload(decoding: message.payload)?.int("pid") ?? 0)
+        case .data, .close, .closeError, .credit:
+            table.noteChannelMessage(worker: address, channelID: message.channelID, type: message.type)
+        case .bye:
+            break
+        default:
+            logger.warning("dropped \(message.type) from worker \(record.gatewayID): not a worker message")
+            return
+        }
+        if !send([address] + message.frames, to: record.owner) {
+            logger.debug("the owner of \(record.gatewayID) is not connected; dropped \(message.type)")
+        }
+    }
+
+    // MARK: - Clients: [worker address or empty][channel][type][payload]
+
+    func handleClient(_ client: PeerAddress, _ body: ArraySlice<[UInt8]>) {
+        guard body.count == 4 else {
+            logger.warning("dropped a client message with \(body.count) frames (expected 4)")
+            return
+        }
+        let target = body[body.startIndex]
+        let message: WireMessage
+        do {
+            message = try WireMessage.parse(body.dropFirst())
+        } catch {
+            logger.warning("dropped a malformed client message: \(error)")
+            return
+        }
+        if target.isEmpty {
+            handleClientRequest(client, message)
+            return
+        }
+        guard let worker = table.workers[target], worker.owner == client else {
+            var lost = ControlPayload()
+            lost["cause"] = "the broker knows no gateway at this address (it may have restarted)"
+            lost["heartbeat"] = true
+            sendToClient(client, about: target, .peerLost, lost.encoded)
+            return
+        }
+        switch message.type {
+        case .kill:
+            var order = ControlPayload(decoding: message.payload) ?? ControlPayload()
+            order["address"] = .bytes(target)
+            sendToPeer(worker.agent, .kill, order.encoded)
+        case .exec, .data, .close, .closeError, .credit, .status, .terminate, .farewell:
+            table.noteChannelMessage(worker: target, channelID: message.channelID, type: message.type)
+            if !send(message.frames, to: target) {
+                logger.debug("worker \(worker.gatewayID) is not connected; dropped \(message.type)")
+            }
+        default:
+            logger.warning("dropped \(message.type) from a client: not for a worker")
+        }
+    }
+
+    private func handleClientRequest(_ client: PeerAddress, _ message: WireMessage) {
+        switch message.type {
+        case .heartbeat:
+            return
+        case .clientHello:
+            welcome(client: client, message)
+        case .spawn:
+            spawn(for: client, message.payload)
+        case .brokerStatus:
+            sendToClient(client, about: [], channelID: message.channelID, .brokerStatus, statusPayload().encoded)
+        default:
+            logger.warning("dropped \(message.type) addressed to the broker by a client")
+        }
+    }
+
+    private func spawn(for client: PeerAddress, _ payload: [UInt8]) {
+        guard let request = ControlPayload(decoding: payload), let address = request.bytes("address"), !address.isEmpty else {
+            logger.warning("dropped a malformed SPAWN request")
+            return
+        }
+        let host = request.string("host")
+        func fail(_ reason: String) {
+            sendToClient(client, about: address, .spawnFailed, encodePlain(.string(reason)))
+        }
+        if shuttingDown { return fail("the broker is shutting down") }
+        guard table.workers[address] == nil else { return fail("the gateway address is already in use") }
+        guard let agent = table.chooseAgent(host: host) else {
+            if let host { return fail("no host agent named '\(host)' with a free slot") }
+            return fail("no host agent with a free slot (\(table.agents.count) agents registered)")
+        }
+        let gatewayID = request.string("gateway") ?? "gw"
+        guard table.reserveWorker(address, owner: client, agent: agent, gatewayID: gatewayID, now: .now) else {
+            return fail("the gateway could not be reserved")
+        }
+        sendToPeer(agent, .spawn, payload)
+    }
+
+    private func welcome(client: PeerAddress, _ message: WireMessage) {
+        let hello = ControlPayload(decoding: message.payload)
+        guard let version = hello?.int("protocol"), version == wireProtocolVersion else {
+            let theirs = hello?.int("protocol").map(String.init) ?? "none"
+            sendToClient(client, about: [], .spawnFailed,
+                         encodePlain(.string("protocol version mismatch: client \(theirs), broker \(wireProtocolVersion)")))
+            return
+        }
+        if shuttingDown { return }
+        table.registerClient(client, hostname: hello?.string("hostname") ?? "", pid: hello?.int("pid") ?? 0, now: .now)
+        sendToClient(client, about: [], .welcome, welcomePayload().encoded)
+    }
+
+    func welcomePayload() -> ControlPayload {
+        var payload = ControlPayload()
+        payload["protocol"] = .int(wireProtocolVersion)
+        payload["heartbeat_ms"] = .int(Int64(configuration.liveness.interval.clampedMilliseconds))
+        payload["liveness"] = .int(Int64(configuration.liveness.liveness))
+        payload["max_message_size"] = .int(Int64(configuration.maxMessageSize))
+        return payload
+    }
+
+    // MARK: - Agents: [channel][type][payload]
+
+    func handleAgent(_ agent: PeerAddress, _ body: ArraySlice<[UInt8]>) {
+        let message: WireMessage
+        do {
+            message = try WireMessage.parse(body)
+        } catch {
+            logger.warning("dropped a malformed message from an agent: \(error)")
+            return
+        }
+        switch message.type {
+        case .heartbeat:
+            return
+        case .agentHello:
+            registerAgent(agent, message)
+        case .spawned:
+            guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
+                let worker = table.workers[address], worker.agent == agent
+            else { return }
+            table.workerSpawned(address, pid: report.int("pid") ?? 0)
+            sendToClient(worker.owner, about: address, .spawned, message.payload)
+        case .spawnFailed:
+            guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
+                let worker = table.workers[address], worker.agent == agent
+            else { return }
+            table.removeWorker(address)
+            let reason = report.string("reason") ?? "the agent could not start the worker"
+            sendToClient(worker.owner, about: address, .spawnFailed, encodePlain(.string(reason)))
+        case .workerExited:
+            guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
+                let worker = table.workers[address], worker.agent == agent
+            else { return }
+            table.removeWorker(address)
+            var lost = report
+            lost["cause"] = .string("worker of gateway \(worker.gatewayID) on host \(worker.host) \(report.workerExit.map { "\($0)" } ?? "exited")")
+            sendToClient(worker.owner, about: address, .peerLost, lost.encoded)
+            checkDrained()
+        default:
+            logger.warning("dropped \(message.type) from an agent")
+        }
+    }
+
+    private func registerAgent(_ agent: PeerAddress, _ message: WireMessage) {
+        let hello = ControlPayload(decoding: message.payload)
+        guard let version = hello?.int("protocol"), version == wireProtocolVersion else {
+            logger.warning("refused an agent speaking protocol \(hello?.int("protocol").map(String.init) ?? "none")")
+            return
+        }
+        if shuttingDown { return }
+        let name = hello?.string("name") ?? String(decoding: agent, as: UTF8.self)
+        table.registerAgent(agent, name: name, hostname: hello?.string("hostname") ?? name,
+                            slots: Int(hello?.int("slots") ?? 1), now: .now)
+        logger.info("agent \(name) registered with \(hello?.int("slots") ?? 1) slots")
+        sendToPeer(agent, .welcome, welcomePayload().encoded)
+    }
+
+    // MARK: - Strangers
+
+    /// A peer the broker does not know may register (client or agent) or ask for status; anything
+    /// else is told that it is unknown, so it can register again after a broker restart.
+    func handleStranger(_ address: PeerAddress, _ body: ArraySlice<[UInt8]>) {
+        if body.count == 4, body[body.startIndex].isEmpty, let message = try? WireMessage.parse(body.dropFirst()) {
+            switch message.type {
+            case .clientHello:
+                welcome(client: address, message)
+            case .brokerStatus:
+                send([[]] + WireMessage(channelID: message.channelID, type: .brokerStatus, payload: statusPayload().encoded).frames, to: address)
+            default:
+                sendToClient(address, about: [], .unknownPeer)
+            }
+            return
+        }
+        if body.count == 4 {
+            sendToClient(address, about: body[body.startIndex], .unknownPeer)
+            return
+        }
+        if body.count == 3, let message = try? WireMessage.parse(body) {
+            if message.type == .agentHello {
+                registerAgent(address, message)
+            } else {
+                sendToPeer(address, .unknownPeer)
+            }
+            return
+        }
+        logger.warning("dropped a message from an unknown peer \(hexDump(address)) with \(body.count) frames")
+    }
+
+    // MARK: - Death
+
+    /// A peer went silent past its expiry: one place decides what its death means.
+    func peerExpired(_ address: PeerAddress) {
+        switch table.kind(of: address) {
+        case .worker:
+            guard let worker = table.removeWorker(address) else { return }
+            logger.warning("worker of \(worker.gatewayID) on \(worker.host) stopped answering heartbeats")
+            var lost = ControlPayload()
+            lost["cause"] = .string("worker of gateway \(worker.gatewayID) on host \(worker.host) stopped answering heartbeats")
+            lost["heartbeat"] = true
+            sendToClient(worker.owner, about: address, .peerLost, lost.encoded)
+            var order = ControlPayload()
+            order["address"] = .bytes(address)
+            order["signal"] = .int(Int64(SIGKILL))
+            sendToPeer(worker.agent, .kill, order.encoded)
+        case .client:
+            guard let (client, workers) = table.removeClient(address) else { return }
+            logger.warning("client \(client.hostname):\(client.pid) stopped answering heartbeats; killing its \(workers.count) workers")
+            for worker in workers {
+                table.removeWorker(worker.address)
+                var order = ControlPayload()
+                order["address"] = .bytes(worker.address)
+                order["signal"] = .int(Int64(SIGKILL))
+                sendToPeer(worker.agent, .kill, order.encoded)
+            }
+        case .agent:
+            guard let (agent, lost) = table.removeAgent(address) else { return }
+            logger.warning("agent \(agent.name) stopped answering heartbeats; \(lost.count) workers lost")
+            for worker in lost {
+                var payload = ControlPayload()
+                payload["cause"] = .string("host agent \(agent.name) stopped answering heartbeats (gateway \(worker.gatewayID))")
+                payload["heartbeat"] = true
+                sendToClient(worker.owner, about: worker.address, .peerLost, payload.encoded)
+            }
+        case nil:
+            break
+        }
+        outbox?.forget(address)
+        checkDrained()
+    }
+
+    // MARK: - Status
+
+    func statusPayload() -> ControlPayload {
+        var status = ControlPayload()
+        status["pid"] = .int(Int64(getpid()))
+        status["uptime_s"] = .float(started.duration(to: .now).seconds)
+        status["endpoints"] = .list(shared.endpoints.withLock { $0 }.map { .string($0) })
+        status["hosts"] = .list(table.agents.values.sorted { $0.name < $1.name }.map { agent in
+            .dict([
+                "name": .string(agent.name), "hostname": .string(agent.hostname),
+                "slots": .int(Int64(agent.slots)), "workers": .int(Int64(agent.workers.count)),
+            ])
+        })
+        status["clients"] = .int(Int64(table.clients.count))
+        status["gateways"] = .list(table.workers.values.sorted { $0.gatewayID < $1.gatewayID }.map { worker in
+            .dict([
+                "gateway": .string(worker.gatewayID), "host": .string(worker.host), "pid": .int(worker.pid),
+                "connected": .bool(worker.connected), "channels": .int(Int64(worker.openChannels.count)),
+            ])
+        })
+        status["workers"] = .int(Int64(table.workers.count))
+        status["channels"] = .int(Int64(table.workers.values.reduce(0) { $0 + $1.openChannels.count }))
+        status["messages_in"] = .int(Int64(messagesIn))
+        status["messages_out"] = .int(Int64(messagesOut))
+        status["rate_in"] = .float(rateIn)
+        status["rate_out"] = .float(rateOut)
+        return status
+    }
+}

@@ -1,0 +1,213 @@
+// The broker role of an I/O thread (the zguide's Majordomo/Paranoid Pirate shape): one ROUTER
+// bound to every endpoint, a routing table of clients, agents and workers, heartbeats both ways,
+// and a purge of silent peers. Handlers for each kind of peer are in Broker+Peers.swift.
+// Everything here runs on the broker's I/O thread.
+
+import Logging
+import Synchronization
+import ZeroMQ
+
+/// Commands to the broker's I/O thread.
+enum BrokerCommand: Sendable {
+    /// Stop accepting work, ask every worker to exit, and report drained when none is left.
+    case beginShutdown
+}
+
+/// What the broker shares with the thread that started it.
+final class BrokerShared: Sendable {
+    /// The endpoints actually bound (ports resolved).
+    let endpoints = Mutex<[String]>([])
+    /// Set once a shutdown has no worker left.
+    let drained = Atomic<Bool>(false)
+}
+
+/// The broker: routes frames between clients and their workers, and keeps every peer's liveness.
+final class Broker: IOThreadRole {
+    typealias Command = BrokerCommand
+
+    let configuration: BrokerConfiguration
+    let context: ZMQContext
+    let shared: BrokerShared
+    var logger: Logger { configuration.logger }
+    var router: ZMQSocket?
+    var outbox: RouterOutbox?
+    var zap: ZAPHandler?
+    var table: RoutingTable
+    var shuttingDown = false
+    let started = ContinuousClock.now
+
+    // Message counters, for status.
+    var messagesIn = 0
+    var messagesOut = 0
+    var rateWindowStart = ContinuousClock.now
+    var rateWindowIn = 0
+    var rateWindowOut = 0
+    var rateIn = 0.0
+    var rateOut = 0.0
+
+    init(configuration: BrokerConfiguration, context: ZMQContext, shared: BrokerShared) {
+        self.configuration = configuration
+        self.context = context
+        self.shared = shared
+        self.table = RoutingTable(settings: configuration.liveness)
+    }
+
+    // MARK: - IOThreadRole
+
+    func setUp(_ loop: IOLoop) throws {
+        try configuration.validate()
+        if let security = configuration.security {
+            // The ZAP handler must exist before the first CURVE connection arrives.
+            let zap = try ZAPHandler(context: context, authorizedKeys: security.authorizedKeys, logger: logger)
+            self.zap = zap
+            loop.addSocket(zap.socket) { zap.handleRequests() }
+        }
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.setRouterMandatory(true)
+        try router.setRouterHandover(true)
+        try router.setLinger(milliseconds: 0)
+        try router.setSendHighWaterMark(0)
+        try router.setReceiveHighWaterMark(0)
+        try router.setMaxMessageSize(Int64(configuration.maxMessageSize))
+        if let security = configuration.security {
+            try router.setCurveServer(true)
+            try router.setCurveSecretKey(security.keyPair.secretKey)
+            try router.setZAPDomain("execnet")
+        }
+        var endpoints: [String] = []
+        for endpoint in configuration.binds {
+            do {
+                endpoints.append(try router.bind(endpoint))
+            } catch {
+                throw ExecnetError(.transport, "cannot bind \(endpoint): \(error)", cause: error)
+            }
+        }
+        shared.endpoints.withLock { $0 = endpoints }
+        self.router = router
+        self.outbox = RouterOutbox(socket: router, logger: logger)
+        loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        scheduleTick(loop)
+        logger.info("broker listening on \(endpoints.joined(separator: ", "))\(configuration.security == nil ? "" : " (CURVE)")")
+    }
+
+    func handle(_ command: BrokerCommand, _ loop: IOLoop) {
+        switch command {
+        case .beginShutdown:
+            guard !shuttingDown else { return }
+            shuttingDown = true
+            logger.info("shutting down: asking \(table.workers.count) workers to exit")
+            for address in table.workers.keys {
+                send(WireMessage(channelID: 0, type: .terminate, payload: []).frames, to: address)
+            }
+            checkDrained()
+        }
+    }
+
+    func afterWakeUp(_ loop: IOLoop) {
+        guard let outbox, outbox.hasBacklog else { return }
+        outbox.flush()
+        loop.retryInterval = outbox.hasBacklog ? .milliseconds(1) : nil
+    }
+
+    func tearDown(_ loop: IOLoop) {
+        outbox = nil
+        router?.close()
+        router = nil
+        zap?.close()
+        zap = nil
+    }
+
+    // MARK: - Sending
+
+    /// Sends to a peer and notes it for heartbeat bookkeeping.
+    @discardableResult
+    func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
+        guard let outbox else { return false }
+        messagesOut += 1
+        table.sent(to: address, now: .now)
+        return outbox.send(frames, to: address)
+    }
+
+    /// Sends a control message to a client: `[address or empty][channel][type][payload]`.
+    func sendToClient(_ client: PeerAddress, about address: PeerAddress, channelID: Int32 = 0, _ type: MessageType, _ payload: [UInt8] = []) {
+        send([address] + WireMessage(channelID: channelID, type: type, payload: payload).frames, to: client)
+    }
+
+    /// Sends a control message to an agent or worker: `[channel][type][payload]`.
+    func sendToPeer(_ address: PeerAddress, _ type: MessageType, _ payload: [UInt8] = [], channelID: Int32 = 0) {
+        send(WireMessage(channelID: channelID, type: type, payload: payload).frames, to: address)
+    }
+
+    // MARK: - Receiving
+
+    /// Drains the ROUTER; any message from a peer refreshes its liveness first.
+    private func handleRouter() {
+        guard let router else { return }
+        let now = ContinuousClock.now
+        for _ in 0..<512 {
+            let frames: [[UInt8]]
+            do {
+                guard let received = try router.receive(dontWait: true) else { return }
+                frames = received
+            } catch {
+                logger.error("ROUTER receive failed: \(error)")
+                return
+            }
+            messagesIn += 1
+            guard frames.count >= 2 else {
+                logger.warning("dropped a message with \(frames.count) frames")
+                continue
+            }
+            let address = frames[0]
+            let body = frames.dropFirst()
+            table.heard(from: address, now: now)
+            switch table.kind(of: address) {
+            case .worker: handleWorker(address, body)
+            case .client: handleClient(address, body)
+            case .agent: handleAgent(address, body)
+            case nil: handleStranger(address, body)
+            }
+        }
+    }
+
+    // MARK: - Liveness
+
+    private func scheduleTick(_ loop: IOLoop) {
+        let period = min(configuration.liveness.interval / 2, .milliseconds(250))
+        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+            self.tick()
+            self.scheduleTick(loop)
+        }
+    }
+
+    /// Purges silent peers, then heartbeats idle ones (only those we sent nothing to for an interval).
+    private func tick() {
+        let now = ContinuousClock.now
+        for address in table.expiredPeers(now: now) { peerExpired(address) }
+        for address in table.peersNeedingHeartbeat(now: now) {
+            switch table.kind(of: address) {
+            case .client: sendToClient(address, about: [], .heartbeat)
+            case .agent, .worker: sendToPeer(address, .heartbeat)
+            case nil: break
+            }
+        }
+        updateRates(now: now)
+        if shuttingDown { checkDrained() }
+    }
+
+    private func updateRates(now: ContinuousClock.Instant) {
+        let elapsed = rateWindowStart.duration(to: now)
+        guard elapsed >= .seconds(1) else { return }
+        rateIn = Double(messagesIn - rateWindowIn) / elapsed.seconds
+        rateOut = Double(messagesOut - rateWindowOut) / elapsed.seconds
+        rateWindowStart = now
+        rateWindowIn = messagesIn
+        rateWindowOut = messagesOut
+    }
+
+    func checkDrained() {
+        if shuttingDown && table.workers.isEmpty {
+            shared.drained.store(true, ordering: .releasing)
+        }
+    }
+}

@@ -1,0 +1,243 @@
+// The client hub's links to brokers: a DEALER per broker (and key set), the client's registration
+// (CLIENT_HELLO, WELCOME), SPAWN requests, routing of `[address][channel][type][payload]` frames
+// to broker gateways, heartbeats both ways, and what a lost or restarted broker means for them.
+// Everything here runs on the client's I/O thread.
+
+import Logging
+import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Identifies a broker link: the endpoint and the key files used to reach it.
+struct BrokerLinkKey: Hashable, Sendable {
+    let endpoint: String
+    let serverKeyFile: String?
+    let secretKeyFile: String?
+
+    init(spec: XSpec, endpoint: String) {
+        self.endpoint = endpoint
+        self.serverKeyFile = spec.serverKeyFile
+        self.secretKeyFile = spec.secretKeyFile
+    }
+}
+
+/// One client's connection to one broker.
+///
+/// - Important: Used on the client's I/O thread only.
+final class BrokerLink {
+    enum Phase {
+        /// CLIENT_HELLO sent at this instant; waiting for WELCOME.
+        case registering(since: ContinuousClock.Instant)
+        /// Registered.
+        case ready
+    }
+
+    let key: BrokerLinkKey
+    let socket: ZMQSocket
+    let logger: Logger
+    var phase: Phase
+    var settings: LivenessSettings = .default
+    var expiry: ContinuousClock.Instant
+    var lastSent: ContinuousClock.Instant
+    /// Gateways on this broker, by worker address.
+    var gateways: [[UInt8]: Gateway] = [:]
+    /// SPAWN requests waiting for WELCOME.
+    var pendingSpawns: [[UInt8]] = []
+
+    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
+        self.key = key
+        self.socket = socket
+        self.logger = logger
+        let now = ContinuousClock.now
+        phase = .registering(since: now)
+        expiry = now.advanced(by: settings.expiry)
+        lastSent = now
+    }
+
+    /// Sends `[address][channel][type][payload]` to the broker.
+    func send(_ message: WireMessage, to address: [UInt8]) {
+        lastSent = .now
+        do {
+            // The DEALER's pipe is unlimited (HWM 0), so a send never blocks or fails for space.
+            _ = try socket.send([address] + message.frames, dontWait: true)
+        } catch {
+            logger.error("send to broker \(key.endpoint) failed: \(error)")
+        }
+    }
+
+    func sayHello() {
+        var hello = ControlPayload()
+        hello["protocol"] = .int(wireProtocolVersion)
+        hello["pid"] = .int(Int64(getpid()))
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        hello["hostname"] = .string(cString(host))
+        phase = .registering(since: .now)
+        send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
+    }
+
+    func close() { socket.close() }
+}
+
+extension Hub {
+    /// Opens (or reuses) the link and sends the SPAWN request, now or once registered.
+    func handleRemoteLaunch(_ launch: RemoteLaunch, _ loop: IOLoop) {
+        let link: BrokerLink
+        do {
+            link = try self.link(for: launch.link, keys: launch.keys, loop)
+        } catch {
+            launch.gateway.failStart(error)
+            return
+        }
+        link.gateways[launch.gateway.routingID] = launch.gateway
+        if case .ready = link.phase {
+            link.send(WireMessage(channelID: 0, type: .spawn, payload: launch.request), to: [])
+        } else {
+            link.pendingSpawns.append(launch.request)
+        }
+    }
+
+    private func link(for key: BrokerLinkKey, keys: CurveClientKeys?, _ loop: IOLoop) throws -> BrokerLink {
+        if let existing = links[key] { return existing }
+        let socket = try ZMQSocket(context: context, type: .dealer)
+        try socket.setRoutingID(Array("c.\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))".utf8))
+        try socket.setLinger(milliseconds: 0)
+        try socket.setSendHighWaterMark(0)
+        try socket.setReceiveHighWaterMark(0)
+        try socket.setReconnectInterval(.milliseconds(100), max: .seconds(2))
+        try keys?.apply(to: socket)
+        do {
+            try socket.connect(key.endpoint)
+        } catch {
+            throw ExecnetError(.transport, "cannot connect to broker \(key.endpoint): \(error)", cause: error)
+        }
+        let link = BrokerLink(key: key, socket: socket, logger: logger)
+        links[key] = link
+        loop.addSocket(socket) { [unowned self, unowned link] in self.handleLink(link) }
+        scheduleLinkTick(link, loop)
+        link.sayHello()
+        return link
+    }
+
+    // MARK: - Incoming
+
+    /// Drains a broker link: control messages (empty address) and broker gateways' messages.
+    private func handleLink(_ link: BrokerLink) {
+        for _ in 0..<512 {
+            let frames: [[UInt8]]
+            do {
+                guard let received = try link.socket.receive(dontWait: true) else { return }
+                frames = received
+            } catch {
+                logger.error("receive from broker \(link.key.endpoint) failed: \(error)")
+                return
+            }
+            // Any traffic from the broker is a sign of life.
+            link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
+            guard frames.count == 4, let message = try? WireMessage.parse(frames.dropFirst()) else {
+                logger.warning("dropped a malformed message from broker \(link.key.endpoint)")
+                continue
+            }
+            let address = frames[0]
+            if address.isEmpty {
+                handleBrokerControl(link, message)
+            } else if let gateway = link.gateways[address] {
+                handleRemoteGateway(link, gateway, address, message)
+            }
+        }
+    }
+
+    private func handleBrokerControl(_ link: BrokerLink, _ message: WireMessage) {
+        switch message.type {
+        case .heartbeat:
+            break
+        case .welcome:
+            let welcome = ControlPayload(decoding: message.payload)
+            if let milliseconds = welcome?.int("heartbeat_ms"), milliseconds > 0 {
+                link.settings = LivenessSettings(interval: .milliseconds(milliseconds),
+                                                 liveness: Int(welcome?.int("liveness") ?? 3))
+            }
+            link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
+            link.phase = .ready
+            for request in link.pendingSpawns {
+                link.send(WireMessage(channelID: 0, type: .spawn, payload: request), to: [])
+            }
+            link.pendingSpawns = []
+        case .unknownPeer:
+            // The broker restarted (or forgot us): every gateway it carried is gone; register again.
+            loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
+            link.sayHello()
+        case .spawnFailed:
+            let reason = decodeString(message.payload) ?? "refused"
+            for gateway in link.gateways.values {
+                gateway.failStart(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id))
+            }
+        default:
+            logger.warning("dropped \(message.type) from broker \(link.key.endpoint)")
+        }
+    }
+
+    private func handleRemoteGateway(_ link: BrokerLink, _ gateway: Gateway, _ address: [UInt8], _ message: WireMessage) {
+        switch message.type {
+        case .hello:
+            handleHello(message, gateway)
+        case .spawned:
+            if let pid = ControlPayload(decoding: message.payload)?.int("pid") { gateway.spawned(pid: Int32(truncatingIfNeeded: pid)) }
+        case .spawnFailed:
+            link.gateways[address] = nil
+            gateway.failStart(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
+                                           gatewayID: gateway.id))
+            gateway.processExited(.exited(-1), cause: "the worker never started")
+        case .bye:
+            link.send(WireMessage(channelID: 0, type: .farewell, payload: []), to: address)
+            gateway.byeReceived()
+        case .peerLost, .unknownPeer:
+            link.gateways[address] = nil
+            let report = ControlPayload(decoding: message.payload)
+            let exit = report?.workerExit ?? .heartbeatLost
+            gateway.processExited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)")
+        case .data, .close, .closeError, .credit:
+            gateway.connection.dispatch(message)
+        default:
+            logger.warning("dropped \(message.type) for gateway \(gateway.id) from the broker")
+        }
+    }
+
+    // MARK: - Liveness
+
+    private func scheduleLinkTick(_ link: BrokerLink, _ loop: IOLoop) {
+        let period = min(link.settings.interval / 2, .milliseconds(250))
+        loop.schedule(at: .now.advanced(by: period)) { [weak self, weak link, unowned loop] in
+            guard let self, let link, self.links[link.key] === link else { return }
+            self.linkTick(link)
+            self.scheduleLinkTick(link, loop)
+        }
+    }
+
+    /// Heartbeats an idle link; a silent broker ends its gateways, and registration is retried.
+    private func linkTick(_ link: BrokerLink) {
+        let now = ContinuousClock.now
+        if now >= link.expiry {
+            logger.warning("broker \(link.key.endpoint) stopped answering heartbeats")
+            loseGateways(link, cause: "broker \(link.key.endpoint) stopped answering heartbeats")
+            link.expiry = now.advanced(by: link.settings.expiry)
+            link.sayHello()
+            return
+        }
+        if case .registering(let since) = link.phase, now >= since.advanced(by: link.settings.interval) {
+            link.sayHello()
+        } else if now >= link.lastSent.advanced(by: link.settings.interval) {
+            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+        }
+    }
+
+    private func loseGateways(_ link: BrokerLink, cause: String) {
+        let lost = link.gateways
+        link.gateways = [:]
+        for gateway in lost.values {
+            gateway.failStart(ExecnetError(.workerDied, cause, gatewayID: gateway.id))
+            gateway.processExited(.heartbeatLost, cause: cause)
+        }
+    }
+}

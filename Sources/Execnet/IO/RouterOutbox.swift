@@ -1,0 +1,69 @@
+// Sending on a ROUTER without ever dropping: a message that meets a full pipe is queued for its
+// peer and retried on the next loop turn, in order. Used by the embedded hub and the broker.
+
+import DequeModule
+import Logging
+import ZeroMQ
+
+/// A ROUTER socket's outgoing side with a per-peer backlog.
+///
+/// - Important: Used on its I/O thread only.
+final class RouterOutbox {
+    let socket: ZMQSocket
+    let logger: Logger
+    /// Messages that met a full pipe, per peer, oldest first.
+    private var backlog: [PeerAddress: Deque<[[UInt8]]>] = [:]
+
+    init(socket: ZMQSocket, logger: Logger) {
+        self.socket = socket
+        self.logger = logger
+    }
+
+    /// Whether messages wait for a retry.
+    var hasBacklog: Bool { !backlog.isEmpty }
+
+    /// Sends `frames` to the peer at `address`, after anything already queued for it.
+    ///
+    /// - Returns: `false` if the peer is not connected (ROUTER_MANDATORY said EHOSTUNREACH); the
+    ///   message is then not delivered, and the caller decides what that means.
+    @discardableResult
+    func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
+        if backlog[address] != nil {
+            backlog[address]!.append(frames)
+            return true
+        }
+        do {
+            if try !socket.send([address] + frames, dontWait: true) {
+                backlog[address, default: []].append(frames)
+            }
+            return true
+        } catch let error as ZMQError where error.isHostUnreachable {
+            return false
+        } catch {
+            logger.error("ROUTER send failed: \(error)")
+            return false
+        }
+    }
+
+    /// Retries queued messages in order; stops at the first peer whose pipe is still full.
+    func flush() {
+        for address in Array(backlog.keys) {
+            while let frames = backlog[address]?.first {
+                do {
+                    if try !socket.send([address] + frames, dontWait: true) { break }
+                } catch {
+                    logger.debug("dropping the backlog of a peer that left: \(error)")
+                    backlog[address] = nil
+                    break
+                }
+                backlog[address]!.removeFirst()
+            }
+            if backlog[address]?.isEmpty == true { backlog[address] = nil }
+        }
+    }
+
+    /// Forgets a gone peer's backlog.
+    func forget(_ address: PeerAddress) {
+        backlog[address] = nil
+    }
+}

@@ -1,0 +1,182 @@
+// The broker's routing state as a pure struct: which clients, agents and workers are registered,
+// which client owns which worker, on which agent it runs, their liveness, and the channels seen
+// open per worker. No sockets, no clock reads: `now` is passed in, so it is tested with plain instants.
+
+/// A peer's ZeroMQ routing id.
+typealias PeerAddress = [UInt8]
+
+/// What the routing table knows about a client.
+struct ClientRecord: Sendable {
+    let address: PeerAddress
+    var hostname: String
+    var pid: Int64
+    /// Workers this client owns.
+    var workers: Set<PeerAddress> = []
+}
+
+/// What the routing table knows about a host agent.
+struct AgentRecord: Sendable {
+    let address: PeerAddress
+    var name: String
+    var hostname: String
+    var slots: Int
+    /// Workers running on this agent's host.
+    var workers: Set<PeerAddress> = []
+
+    var freeSlots: Int { max(0, slots - workers.count) }
+}
+
+/// What the routing table knows about a worker.
+struct WorkerRecord: Sendable {
+    let address: PeerAddress
+    /// The client that owns it.
+    let owner: PeerAddress
+    /// The agent that runs it.
+    let agent: PeerAddress
+    let gatewayID: String
+    var host: String
+    var pid: Int64 = 0
+    /// The worker said hello (it is connected).
+    var connected = false
+    /// Channels with traffic that neither side has closed yet.
+    var openChannels: Set<Int32> = []
+}
+
+/// Registered peers and their relations. See the file comment.
+struct RoutingTable: Sendable {
+    private(set) var clients: [PeerAddress: ClientRecord] = [:]
+    private(set) var agents: [PeerAddress: AgentRecord] = [:]
+    private(set) var workers: [PeerAddress: WorkerRecord] = [:]
+    private(set) var liveness: [PeerAddress: PeerLiveness] = [:]
+    let settings: LivenessSettings
+
+    init(settings: LivenessSettings) {
+        self.settings = settings
+    }
+
+    /// What kind of peer an address is, if registered.
+    enum Kind: Sendable, Equatable { case client, agent, worker }
+
+    func kind(of address: PeerAddress) -> Kind? {
+        if workers[address] != nil { return .worker }
+        if clients[address] != nil { return .client }
+        if agents[address] != nil { return .agent }
+        return nil
+    }
+
+    // MARK: - Registration
+
+    mutating func registerClient(_ address: PeerAddress, hostname: String, pid: Int64, now: ContinuousClock.Instant) {
+        if clients[address] == nil {
+            clients[address] = ClientRecord(address: address, hostname: hostname, pid: pid)
+        }
+        liveness[address] = PeerLiveness(now: now, settings: settings)
+    }
+
+    mutating func registerAgent(_ address: PeerAddress, name: String, hostname: String, slots: Int, now: ContinuousClock.Instant) {
+        if var existing = agents[address] {
+            existing.name = name
+            existing.hostname = hostname
+            existing.slots = slots
+            agents[address] = existing
+        } else {
+            agents[address] = AgentRecord(address: address, name: name, hostname: hostname, slots: slots)
+        }
+        liveness[address] = PeerLiveness(now: now, settings: settings)
+    }
+
+    /// Picks the agent for a new worker: the named host, or the agent with the most free slots.
+    ///
+    /// - Returns: The agent's address, or `nil` if none fits.
+    func chooseAgent(host: String?) -> PeerAddress? {
+        let candidates = agents.values.filter { agent in
+            agent.freeSlots > 0 && (host == nil || agent.name == host || agent.hostname == host)
+        }
+        return candidates.max { ($0.freeSlots, $1.name) < ($1.freeSlots, $0.name) }?.address
+    }
+
+    /// Reserves a worker address for a client on an agent, before the process exists.
+    ///
+    /// - Returns: `false` if the address is taken.
+    mutating func reserveWorker(
+        _ address: PeerAddress, owner: PeerAddress, agent: PeerAddress, gatewayID: String, now: ContinuousClock.Instant
+    ) -> Bool {
+        guard workers[address] == nil, clients[owner] != nil, let agentRecord = agents[agent] else { return false }
+        workers[address] = WorkerRecord(address: address, owner: owner, agent: agent, gatewayID: gatewayID, host: agentRecord.name)
+        clients[owner]!.workers.insert(address)
+        agents[agent]!.workers.insert(address)
+        // A starting worker gets the agent's start-up allowance before its own heartbeats count.
+        liveness[address] = PeerLiveness(now: now, settings: settings)
+        return true
+    }
+
+    mutating func workerConnected(_ address: PeerAddress, pid: Int64) {
+        workers[address]?.connected = true
+        if pid != 0 { workers[address]?.pid = pid }
+    }
+
+    mutating func workerSpawned(_ address: PeerAddress, pid: Int64) {
+        workers[address]?.pid = pid
+    }
+
+    // MARK: - Removal (one place unlinks from every index)
+
+    /// Removes a worker from every index.
+    @discardableResult
+    mutating func removeWorker(_ address: PeerAddress) -> WorkerRecord? {
+        guard let record = workers.removeValue(forKey: address) else { return nil }
+        clients[record.owner]?.workers.remove(address)
+        agents[record.agent]?.workers.remove(address)
+        liveness[address] = nil
+        return record
+    }
+
+    /// Removes a client; returns it and the workers it owned (still registered, to be killed).
+    mutating func removeClient(_ address: PeerAddress) -> (ClientRecord, [WorkerRecord])? {
+        guard let record = clients.removeValue(forKey: address) else { return nil }
+        liveness[address] = nil
+        return (record, record.workers.compactMap { workers[$0] })
+    }
+
+    /// Removes an agent and every worker on it.
+    mutating func removeAgent(_ address: PeerAddress) -> (AgentRecord, [WorkerRecord])? {
+        guard let record = agents.removeValue(forKey: address) else { return nil }
+        liveness[address] = nil
+        let lost = record.workers.compactMap { removeWorker($0) }
+        return (record, lost)
+    }
+
+    // MARK: - Liveness
+
+    /// Any traffic from a peer counts as a sign of life.
+    mutating func heard(from address: PeerAddress, now: ContinuousClock.Instant) {
+        liveness[address]?.heard(now: now, settings: settings)
+    }
+
+    mutating func sent(to address: PeerAddress, now: ContinuousClock.Instant) {
+        liveness[address]?.lastSent = now
+    }
+
+    /// Peers silent past their expiry.
+    func expiredPeers(now: ContinuousClock.Instant) -> [PeerAddress] {
+        liveness.filter { $0.value.isExpired(now: now) }.map(\.key)
+    }
+
+    /// Peers we have sent nothing to for an interval.
+    func peersNeedingHeartbeat(now: ContinuousClock.Instant) -> [PeerAddress] {
+        liveness.filter { $0.value.needsHeartbeat(now: now, settings: settings) }.map(\.key)
+    }
+
+    // MARK: - Channels (for status)
+
+    /// Notes a channel message between a worker and its client: a channel is open from its first
+    /// message until either side closes it.
+    mutating func noteChannelMessage(worker address: PeerAddress, channelID: Int32, type: MessageType) {
+        guard channelID != 0, workers[address] != nil else { return }
+        switch type {
+        case .exec, .data: workers[address]!.openChannels.insert(channelID)
+        case .close, .closeError: workers[address]!.openChannels.remove(channelID)
+        default: break
+        }
+    }
+}

@@ -1,0 +1,159 @@
+// execnet-broker: the standalone broker. `serve` routes frames between clients, host agents and
+// workers (the same routing component as the embedded hub's peers); `keygen` writes a CURVE
+// keypair; `status` prints a running broker's table. SIGTERM/SIGINT shut down gracefully.
+
+import ArgumentParser
+import Execnet
+import Logging
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct BrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "execnet-broker",
+        abstract: "The swift-execnet broker: clients and host agents on many machines meet here.",
+        subcommands: [Serve.self, Keygen.self, Status.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Reads an environment variable, treating empty as unset.
+func environment(_ name: String) -> String? {
+    guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }
+    return value
+}
+
+/// Log level from a flag, else EXECNET_DEBUG.
+func resolveLogLevel(_ flag: String?) -> Logger.Level {
+    if let flag, let level = Logger.Level(rawValue: flag) { return level }
+    return environment("EXECNET_DEBUG").map { $0 != "0" } == true ? .debug : .info
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the broker.")
+
+    @Option(name: .long, help: "An endpoint to bind (repeatable), e.g. tcp://0.0.0.0:5555. Default: $EXECNET_BROKER_BIND or tcp://127.0.0.1:5555.")
+    var bind: [String] = []
+
+    @Option(name: .long, help: "The broker's CURVE secret key file (required for non-loopback binds). Default: $EXECNET_SECRET_KEY_FILE.")
+    var secretKey: String?
+
+    @Option(name: .long, help: "File of allowed client/agent public keys, one per line. Default: $EXECNET_AUTHORIZED_KEYS_FILE.")
+    var authorizedKeys: String?
+
+    @Option(name: .long, help: "Heartbeat interval in seconds.")
+    var heartbeatInterval: Double = 1.0
+
+    @Option(name: .long, help: "Missed heartbeats before a peer is dead.")
+    var liveness: Int = 3
+
+    @Option(name: .long, help: "Largest message frame accepted, in bytes.")
+    var maxMessageSize: Int = defaultMaxMessageSize
+
+    @Option(name: .long, help: "How long a graceful shutdown waits for workers, in seconds.")
+    var shutdownGrace: Double = 5
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "execnet.broker")
+        logger.logLevel = resolveLogLevel(logLevel)
+        var binds = bind
+        if binds.isEmpty {
+            binds = environment("EXECNET_BROKER_BIND")?.split(separator: ",").map(String.init) ?? ["tcp://127.0.0.1:5555"]
+        }
+        var security: BrokerSecurity?
+        let secretFile = secretKey ?? environment("EXECNET_SECRET_KEY_FILE")
+        let authorizedFile = authorizedKeys ?? environment("EXECNET_AUTHORIZED_KEYS_FILE")
+        if let secretFile {
+            guard let authorizedFile else {
+                throw ValidationError("--secret-key needs --authorized-keys (who may connect)")
+            }
+            security = BrokerSecurity(keyPair: try CurveKeyPair.load(secretKeyFile: secretFile),
+                                      authorizedKeys: try AuthorizedKeys.load(authorizedFile))
+        }
+        guard heartbeatInterval > 0, liveness >= 1 else { throw ValidationError("heartbeat interval and liveness must be positive") }
+        let configuration = BrokerConfiguration(
+            binds: binds, liveness: LivenessSettings(interval: .seconds(heartbeatInterval), liveness: liveness),
+            maxMessageSize: maxMessageSize, security: security, shutdownGracePeriod: .seconds(shutdownGrace), logger: logger)
+        do {
+            try configuration.validate()
+        } catch let error as ExecnetError {
+            throw ValidationError(error.message)
+        }
+        let service = BrokerService(configuration: configuration)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The broker as a Service: start, announce the endpoints, wait for graceful shutdown, drain.
+struct BrokerService: Service {
+    let configuration: BrokerConfiguration
+
+    func run() async throws {
+        let broker = try BrokerServer(configuration: configuration)
+        // The ready line: tests and scripts wait for it and read the resolved endpoints.
+        print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
+        fflush(nil)
+        try? await gracefulShutdown()
+        configuration.logger.info("graceful shutdown")
+        await broker.shutdown()
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a new CURVE keypair to files.")
+
+    @Option(name: .long, help: "Where the secret key goes (written with mode 0600).")
+    var secret: String
+
+    @Option(name: .long, help: "Where the public key goes.")
+    var `public`: String
+
+    @Flag(name: .long, help: "Overwrite existing files.")
+    var force = false
+
+    func run() throws {
+        let pair = try CurveKeyPair.generate()
+        try pair.write(secretPath: secret, publicPath: `public`, overwrite: force)
+        print(pair.publicKey)
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a running broker's hosts, workers, gateways, channels and message rates.")
+
+    @Option(name: .long, help: "The broker's endpoint. Default: $EXECNET_BROKER or tcp://127.0.0.1:5555.")
+    var connect: String?
+
+    @Option(name: .long, help: "The broker's CURVE public key file. Default: $EXECNET_SERVER_KEY_FILE.")
+    var serverKey: String?
+
+    @Option(name: .long, help: "This caller's CURVE secret key file. Default: $EXECNET_SECRET_KEY_FILE.")
+    var secretKey: String?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    @Option(name: .long, help: "Seconds to wait for the answer.")
+    var timeout: Double = 5
+
+    func run() throws {
+        let endpoint = connect ?? environment("EXECNET_BROKER") ?? "tcp://127.0.0.1:5555"
+        var keys: CurveClientKeys?
+        if let serverFile = serverKey ?? environment("EXECNET_SERVER_KEY_FILE") {
+            guard let secretFile = secretKey ?? environment("EXECNET_SECRET_KEY_FILE") else {
+                throw ValidationError("--server-key needs --secret-key")
+            }
+            keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverFile), keyPair: try CurveKeyPair.load(secretKeyFile: secretFile))
+        }
+        let status = try BrokerStatusQuery.fetch(endpoint: endpoint, keys: keys, timeout: .seconds(timeout))
+        print(json ? jsonText(status) : statusTable(status))
+    }
+}

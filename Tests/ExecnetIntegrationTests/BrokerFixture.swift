@@ -1,0 +1,148 @@
+// A real execnet-broker and execnet-agent for the tests that run against broker gateways: started
+// once per test process on tcp://127.0.0.1 with short liveness timings, and killed at exit.
+
+@testable import Execnet
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kinds of gateway the semantics tests run against.
+enum GatewayKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case popen
+    case broker
+
+    var testDescription: String { rawValue }
+}
+
+/// A started child process whose stdout first line is read.
+struct ChildProcess: Sendable {
+    let pid: Int32
+    let pidfd: Int32
+}
+
+/// Starts `executable` and returns it with the first stdout line (within 20 s).
+func startChild(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws -> (ChildProcess, String) {
+    let environment = WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") } + extra
+    let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments, environment: environment)
+    var line: [UInt8] = []
+    var byte: UInt8 = 0
+    var pfd = pollfd(fd: spawned.stdout, events: Int16(POLLIN), revents: 0)
+    let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+    while ContinuousClock.now < deadline {
+        if poll(&pfd, 1, 100) <= 0 { continue }
+        if read(spawned.stdout, &byte, 1) <= 0 || byte == 10 { break }
+        line.append(byte)
+    }
+    // The child's later output is copied to the test's stderr, so its pipes never fill.
+    let name = String(executable.split(separator: "/").last ?? "child")
+    for fd in [spawned.stdout, spawned.stderr] {
+        OSThread(name: "test-drain") {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&pfd, 1, -1)
+                let count = read(fd, &buffer, buffer.count)
+                if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { break }
+                if count > 0 {
+                    let text = Array("[\(name)] ".utf8) + buffer[0..<count]
+                    _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                }
+            }
+            close(fd)
+        }.detach()
+    }
+    return (ChildProcess(pid: spawned.pid, pidfd: spawned.pidfd), String(decoding: line, as: UTF8.self))
+}
+
+/// Stops a child: SIGTERM, then SIGKILL after `grace`; reaps it.
+func stopChild(_ child: ChildProcess, grace: Duration = .seconds(3)) {
+    _ = cexecnetSignal(child.pidfd, SIGTERM)
+    var pfd = pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)
+    if poll(&pfd, 1, grace.clampedMilliseconds) <= 0 { _ = cexecnetSignal(child.pidfd, SIGKILL) }
+    var status: Int32 = 0
+    waitpid(child.pid, &status, 0)
+    close(child.pidfd)
+}
+
+/// The shared broker and agent.
+final class BrokerFixture: Sendable {
+    let endpoint: String
+    let broker: ChildProcess
+    let agent: ChildProcess
+
+    private static let shared = Mutex<BrokerFixture?>(nil)
+
+    /// The fixture, started on first use.
+    static func current() throws -> BrokerFixture {
+        try shared.withLock { shared in
+            if let fixture = shared { return fixture }
+            let fixture = try BrokerFixture()
+            shared = fixture
+            atexit {
+                if let fixture = BrokerFixture.shared.withLock({ $0 }) {
+                    stopChild(fixture.agent)
+                    stopChild(fixture.broker)
+                }
+            }
+            return fixture
+        }
+    }
+
+    private init() throws {
+        let bin = buildDirectory()
+        let (broker, ready) = try startChild("\(bin)/execnet-broker", [
+            "serve", "--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "0.2", "--liveness", "3", "--log-level", "warning",
+        ])
+        guard ready.hasPrefix("execnet-broker: listening on "), let endpoint = ready.split(separator: " ").last else {
+            stopChild(broker)
+            throw ExecnetError(.transport, "the broker did not start: '\(ready)'")
+        }
+        self.broker = broker
+        self.endpoint = String(endpoint)
+        let (agent, agentReady) = try startChild("\(bin)/execnet-agent", [
+            "--connect", self.endpoint, "--name", "testhost", "--slots", "300",
+            "--allow", "\(bin)/ExecnetTestWorker", "--allow", "\(bin)/execnet-worker", "--log-level", "warning",
+        ])
+        self.agent = agent
+        guard agentReady.hasPrefix("execnet-agent:") else {
+            throw ExecnetError(.transport, "the agent did not start: '\(agentReady)'")
+        }
+        // Wait until the broker lists the agent.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while ContinuousClock.now < deadline {
+            if case .dict(let status)? = try? BrokerStatusQuery.fetch(endpoint: self.endpoint, timeout: .seconds(2)),
+                case .list(let hosts)? = status[.string("hosts")], !hosts.isEmpty {
+                return
+            }
+            usleep(20_000)
+        }
+        throw ExecnetError(.timeout, "the agent never registered with the broker")
+    }
+}
+
+/// The spec of a gateway running the test worker, of the given kind.
+func testWorkerSpec(_ kind: GatewayKind, _ extra: String = "") throws -> String {
+    switch kind {
+    case .popen:
+        return testWorkerSpec(extra)
+    case .broker:
+        return "broker=\(try BrokerFixture.current().endpoint)//worker=\(buildDirectory())/ExecnetTestWorker" + extra
+    }
+}
+
+/// Runs `body` with a group of `count` test-worker gateways of `kind`; terminates it and checks
+/// that no worker pid survives.
+func withTestGroup(_ count: Int, kind: GatewayKind, _ body: (Group) async throws -> Void) async throws {
+    try await withTestGroup(count, specs: Array(repeating: try testWorkerSpec(kind), count: count), body)
+}
+
+/// Asks the broker for its status from a thread of its own (the query blocks).
+func fetchBrokerStatus(_ endpoint: String, keys: CurveClientKeys? = nil, timeout: Duration = .seconds(5)) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        OSThread(name: "test-status") {
+            continuation.resume(with: Result { try BrokerStatusQuery.fetch(endpoint: endpoint, keys: keys, timeout: timeout) })
+        }.detach()
+    }
+}

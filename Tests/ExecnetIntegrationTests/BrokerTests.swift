@@ -1,0 +1,97 @@
+// Broker gateways against a real execnet-broker and execnet-agent on 127.0.0.1: the seed's
+// examples through the broker, remote status, death reports, and the broker's status table.
+
+@testable import Execnet
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ProcessTests {
+    @Suite struct BrokerTests {
+        @Test func aBrokerGatewayRunsTasksLikeAPopenOne() async throws {
+            try await withTestGroup(2, kind: .broker) { group in
+                let echo = try group[0].remoteExec("echo")
+                try await echo.send("through the broker")
+                #expect(try await echo.receive(timeout: .seconds(10)) == "through the broker")
+                try echo.close()
+                let mch = try group.remoteExec("plus-one")
+                let queue = try mch.makeReceiveQueue(endmarker: 42)
+                try await mch.sendEach(1)
+                var items: [Value] = []
+                for _ in 0..<4 { items.append(try await queue.get(timeout: .seconds(10)).1) }
+                #expect(items.filter { $0 == 2 }.count == 2)
+                #expect(items.filter { $0 == 42 }.count == 2)
+                let status = try await group[1].remoteStatus(timeout: .seconds(10))
+                #expect(status.executingCount == 0)
+            }
+        }
+
+        @Test func theBrokerStatusListsHostsAndGateways() async throws {
+            let fixture = try BrokerFixture.current()
+            try await withTestGroup(1, kind: .broker) { group in
+                let channel = try group[0].remoteExec("wait-release")
+                try await Task.sleep(for: .milliseconds(100))
+                guard case .dict(let status) = try await fetchBrokerStatus(fixture.endpoint) else {
+                    Issue.record("status is not a dict")
+                    return
+                }
+                guard case .list(let hosts)? = status[.string("hosts")], case .list(let gateways)? = status[.string("gateways")] else {
+                    Issue.record("status lacks hosts or gateways: \(status)")
+                    return
+                }
+                #expect(hosts.contains { $0.dictValue?[.string("name")] == "testhost" })
+                #expect(gateways.contains { $0.dictValue?[.string("gateway")] == "gw0" })
+                #expect((status[.string("channels")]?.intValue ?? 0) >= 1)
+                try await channel.send(1)
+                _ = try await channel.receive(timeout: .seconds(10))
+            }
+        }
+
+        @Test func aKilledBrokerWorkerEndsItsChannelsWithTheSignalAndTheHost() async throws {
+            try await withTestGroup(2, kind: .broker) { group in
+                let doomed = try group[0].remoteExec("pid-then-sleep")
+                let survivor = try group[1].remoteExec("wait-release")
+                let pid = try #require(try await doomed.receive(timeout: .seconds(10)).intValue)
+                let queue = try MultiChannel([doomed]).makeReceiveQueue(endmarker: "ended")
+                let killedAt = ContinuousClock.now
+                kill(Int32(pid), SIGKILL)
+                #expect(try await queue.get(timeout: .seconds(3)).1 == "ended")
+                #expect(killedAt.duration(to: .now) < .seconds(1))
+                do {
+                    try await doomed.waitClose(timeout: .seconds(1))
+                    Issue.record("expected RemoteError")
+                } catch let error as RemoteError {
+                    #expect(error.exit == .signaled(SIGKILL))
+                    #expect(error.text.contains("testhost"))
+                }
+                try await survivor.send("alive")
+                #expect(try await survivor.receive(timeout: .seconds(10)) == "alive")
+            }
+        }
+
+        @Test func anUnknownHostFailsTheSpawnWithATypedError() async throws {
+            let group = try Group()
+            await expectExecnetError(.spawnFailed) {
+                try await group.makeGateway(try testWorkerSpec(.broker, "//host=nosuchhost"), startupTimeout: .seconds(10))
+            }
+            await expectExecnetError(.spawnFailed) {
+                try await group.makeGateway("broker=\(try BrokerFixture.current().endpoint)//worker=/bin/true", startupTimeout: .seconds(10))
+            }
+            await group.terminate(timeout: .seconds(1))
+        }
+
+        @Test func anOversizeSendFailsBeforeSending() async throws {
+            try await withTestGroup(1, kind: .broker) { group in
+                let echo = try group[0].remoteExec("echo")
+                await expectExecnetError(.messageTooLarge) {
+                    try await echo.send(.bytes([UInt8](repeating: 7, count: defaultMaxMessageSize + 1)))
+                }
+                try await echo.send("fine")
+                #expect(try await echo.receive(timeout: .seconds(10)) == "fine")
+                try echo.close()
+            }
+        }
+    }
+}
