@@ -7,8 +7,8 @@ import Testing
 
 extension ProcessTests {
     @Suite struct ChannelSemanticsTests {
-        @Test func seedExample3CallbackListIs42RightAfterWaitClose() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func seedExample3CallbackListIs42RightAfterWaitClose(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("receive-send42")
                 let received = Mutex<[Value]>([])
                 try channel.setCallback { item in received.withLock { $0.append(item) } }
@@ -18,8 +18,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func taskThatSendsThenThrowsGivesItemThenRemoteErrorOnceThenEOF() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func taskThatSendsThenThrowsGivesItemThenRemoteErrorOnceThenEOF(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("send-then-throw")
                 #expect(try await channel.receive(timeout: .seconds(10)) == 42)
                 do {
@@ -35,15 +35,15 @@ extension ProcessTests {
             }
         }
 
-        @Test func aTaskMayNotCloseItsOwnChannel() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aTaskMayNotCloseItsOwnChannel(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("close-own")
                 #expect(try await channel.receive(timeout: .seconds(10)) == "refused")
             }
         }
 
-        @Test func localCloseWithErrorReachesTheTaskAsRemoteError() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func localCloseWithErrorReachesTheTaskAsRemoteError(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let side = group[0].newChannel()
                 let channel = try group[0].remoteExec("report-end", .channel(side))
                 try await channel.send(1)
@@ -53,8 +53,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aThrowingCallbackClosesItsChannelWithAnErrorForThePeer() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aThrowingCallbackClosesItsChannelWithAnErrorForThePeer(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 struct Refused: Error, CustomStringConvertible { var description: String { "refused by callback" } }
                 let side = group[0].newChannel()
                 let channel = try group[0].remoteExec("send-then-report", .channel(side))
@@ -70,8 +70,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func itemsSentBeforeACloseStayReceivable() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func itemsSentBeforeACloseStayReceivable(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("send", 1, 2, 3)
                 try await channel.waitClose(timeout: .seconds(10))
                 #expect(channel.isClosed)
@@ -81,8 +81,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func setCallbackReplaysQueuedItemsThenRefusesReceive() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func setCallbackReplaysQueuedItemsThenRefusesReceive(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("send", 1, 2)
                 try await channel.waitClose(timeout: .seconds(10))
                 let received = Mutex<[Value]>([])
@@ -93,8 +93,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func endmarkerArrivesExactlyOnceAndNilDiffersFromNone() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func endmarkerArrivesExactlyOnceAndNilDiffersFromNone(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let withNil = try group[0].remoteExec("send", 7)
                 let withNone = try group[0].remoteExec("send", 7)
                 let nilItems = Mutex<[Value]>([])
@@ -111,8 +111,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aChannelSentOverAChannelAndBackIsTheSameObject() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aChannelSentOverAChannelAndBackIsTheSameObject(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let carrier = try group[0].remoteExec("return-channel")
                 let passenger = group[0].newChannel()
                 try await carrier.send(.channel(passenger))
@@ -125,8 +125,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func cancelledReceiveThrowsCancellationAndConsumesNothing() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func cancelledReceiveThrowsCancellationAndConsumesNothing(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("echo")
                 let waiting = Task { try await channel.receive() }
                 try await Task.sleep(for: .milliseconds(50))
@@ -138,8 +138,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func receiveTimesOutWithATimeoutError() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func receiveTimesOutWithATimeoutError(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("echo")
                 await expectExecnetError(.timeout) { try await channel.receive(timeout: .milliseconds(100)) }
                 try await channel.send(5)

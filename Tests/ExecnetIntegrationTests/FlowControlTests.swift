@@ -6,8 +6,8 @@ import Testing
 
 extension ProcessTests {
     @Suite struct FlowControlTests {
-        @Test func aMillionMessagesToASlowerReceiverArriveInOrderWithinTheWindow() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aMillionMessagesToASlowerReceiverArriveInOrderWithinTheWindow(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let count = 1_000_000
                 let channel = try group[0].remoteExec("count", .int(Int64(count)))
                 var maxBuffered = 0
@@ -29,8 +29,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aFastClientSenderIsHeldByTheWorkersWindow() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aFastClientSenderIsHeldByTheWorkersWindow(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let count = 200_000
                 let channel = try group[0].remoteExec("consume", .int(Int64(count)))
                 for index in 0..<count { try await channel.send(.int(Int64(index))) }

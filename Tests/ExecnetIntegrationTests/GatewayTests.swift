@@ -47,8 +47,8 @@ extension ProcessTests {
             #expect(await waitUntilGone([pid]))
         }
 
-        @Test func closingAnExecChannelKillsTheCommand() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func closingAnExecChannelKillsTheCommand(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let exec = try group[0].remoteExec("exec", .list(["/bin/sh", "-c", "echo $$; exec sleep 30"]))
                 let first = try await exec.receive(timeout: .seconds(10))
                 guard case .tuple(let parts) = first, case .bytes(let bytes) = parts[1],
@@ -111,8 +111,8 @@ extension ProcessTests {
             rmdir("/tmp/execnet-test-chdir-\(getpid())")
         }
 
-        @Test func anUnknownTaskIsARemoteErrorNamingIt() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func anUnknownTaskIsARemoteErrorNamingIt(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("no-such-task")
                 do {
                     _ = try await channel.receive(timeout: .seconds(10))
@@ -123,8 +123,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aValueThatCannotBeEncodedFailsThatSendOnly() async throws {
-            try await withTestGroup(2) { group in
+        @Test(arguments: GatewayKind.allCases) func aValueThatCannotBeEncodedFailsThatSendOnly(kind: GatewayKind) async throws {
+            try await withTestGroup(2, kind: kind) { group in
                 let echo = try group[0].remoteExec("echo")
                 let foreign = group[1].newChannel()
                 await expectExecnetError(.invalidState) { try await echo.send(.channel(foreign)) }
@@ -136,8 +136,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func remoteStatusAnswersWhileEveryTaskIsBusy() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func remoteStatusAnswersWhileEveryTaskIsBusy(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 var channels: [Channel] = []
                 for _ in 0..<200 { channels.append(try group[0].remoteExec("wait-release")) }
                 for _ in 0..<8 { channels.append(try group[0].remoteExec("wait-release-thread")) }
@@ -158,8 +158,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aThousandChannelsAcrossEightGatewaysWork() async throws {
-            try await withTestGroup(8) { group in
+        @Test(arguments: GatewayKind.allCases) func aThousandChannelsAcrossEightGatewaysWork(kind: GatewayKind) async throws {
+            try await withTestGroup(8, kind: kind) { group in
                 var channels: [Channel] = []
                 for index in 0..<1000 { channels.append(try group[index % 8].remoteExec("echo")) }
                 for (index, channel) in channels.enumerated() { try await channel.send(.int(Int64(index))) }

@@ -10,8 +10,8 @@ import Glibc
 
 extension ProcessTests {
     @Suite struct GroupTests {
-        @Test func seedExample1MultiChannelOfTwoGateways() async throws {
-            try await withTestGroup(2) { group in
+        @Test(arguments: GatewayKind.allCases) func seedExample1MultiChannelOfTwoGateways(kind: GatewayKind) async throws {
+            try await withTestGroup(2, kind: kind) { group in
                 let ch1 = try group[0].remoteExec("send", 1)
                 let ch2 = try group[1].remoteExec("send", 2)
                 let mch = MultiChannel([ch1, ch2])
@@ -28,8 +28,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func seedExample2ReceiveQueue() async throws {
-            try await withTestGroup(2) { group in
+        @Test(arguments: GatewayKind.allCases) func seedExample2ReceiveQueue(kind: GatewayKind) async throws {
+            try await withTestGroup(2, kind: kind) { group in
                 let ch1 = try group[0].remoteExec("send", 1)
                 let ch2 = try group[1].remoteExec("send", 2)
                 let mch = MultiChannel([ch1, ch2])
@@ -43,8 +43,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func seedExample4TerminateDeliversOneEndmarkerPerChannel() async throws {
-            let group = try await Group(Array(repeating: testWorkerSpec(), count: 3))
+        @Test(arguments: GatewayKind.allCases) func seedExample4TerminateDeliversOneEndmarkerPerChannel(kind: GatewayKind) async throws {
+            let group = try await Group(Array(repeating: try testWorkerSpec(kind), count: 3))
             let pids = group.gateways.compactMap(\.pid)
             #expect(pids.count == 3)
             let mch = try group.remoteExec("plus-one")
@@ -81,8 +81,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func workersBlockedInReceiveExitPromptlyOnTerminate() async throws {
-            let group = try await Group(Array(repeating: testWorkerSpec(), count: 4))
+        @Test(arguments: GatewayKind.allCases) func workersBlockedInReceiveExitPromptlyOnTerminate(kind: GatewayKind) async throws {
+            let group = try await Group(Array(repeating: try testWorkerSpec(kind), count: 4))
             let pids = group.gateways.compactMap(\.pid)
             let mch = try group.remoteExec("wait-release")
             let queue = try mch.makeReceiveQueue(endmarker: "end")
@@ -116,8 +116,8 @@ extension ProcessTests {
             #expect(await waitUntilGone(pids))
         }
 
-        @Test func aWorkerKilledMidTaskEndsItsChannelsWithTheSignalAndTheRestKeepsWorking() async throws {
-            try await withTestGroup(2) { group in
+        @Test(arguments: GatewayKind.allCases) func aWorkerKilledMidTaskEndsItsChannelsWithTheSignalAndTheRestKeepsWorking(kind: GatewayKind) async throws {
+            try await withTestGroup(2, kind: kind) { group in
                 let doomed = try group[0].remoteExec("pid-then-sleep")
                 let other = try group[0].remoteExec("wait-release")
                 let survivor = try group[1].remoteExec("wait-release")
@@ -143,8 +143,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aWorkerThatExitsOnItsOwnReportsItsExitCode() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aWorkerThatExitsOnItsOwnReportsItsExitCode(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("exit", 7)
                 do {
                     _ = try await channel.receive(timeout: .seconds(5))
@@ -156,8 +156,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func multiChannelWaitCloseRethrowsTheFirstRemoteError() async throws {
-            try await withTestGroup(2) { group in
+        @Test(arguments: GatewayKind.allCases) func multiChannelWaitCloseRethrowsTheFirstRemoteError(kind: GatewayKind) async throws {
+            try await withTestGroup(2, kind: kind) { group in
                 let mch = MultiChannel([try group[0].remoteExec("send", 1), try group[1].remoteExec("send-then-throw")])
                 do {
                     try await mch.waitClose(timeout: .seconds(10))
@@ -168,8 +168,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aCancelledQueueGetConsumesNothing() async throws {
-            try await withTestGroup(1) { group in
+        @Test(arguments: GatewayKind.allCases) func aCancelledQueueGetConsumesNothing(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
                 let mch = try group.remoteExec("wait-release")
                 let queue = try mch.makeReceiveQueue()
                 let waiting = Task { try await queue.get() }
