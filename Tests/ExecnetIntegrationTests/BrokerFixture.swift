@@ -91,35 +91,51 @@ final class BrokerFixture: Sendable {
     }
 
     private init() throws {
-        let bin = buildDirectory()
-        let (broker, ready) = try startChild("\(bin)/execnet-broker", [
-            "serve", "--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "0.2", "--liveness", "3", "--log-level", "warning",
-        ])
-        guard ready.hasPrefix("execnet-broker: listening on "), let endpoint = ready.split(separator: " ").last else {
-            stopChild(broker)
-            throw ExecnetError(.transport, "the broker did not start: '\(ready)'")
-        }
+        let (broker, endpoint) = try startBroker()
         self.broker = broker
-        self.endpoint = String(endpoint)
-        let (agent, agentReady) = try startChild("\(bin)/execnet-agent", [
-            "--connect", self.endpoint, "--name", "testhost", "--slots", "300",
-            "--allow", "\(bin)/ExecnetTestWorker", "--allow", "\(bin)/execnet-worker", "--log-level", "warning",
-        ])
-        self.agent = agent
-        guard agentReady.hasPrefix("execnet-agent:") else {
-            throw ExecnetError(.transport, "the agent did not start: '\(agentReady)'")
-        }
-        // Wait until the broker lists the agent.
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-        while ContinuousClock.now < deadline {
-            if case .dict(let status)? = try? BrokerStatusQuery.fetch(endpoint: self.endpoint, timeout: .seconds(2)),
-                case .list(let hosts)? = status[.string("hosts")], !hosts.isEmpty {
-                return
-            }
-            usleep(20_000)
-        }
-        throw ExecnetError(.timeout, "the agent never registered with the broker")
+        self.endpoint = endpoint
+        agent = try startAgent(endpoint, name: "testhost", slots: 300)
     }
+}
+
+/// Starts an execnet-broker with short liveness timings (0.2 s × 3) on `bind`.
+func startBroker(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) throws -> (ChildProcess, String) {
+    let (broker, ready) = try startChild("\(buildDirectory())/execnet-broker", [
+        "serve", "--bind", bind, "--heartbeat-interval", "0.2", "--liveness", "3", "--log-level", "error",
+    ] + extra)
+    guard ready.hasPrefix("execnet-broker: listening on "), let endpoint = ready.split(separator: " ").last else {
+        stopChild(broker)
+        throw ExecnetError(.transport, "the broker did not start: '\(ready)'")
+    }
+    return (broker, String(endpoint))
+}
+
+/// Starts an execnet-agent for the test workers and waits until the broker lists it.
+func startAgent(_ endpoint: String, name: String, slots: Int = 8, _ extra: [String] = [], statusKeys: CurveClientKeys? = nil) throws -> ChildProcess {
+    let bin = buildDirectory()
+    let (agent, ready) = try startChild("\(bin)/execnet-agent", [
+        "--connect", endpoint, "--name", name, "--slots", "\(slots)",
+        "--allow", "\(bin)/ExecnetTestWorker", "--allow", "\(bin)/execnet-worker", "--log-level", "error",
+    ] + extra)
+    guard ready.hasPrefix("execnet-agent:") else {
+        stopChild(agent)
+        throw ExecnetError(.transport, "the agent did not start: '\(ready)'")
+    }
+    let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+    while ContinuousClock.now < deadline {
+        if brokerLists(host: name, endpoint, keys: statusKeys) { return agent }
+        usleep(20_000)
+    }
+    stopChild(agent)
+    throw ExecnetError(.timeout, "agent \(name) never registered with the broker")
+}
+
+/// Whether the broker's status lists a host of this name.
+func brokerLists(host name: String, _ endpoint: String, keys: CurveClientKeys? = nil) -> Bool {
+    guard case .dict(let status)? = try? BrokerStatusQuery.fetch(endpoint: endpoint, keys: keys, timeout: .seconds(2)),
+        case .list(let hosts)? = status[.string("hosts")]
+    else { return false }
+    return hosts.contains { $0.dictValue?[.string("name")] == .string(name) }
 }
 
 /// The spec of a gateway running the test worker, of the given kind.
