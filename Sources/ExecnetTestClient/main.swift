@@ -14,6 +14,52 @@ tasks.register("self-echo") { context in
 }
 WorkerMain.runIfWorkerProcess(tasks: tasks)
 
+/// `kill-host-check SPEC1 SPEC2 AGENT_PID`: gateways on two hosts; kill the first host's agent and
+/// check that its channel's endmarker and error arrive within the liveness bound while the second
+/// host keeps working. Prints PASS or FAIL lines; exits 0 only if all hold.
+func killHostCheck(_ spec1: String, _ spec2: String, agentPid: Int32) async throws -> Bool {
+    let group = try await Group([spec1, spec2])
+    var ok = true
+    func check(_ condition: Bool, _ what: String) {
+        print(condition ? "PASS \(what)" : "FAIL \(what)")
+        ok = ok && condition
+    }
+    let doomed = try group[0].remoteExec("wait-release")
+    let survivor = try group[1].remoteExec("wait-release")
+    let workerPid = group[0].pid ?? 0
+    let queue = try MultiChannel([doomed]).makeReceiveQueue(endmarker: "lost")
+    let killedAt = ContinuousClock.now
+    // Only the agent is killed: its workers die with it (parent-death signal) and nobody reports
+    // them, so the broker's heartbeat bookkeeping is what notices.
+    kill(agentPid, SIGKILL)
+    let (_, marker) = try await queue.get(timeout: .seconds(10))
+    let elapsed = killedAt.duration(to: .now)
+    check(marker == "lost", "endmarker for the killed host's channel")
+    check(elapsed < .seconds(3), "endmarker within the liveness bound (took \(elapsed))")
+    do {
+        try await doomed.waitClose(timeout: .seconds(2))
+        check(false, "a RemoteError for the killed host")
+    } catch let error as RemoteError {
+        check(true, "a RemoteError for the killed host: \(error.text)")
+    }
+    var workerGone = false
+    for _ in 0..<200 where !workerGone {
+        workerGone = kill(workerPid, 0) != 0
+        if !workerGone { try await Task.sleep(for: .milliseconds(10)) }
+    }
+    check(workerGone, "the killed host's worker process is gone")
+    try await survivor.send("still here")
+    check(try await survivor.receive(timeout: .seconds(10)) == "still here", "the other host keeps working")
+    await group.terminate(timeout: .seconds(2))
+    return ok
+}
+
+if CommandLine.arguments.count == 5, CommandLine.arguments[1] == "kill-host-check" {
+    let arguments = CommandLine.arguments
+    let passed = try await killHostCheck(arguments[2], arguments[3], agentPid: Int32(arguments[4]) ?? 0)
+    exit(passed ? 0 : 1)
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 let spec = arguments.first ?? "popen//worker=self"
 let task = arguments.dropFirst().first ?? "self-echo"

@@ -44,9 +44,12 @@ struct TaskServer: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only the final line.")
     var quiet = false
 
+    @Option(help: "The gateway spec (default: popen//worker=self). A broker spec must name this program as its worker, e.g. broker=tcp://host:5555//worker=/path/to/taskserver.")
+    var spec = "popen//worker=self"
+
     mutating func run() async throws {
         let started = ContinuousClock.now
-        let group = try await Group(Array(repeating: "popen//worker=self", count: gateways))
+        let group = try await Group(Array(repeating: spec, count: gateways))
         let channels = try group.remoteExec("task-processor", arguments: [], keywordArguments: ["max_sleep": .float(maxSleep)])
         let queue = try channels.makeReceiveQueue(endmarker: -1)
         var pending = Array((0..<tasks).reversed())

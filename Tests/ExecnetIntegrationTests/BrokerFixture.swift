@@ -144,6 +144,10 @@ func testWorkerSpec(_ kind: GatewayKind, _ extra: String = "") throws -> String 
     case .popen:
         return testWorkerSpec(extra)
     case .broker:
+        // scripts/multihost-test.sh points the tests at a broker on another (network namespace) host.
+        if let external = getenv("EXECNET_TEST_EXTERNAL_BROKER").map({ String(cString: $0) }), !external.isEmpty {
+            return external + "//worker=\(buildDirectory())/ExecnetTestWorker" + extra
+        }
         return "broker=\(try BrokerFixture.current().endpoint)//worker=\(buildDirectory())/ExecnetTestWorker" + extra
     }
 }
