@@ -17,6 +17,8 @@ final class ClientRuntime: Sendable {
     let logger: Logger
     let context: ZMQContext
     private let routingCounter = Atomic<Int>(0)
+    /// A random token that makes this process's worker addresses unique at a shared broker.
+    private let addressToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     /// Every gateway made in this process that may still have a live worker.
     let gateways = Mutex<[ObjectIdentifier: Gateway]>([:])
 
@@ -61,10 +63,10 @@ final class ClientRuntime: Sendable {
         }
     }
 
-    /// A routing id unique in this process.
+    /// A worker address unique in this process, and at any broker it shares with other clients.
     func nextRoutingID(for gatewayID: String) -> [UInt8] {
         let number = routingCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        return Array("w\(number).\(gatewayID)".utf8)
+        return Array("w\(number).\(addressToken).\(gatewayID)".utf8)
     }
 
     func track(_ gateway: Gateway) {
