@@ -56,18 +56,24 @@ extension ProcessTests {
             }
         }
 
-        @Test func aKilledClientsBrokerWorkersAreKilled() async throws {
-            let fixture = try BrokerFixture.current()
-            let spec = try testWorkerSpec(.broker)
-            let (client, ready) = try startChild("\(buildDirectory())/ExecnetTestClient", [spec, "echo"])
-            let words = ready.split(separator: " ")
-            #expect(words.first == "READY")
-            let pids = words.dropFirst().compactMap { Int32($0) }
-            #expect(pids.count == 2 && pids.allSatisfy(processExists))
-            _ = cexecnetSignal(client.pidfd, SIGKILL)
-            stopChild(client)
-            #expect(await waitUntilGone(pids, timeout: .seconds(3)))
-            _ = fixture
+        @Test func aKilledClientsBrokerWorkersAreKilledAndOtherClientsAreUntouched() async throws {
+            // This process holds gw0 on the same broker the whole time: gateway ids of two clients
+            // do not collide there.
+            try await withTestGroup(1, kind: .broker) { group in
+                let mine = try group[0].remoteExec("echo")
+                let spec = try testWorkerSpec(.broker)
+                let (client, ready) = try startChild("\(buildDirectory())/ExecnetTestClient", [spec, "echo"])
+                let words = ready.split(separator: " ")
+                #expect(words.first == "READY")
+                let pids = words.dropFirst().compactMap { Int32($0) }
+                #expect(pids.count == 2 && pids.allSatisfy(processExists))
+                _ = cexecnetSignal(client.pidfd, SIGKILL)
+                stopChild(client)
+                #expect(await waitUntilGone(pids, timeout: .seconds(3)))
+                try await mine.send("mine")
+                #expect(try await mine.receive(timeout: .seconds(10)) == "mine")
+                try mine.close()
+            }
         }
 
         @Test func aRestartedBrokerEndsGatewaysInFlightAndServesNewOnes() async throws {

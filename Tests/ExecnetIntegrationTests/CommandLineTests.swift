@@ -1,0 +1,80 @@
+// The executables as users run them: each entrypoint's --help, keygen, and status as a table and
+// as JSON against a running broker.
+
+@testable import Execnet
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs an executable to completion and returns its exit status and stdout+stderr.
+func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments,
+                                          environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    var open = [spawned.stdout, spawned.stderr]
+    let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+    while !open.isEmpty && ContinuousClock.now < deadline {
+        var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        guard poll(&fds, nfds_t(fds.count), 100) > 0 else { continue }
+        for pfd in fds where pfd.revents != 0 {
+            let count = read(pfd.fd, &buffer, buffer.count)
+            if count > 0 { output += buffer[0..<count] } else { close(pfd.fd); open.removeAll { $0 == pfd.fd } }
+        }
+    }
+    var status: Int32 = 0
+    waitpid(spawned.pid, &status, 0)
+    close(spawned.pidfd)
+    return (exitCode(fromWaitStatus: status), String(decoding: output, as: UTF8.self))
+}
+
+/// WEXITSTATUS.
+private func exitCode(fromWaitStatus status: Int32) -> Int32 { (status >> 8) & 0xff }
+
+extension ProcessTests {
+    @Suite struct CommandLineTests {
+        @Test(arguments: [
+            ["execnet-broker", "--help"], ["execnet-broker", "serve", "--help"], ["execnet-broker", "keygen", "--help"],
+            ["execnet-broker", "status", "--help"], ["execnet-agent", "--help"], ["taskserver", "--help"],
+        ])
+        func everyEntrypointHasHelp(_ command: [String]) throws {
+            let (status, output) = try runToCompletion("\(buildDirectory())/\(command[0])", Array(command.dropFirst()))
+            #expect(status == 0)
+            #expect(output.contains("USAGE"))
+        }
+
+        @Test func keygenWritesAPairAndRefusesToOverwrite() throws {
+            let directory = "/tmp/execnet-keygen-\(getpid())"
+            mkdir(directory, 0o700)
+            defer {
+                unlink("\(directory)/k.key")
+                unlink("\(directory)/k.pub")
+                rmdir(directory)
+            }
+            let bin = "\(buildDirectory())/execnet-broker"
+            let first = try runToCompletion(bin, ["keygen", "--secret", "\(directory)/k.key", "--public", "\(directory)/k.pub"])
+            #expect(first.status == 0)
+            let pair = try CurveKeyPair.load(secretKeyFile: "\(directory)/k.key")
+            #expect(try loadCurvePublicKey("\(directory)/k.pub") == pair.publicKey)
+            var info = stat()
+            stat("\(directory)/k.key", &info)
+            #expect(info.st_mode & 0o777 == 0o600)
+            let second = try runToCompletion(bin, ["keygen", "--secret", "\(directory)/k.key", "--public", "\(directory)/k.pub"])
+            #expect(second.status != 0)
+        }
+
+        @Test func statusPrintsATableAndJSON() throws {
+            let fixture = try BrokerFixture.current()
+            let bin = "\(buildDirectory())/execnet-broker"
+            let table = try runToCompletion(bin, ["status", "--connect", fixture.endpoint])
+            #expect(table.status == 0)
+            #expect(table.output.contains("HOST") && table.output.contains("testhost"))
+            let json = try runToCompletion(bin, ["status", "--connect", fixture.endpoint, "--json"])
+            #expect(json.status == 0)
+            #expect(json.output.hasPrefix("{") && json.output.contains("\"hosts\": ["))
+            let down = try runToCompletion(bin, ["status", "--connect", "tcp://127.0.0.1:1", "--timeout", "0.3"])
+            #expect(down.status != 0)
+        }
+    }
+}
