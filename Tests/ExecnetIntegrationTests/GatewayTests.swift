@@ -167,6 +167,15 @@ extension ProcessTests {
                     #expect(try await channel.receive(timeout: .seconds(20)) == .int(Int64(index)))
                     try channel.close()
                 }
+                // Ended channels leave the registries: nothing grows with the number of tasks run.
+                let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+                while group.gateways.contains(where: { $0.connection.openChannelCount > 0 }) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(group.gateways.allSatisfy { $0.connection.openChannelCount == 0 })
+                for gateway in group.gateways {
+                    #expect(try await gateway.remoteStatus(timeout: .seconds(10)).channelCount == 0)
+                }
             }
         }
 

@@ -30,7 +30,9 @@ extension Channel {
             effects.scheduleEnd = true
         }
         effects.closeWaiters = takeCloseWaiters(&state)
-        effects.forget = state.localClosed && state.remoteClosed
+        // Once the peer has closed, nothing more can arrive: the registry lets go, and the channel
+        // lives only as long as its user (or its callback) holds it.
+        effects.forget = state.remoteClosed
         return effects
     }
 

@@ -164,7 +164,9 @@ public final class Channel: Sendable {
         let effects = state.withLock { state -> CloseEffects? in
             if state.localClosed { return nil }
             state.localClosed = true
-            return takeCloseEffects(&state, notifyPeer: !state.remoteClosed)
+            // Each side sends its own close exactly once, even after the peer's: the peer then
+            // knows nothing more comes and lets the channel go (see docs/PROTOCOL.md, Closing).
+            return takeCloseEffects(&state, notifyPeer: !connection.hasPeerEnded)
         }
         guard let effects else { return }
         if effects.notifyPeer {

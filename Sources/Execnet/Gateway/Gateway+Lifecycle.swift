@@ -158,5 +158,6 @@ extension Gateway {
             connection.peerEnded(RemoteError(cause ?? "worker of gateway \(id) \(exit)", gatewayID: id, exit: exit))
         }
         for waiter in waiters { waiter.resume() }
+        runtime.untrack(self)
     }
 }
