@@ -82,6 +82,17 @@ extension ProcessTests {
             await group.terminate(timeout: .seconds(1))
         }
 
+        @Test func aGroupBoundToABrokerMakesItsGatewaysThere() async throws {
+            let fixture = try BrokerFixture.current()
+            let worker = "\(buildDirectory())/ExecnetTestWorker"
+            let group = try await Group(["worker=\(worker)", "worker=\(worker)//host=testhost", testWorkerSpec()],
+                                        broker: BrokerBinding(endpoint: fixture.endpoint))
+            #expect(group.gateways.map(\.spec.type) == ["broker", "broker", "popen"])
+            let values = try await group.remoteExec("send", 5).receiveEach(timeout: .seconds(10))
+            #expect(values == [5, 5, 5])
+            await group.terminate(timeout: .seconds(2))
+        }
+
         @Test func anOversizeSendFailsBeforeSending() async throws {
             try await withTestGroup(1, kind: .broker) { group in
                 let echo = try group[0].remoteExec("echo")

@@ -8,6 +8,36 @@ import Synchronization
 import Glibc
 #endif
 
+/// A broker a ``Group`` makes its gateways on by default, and the key files to reach it.
+public struct BrokerBinding: Sendable, Hashable {
+    /// The broker's endpoint, e.g. `tcp://broker:5555`.
+    public var endpoint: String
+    /// The broker's CURVE public key file, for a CURVE broker.
+    public var serverKeyFile: String?
+    /// This client's CURVE secret key file, for a CURVE broker.
+    public var secretKeyFile: String?
+
+    /// Creates a binding.
+    ///
+    /// - Parameters:
+    ///   - endpoint: The broker's endpoint.
+    ///   - serverKeyFile: The broker's public key file (CURVE).
+    ///   - secretKeyFile: This client's secret key file (CURVE).
+    public init(endpoint: String, serverKeyFile: String? = nil, secretKeyFile: String? = nil) {
+        self.endpoint = endpoint
+        self.serverKeyFile = serverKeyFile
+        self.secretKeyFile = secretKeyFile
+    }
+
+    /// The spec parts that send a gateway to this broker.
+    var specPrefix: String {
+        var text = "broker=\(endpoint)"
+        if let serverKeyFile { text += "//serverkey=\(serverKeyFile)" }
+        if let secretKeyFile { text += "//secretkey=\(secretKeyFile)" }
+        return text
+    }
+}
+
 /// How one gateway ended in ``Group/terminate(timeout:)``.
 public struct TerminationReport: Sendable, Hashable, CustomStringConvertible {
     /// How the worker was stopped.
@@ -38,23 +68,30 @@ public final class Group: Sendable {
     }
     private let state = Mutex(State())
     private let runtime: ClientRuntime
+    /// The broker this group's gateways go to when their spec names no type.
+    public let broker: BrokerBinding?
 
     /// An empty group.
     ///
+    /// - Parameter broker: A broker that specs naming no gateway type go to (`"id=w1"`,
+    ///   `"host=h2"`, or ``makeGateway(_:startupTimeout:)`` without a spec); `nil` keeps them local
+    ///   (`popen`).
     /// - Throws: ``ExecnetError`` `transport` if the embedded hub cannot start.
-    public init() throws {
+    public init(broker: BrokerBinding? = nil) throws {
         runtime = try ClientRuntime.current()
+        self.broker = broker
     }
 
     /// A group with one gateway per spec, started in parallel.
     ///
     /// - Parameters:
     ///   - specs: Gateway specs, e.g. `["popen", "popen"]`.
+    ///   - broker: A broker for specs that name no gateway type.
     ///   - startupTimeout: How long each worker may take to say hello.
     /// - Throws: The first start-up error; gateways that did start are terminated.
-    public convenience init(_ specs: [String], startupTimeout: Duration = .seconds(30)) async throws {
-        try self.init()
-        let parsed = try specs.map { try XSpec($0) }
+    public convenience init(_ specs: [String], broker: BrokerBinding? = nil, startupTimeout: Duration = .seconds(30)) async throws {
+        try self.init(broker: broker)
+        let parsed = try specs.map { try resolve($0) }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for spec in parsed {
@@ -69,16 +106,26 @@ public final class Group: Sendable {
         }
     }
 
+    /// Parses a spec; one that names no gateway type goes to the group's broker, or is `popen`.
+    private func resolve(_ text: String) throws -> XSpec {
+        let parts = text.split(separator: "//").map(String.init)
+        let named = parts.contains { $0 == "popen" || $0.hasPrefix("broker=") || $0.hasPrefix("ssh=") || $0.hasPrefix("socket=") }
+        if named { return try XSpec(text) }
+        let prefix = broker?.specPrefix ?? "popen"
+        return try XSpec(text.isEmpty ? prefix : prefix + "//" + text)
+    }
+
     /// Makes a gateway in this group and waits until its worker is ready.
     ///
     /// - Parameters:
-    ///   - spec: The gateway spec (default `popen`).
+    ///   - spec: The gateway spec. `nil`, or a spec naming no type, means the group's broker if it
+    ///     has one, else `popen`.
     ///   - startupTimeout: How long the worker may take to say hello.
     /// - Returns: The running gateway.
     /// - Throws: ``ExecnetError``: `invalidSpec` (before any process starts), `workerNotFound`,
-    ///   `timeout`, `workerDied`, `protocolVersionMismatch`.
-    public func makeGateway(_ spec: String = "popen", startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
-        let gateway = try reserve(try XSpec(spec))
+    ///   `timeout`, `workerDied`, `protocolVersionMismatch`, `spawnFailed`.
+    public func makeGateway(_ spec: String? = nil, startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
+        let gateway = try reserve(try resolve(spec ?? ""))
         do {
             try await gateway.start(timeout: startupTimeout)
         } catch {
@@ -246,6 +293,6 @@ public func defaultGatewayGroup() throws -> Group {
 ///   - startupTimeout: How long the worker may take to say hello.
 /// - Returns: The running gateway.
 /// - Throws: As ``Group/makeGateway(_:startupTimeout:)``.
-public func makeGateway(_ spec: String = "popen", startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
+public func makeGateway(_ spec: String? = nil, startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
     try await defaultGatewayGroup().makeGateway(spec, startupTimeout: startupTimeout)
 }
