@@ -114,7 +114,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExecnetTests",
-            dependencies: ["Execnet"],
+            dependencies: ["Execnet", "ZeroMQ"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

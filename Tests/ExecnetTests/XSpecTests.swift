@@ -2,6 +2,7 @@
 
 @testable import Execnet
 import Testing
+import ZeroMQ
 
 @Suite struct XSpecTests {
     @Test func parsesEveryKey() throws {
@@ -48,5 +49,23 @@ import Testing
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+}
+
+@Suite struct AuthorizedKeysTests {
+    @Test func keysAfterCommentsAndBlankLinesAreRead() throws {
+        let first = try CurveKeyPair.generate().publicKey
+        let second = try CurveKeyPair.generate().publicKey
+        let keys = try AuthorizedKeys(parsing: "# a comment line\n\(first) first\n\n  \(second)\tsecond\n#short\n")
+        #expect(keys.keys == [first, second])
+        let stranger = try CurveKeyPair.generate().publicKey
+        #expect(keys.allows(first) && !keys.allows(stranger))
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try AuthorizedKeys(parsing: "not-a-key\n") }
+    }
+
+    @Test func aZ85KeyNeverStartsWithAHash() {
+        // '#' is Z85's digit 84; a 5-character group starting with it exceeds 2^32, so no key line
+        // can be mistaken for a comment.
+        #expect(!ZMQCurve.isValidKey("#" + String(repeating: "0", count: 39)))
     }
 }

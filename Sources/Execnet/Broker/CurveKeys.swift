@@ -89,8 +89,10 @@ public struct AuthorizedKeys: Sendable, Hashable {
         var keys = Set<String>()
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = String(line).trimmingWhitespace()
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if trimmed.isEmpty { continue }
             let key = String(trimmed.prefix { $0 != " " && $0 != "\t" })
+            // Z85 has `#` in its alphabet: a line is a comment only if its first word is not a key.
+            if trimmed.hasPrefix("#") && !ZMQCurve.isValidKey(key) { continue }
             guard ZMQCurve.isValidKey(key) else {
                 throw ExecnetError(.invalidSpec, "line \(number + 1) is not a Z85 public key")
             }
