@@ -44,6 +44,10 @@ for name in "$@"; do
         exit 1
     fi
     "$broker_bin" keygen --secret "$dir/$name.key" --public "$dir/$name.pub"
+    if [ ! -s "$dir/$name.key" ] || [ ! -s "$dir/$name.pub" ]; then
+        echo "$0: $broker_bin keygen did not write $dir/$name.key and $dir/$name.pub" >&2
+        exit 1
+    fi
     echo "keys: wrote $dir/$name.key and $dir/$name.pub"
 done
 
