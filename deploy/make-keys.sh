@@ -51,13 +51,15 @@ for name in "$@"; do
     echo "keys: wrote $dir/$name.key and $dir/$name.pub"
 done
 
-# authorized_keys: the first key of each public key file, commented with its name.
+# authorized_keys: the key of each public key file, commented with its name. A key is a word of
+# 40 Z85 characters; Z85 has '#' in its alphabet, so a key may start with '#' and is not told
+# from a comment by that.
 tmp="$dir/.authorized_keys.tmp"
 {
     echo "# CURVE public keys allowed to connect to the broker; written by execnet-make-keys"
     for pub in "$dir"/*.pub; do
         [ -e "$pub" ] || continue
-        key=$(awk 'NF && $1 !~ /^#/ { print $1; exit }' "$pub")
+        key=$(awk 'length($1) == 40 { print $1; exit }' "$pub")
         if [ -z "$key" ]; then
             echo "$0: no key in $pub" >&2
             exit 1
@@ -68,4 +70,4 @@ tmp="$dir/.authorized_keys.tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$dir/authorized_keys"
 chmod 0644 "$dir"/*.pub
-echo "keys: wrote $dir/authorized_keys ($(grep -vc '^#' "$dir/authorized_keys") keys)"
+echo "keys: wrote $dir/authorized_keys ($(awk 'length($1) == 40' "$dir/authorized_keys" | wc -l) keys)"
