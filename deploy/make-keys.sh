@@ -1,0 +1,73 @@
+#!/bin/sh
+# execnet-make-keys: make the CURVE key pairs of a broker deployment and its authorized_keys file.
+#
+#   make-keys.sh DIR [NAME ...]
+#
+# For each NAME (default: broker agent client) that has no key pair in DIR yet, runs
+#   execnet-broker keygen --secret DIR/NAME.key --public DIR/NAME.pub
+# (the secret key file gets mode 0600). Then writes
+# DIR/authorized_keys anew from every DIR/*.pub: one Z85 key per line, the NAME as its comment.
+# Existing key pairs are never replaced, so running it again is safe, and
+# `make-keys.sh DIR client2` adds a second client and authorizes it (restart the broker after).
+#
+# broker.pub is authorized too: the broker's own host or container runs
+# `execnet-broker status` with the broker's key pair as its health check.
+#
+# The image installs this script as /usr/local/bin/execnet-make-keys. Outside the image, set
+# EXECNET_BROKER_BIN to the execnet-broker to use (default: execnet-broker on PATH).
+set -eu
+
+usage() {
+    echo "usage: $0 DIR [NAME ...]   (default names: broker agent client)" >&2
+    exit 2
+}
+[ $# -ge 1 ] || usage
+case "$1" in -h|--help) usage ;; esac
+dir=$1
+shift
+[ $# -gt 0 ] || set -- broker agent client
+broker_bin=${EXECNET_BROKER_BIN:-execnet-broker}
+
+umask 077
+mkdir -p "$dir"
+
+for name in "$@"; do
+    case "$name" in
+        ''|*/*|.*|authorized_keys) echo "$0: bad key name '$name'" >&2; exit 2 ;;
+    esac
+    if [ -e "$dir/$name.key" ] || [ -e "$dir/$name.pub" ]; then
+        if [ -s "$dir/$name.key" ] && [ -s "$dir/$name.pub" ]; then
+            echo "keys: $dir/$name.key exists, kept"
+            continue
+        fi
+        echo "$0: $dir/$name.key or $dir/$name.pub exists but the pair is incomplete; remove both" >&2
+        exit 1
+    fi
+    "$broker_bin" keygen --secret "$dir/$name.key" --public "$dir/$name.pub"
+    if [ ! -s "$dir/$name.key" ] || [ ! -s "$dir/$name.pub" ]; then
+        echo "$0: $broker_bin keygen did not write $dir/$name.key and $dir/$name.pub" >&2
+        exit 1
+    fi
+    echo "keys: wrote $dir/$name.key and $dir/$name.pub"
+done
+
+# authorized_keys: the key of each public key file, commented with its name. A key is a word of
+# 40 Z85 characters; Z85 has '#' in its alphabet, so a key may start with '#' and is not told
+# from a comment by that.
+tmp="$dir/.authorized_keys.tmp"
+{
+    echo "# CURVE public keys allowed to connect to the broker; written by execnet-make-keys"
+    for pub in "$dir"/*.pub; do
+        [ -e "$pub" ] || continue
+        key=$(awk 'length($1) == 40 { print $1; exit }' "$pub")
+        if [ -z "$key" ]; then
+            echo "$0: no key in $pub" >&2
+            exit 1
+        fi
+        printf '%s %s\n' "$key" "$(basename "$pub" .pub)"
+    done
+} >"$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" "$dir/authorized_keys"
+chmod 0644 "$dir"/*.pub
+echo "keys: wrote $dir/authorized_keys ($(awk 'length($1) == 40' "$dir/authorized_keys" | wc -l) keys)"
