@@ -12,7 +12,7 @@ binaries. Every check prints one line starting with PASS, FAIL or SKIP; check-de
 Calls are taken from the Dockerfile (RUN/CMD/ENTRYPOINT/HEALTHCHECK and comments), the compose
 file and Kubernetes manifests (command, args, probes, healthchecks, and comments), the systemd
 units (ExecStart= and comments), shell scripts, and the code in deploy/README.md and
-docs/DEPLOY-running-across-hosts.md.
+README.md (Running across hosts).
 """
 
 import json
@@ -24,7 +24,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPLOY = os.path.join(ROOT, "deploy")
-DOCS = [os.path.join(DEPLOY, "README.md"), os.path.join(ROOT, "docs", "DEPLOY-running-across-hosts.md")]
+DOCS = [os.path.join(DEPLOY, "README.md"), os.path.join(ROOT, "README.md")]
 
 # The binaries whose command lines are checked, and the broker's subcommands.
 CHECKED = ("execnet-broker", "execnet-agent")
