@@ -108,7 +108,11 @@ extension ProcessTests {
             try await echo.send("after restart")
             #expect(try await echo.receive(timeout: .seconds(10)) == "after restart")
             try echo.close()
+            let pids = [gateway.pid, fresh.pid].compactMap { $0 }
             await group.terminate(timeout: .seconds(2))
+            #expect(pids.count == 2)
+            // The worker from before the restart exits on its own (UNKNOWN_PEER or heartbeat expiry).
+            #expect(await waitUntilGone(pids, timeout: .seconds(5)))
         }
 
         @Test func garbageFramesDoNotStopTheBroker() async throws {
@@ -252,7 +256,9 @@ extension ProcessTests {
             #expect(try poller.poll(timeout: .milliseconds(500)) == .timedOut)
             raw.close()
             context.terminate()
+            let pids = group.gateways.compactMap(\.pid)
             await group.terminate(timeout: .seconds(2))
+            #expect(await waitUntilGone(pids))
         }
     }
 }

@@ -90,7 +90,10 @@ extension ProcessTests {
             #expect(group.gateways.map(\.spec.type) == ["broker", "broker", "popen"])
             let values = try await group.remoteExec("send", 5).receiveEach(timeout: .seconds(10))
             #expect(values == [5, 5, 5])
+            let pids = group.gateways.compactMap(\.pid)
             await group.terminate(timeout: .seconds(2))
+            #expect(pids.count == 3)
+            #expect(await waitUntilGone(pids))
         }
 
         @Test func anOversizeSendFailsBeforeSending() async throws {

@@ -90,10 +90,16 @@ extension ProcessTests {
             defer { unlink(sleeper) }
             let group = try Group()
             let started = ContinuousClock.now
-            await expectExecnetError(.timeout) {
-                try await group.makeGateway("popen//worker=\(sleeper)", startupTimeout: .milliseconds(300))
+            let starting = Task { try await group.makeGateway("popen//worker=\(sleeper)", startupTimeout: .milliseconds(300)) }
+            var pid: Int32?
+            while pid == nil && ContinuousClock.now < started.advanced(by: .seconds(5)) {
+                pid = group.gateways.first?.pid
+                if pid == nil { try await Task.sleep(for: .milliseconds(2)) }
             }
+            await expectExecnetError(.timeout) { try await starting.value }
             #expect(started.duration(to: .now) < .seconds(5))
+            // The silent process was killed.
+            #expect(await waitUntilGone([try #require(pid)]))
             // /bin/sleep without arguments exits at once: that is a start-up death, not a hang.
             await expectExecnetError(.workerDied) { try await group.makeGateway("popen//worker=/bin/sleep") }
         }
@@ -103,6 +109,8 @@ extension ProcessTests {
             let group = try Group()
             let gateway = try await group.makeGateway(testWorkerSpec("//chdir=\(directory)//env:EXECNET_TEST_MODE=fast"))
             #expect(gateway.remoteInfo?.cwd == directory)
+            let pid = try #require(gateway.pid)
+            defer { Task { #expect(await waitUntilGone([pid])) } }
             let exec = try gateway.remoteExec("exec", .list(["/bin/sh", "-c", "printf %s \"$EXECNET_TEST_MODE\""]))
             let first = try await exec.receive(timeout: .seconds(10))
             #expect(first == .tuple(["stdout", .bytes(Array("fast".utf8))]))
@@ -207,6 +215,8 @@ extension ProcessTests {
             let starting = Task { try await group.makeGateway("popen//worker=\(sleeper)", startupTimeout: .seconds(20)) }
             while group.count == 0 { try await Task.sleep(for: .milliseconds(5)) }
             let fake = group[0]
+            while fake.pid == nil { try await Task.sleep(for: .milliseconds(2)) }
+            let fakePid = try #require(fake.pid)
             let context = try ZMQContext()
             let stranger = try ZMQSocket(context: context, type: .dealer)
             try stranger.setLinger(milliseconds: 0)
@@ -245,6 +255,7 @@ extension ProcessTests {
                 try echo.close()
             }
             await group.terminate(timeout: .seconds(1))
+            #expect(await waitUntilGone([fakePid]))
         }
     }
 }

@@ -17,7 +17,8 @@ public enum ExecnetSettings {
     private static let values = Mutex(Values())
 
     /// Sets the logger the runtime logs through (default: label `execnet.client`, level `info`, or
-    /// `debug` when `EXECNET_DEBUG=1`). Takes effect for the runtime's later messages.
+    /// `debug` when `EXECNET_DEBUG=1`). Call it before the first gateway or group is made: the
+    /// runtime takes its logger when it starts.
     ///
     /// - Parameter logger: The logger to use.
     public static func setLogger(_ logger: Logger) {
