@@ -182,6 +182,11 @@ extension Serializer {
                 }
             } else if kind == Slot.openDict {
                 let top = dicts.count - 1
+                let run = canonicalEntryRun()
+                if run > 8 {
+                    dicts[top].keys.reserveCapacity(dicts[top].keys.count + run)
+                    dicts[top].values.reserveCapacity(dicts[top].values.count + run)
+                }
                 while true {
                     let start = position
                     // Scalars are all hashable, so no check is needed for the key.

@@ -62,6 +62,43 @@ extension Serializer.ProgramDecoder {
         return blob
     }
 
+    /// The byte length of the scalar instruction at `offset` (as `readScalar` would consume
+    /// it), or `nil` for other instructions and truncated payloads. Reads lengths only.
+    @inline(__always)
+    func scalarLength(at offset: Int) -> Int? {
+        guard offset < input.count else { return nil }
+        let available = input.count - offset
+        let length: Int
+        switch input[offset] {
+        case Opcode.none, Opcode.true, Opcode.false: length = 1
+        case Opcode.int, Opcode.long: length = 5
+        case Opcode.float: length = 9
+        case Opcode.complex: length = 17
+        case Opcode.py3String, Opcode.unicode, Opcode.bytes, Opcode.py2String, Opcode.longInt, Opcode.longLong:
+            guard available >= 5 else { return nil }
+            let n = Int(Int32(bitPattern: readBigEndian32(offset + 1)))
+            guard n >= 0 else { return nil }
+            length = 5 + n
+        default: return nil
+        }
+        return length <= available ? length : nil
+    }
+
+    /// How many `<scalar> <scalar> P` dict entries follow the current position: a cheap scan
+    /// (lengths only) so the entry arrays can be sized once.
+    func canonicalEntryRun() -> Int {
+        var offset = position
+        var count = 0
+        while let keyLength = scalarLength(at: offset),
+              let valueLength = scalarLength(at: offset + keyLength) {
+            let end = offset + keyLength + valueLength
+            guard end < input.count, input[end] == Opcode.setItem else { break }
+            offset = end + 1
+            count += 1
+        }
+        return count
+    }
+
     /// Decodes the instruction at the current position if it pushes a scalar that needs no
     /// context (every opcode but the structural ones and `B`). Otherwise returns `nil` and
     /// leaves the position unchanged.
@@ -189,6 +226,11 @@ extension Serializer {
 
     /// Whether two keys are equal, using an open-addressing table whose entries pack the upper
     /// 32 bits of a key's hash with its index, so probes rarely touch the keys themselves.
+    ///
+    /// The hash here is a cheap seeded mix of the key's bytes (SipHash, which `OrderedDictionary`
+    /// applies afterwards anyway, would double the cost). Crafted collisions cannot make it slow:
+    /// past 64 probes for one key it gives up and reports a possible duplicate, which sends the
+    /// caller down the SipHash-based path.
     private static func hasDuplicates(_ keys: [Value]) -> Bool {
         let n = keys.count
         var bucketCount = 16
@@ -197,9 +239,10 @@ extension Serializer {
         var table = [UInt64](repeating: 0, count: bucketCount)
         return table.withUnsafeMutableBufferPointer { table in
             for i in 0..<n {
-                let hash = keys[i].hashValue
-                let tag = UInt64(truncatingIfNeeded: hash) & 0xFFFF_FFFF_0000_0000
-                var bucket = hash & mask
+                let hash = dedupeHash(keys[i])
+                let tag = hash & 0xFFFF_FFFF_0000_0000
+                var bucket = Int(truncatingIfNeeded: hash) & mask
+                var probes = 0
                 while true {
                     let entry = table[bucket]
                     if entry == 0 {
@@ -209,10 +252,63 @@ extension Serializer {
                     if entry & 0xFFFF_FFFF_0000_0000 == tag, keys[Int(entry & 0xFFFF_FFFF) - 1] == keys[i] {
                         return true
                     }
+                    probes += 1
+                    if probes > 64 { return true }
                     bucket = (bucket + 1) & mask
                 }
             }
             return false
         }
+    }
+
+    /// A per-process random seed for `dedupeHash`.
+    private static let dedupeSeed = UInt64.random(in: .min ... .max)
+
+    /// A fast seeded hash consistent with `Value.==`: text by its UTF-8 bytes, integers by value
+    /// (a small `.bigInt` like the equal `.int`), everything else by `hashValue`.
+    @inline(__always)
+    private static func dedupeHash(_ value: Value) -> UInt64 {
+        switch value {
+        case .string(var s):
+            return s.withUTF8 { mixBytes(UnsafeRawBufferPointer($0)) }
+        case .int(let i):
+            return mix(UInt64(bitPattern: i) ^ dedupeSeed)
+        case .bigInt(let b):
+            if let small = b.int64Value { return mix(UInt64(bitPattern: small) ^ dedupeSeed) }
+            return mix(UInt64(bitPattern: Int64(b.hashValue)))
+        default:
+            return mix(UInt64(bitPattern: Int64(value.hashValue)))
+        }
+    }
+
+    @inline(__always)
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    @inline(__always)
+    private static func mixBytes(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = bytes.count
+        var h = dedupeSeed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 29
+            i += 8
+        }
+        if i < n {
+            var tail: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n {
+                tail |= UInt64(bytes[i]) << shift
+                shift += 8
+                i += 1
+            }
+            h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+        }
+        return mix(h)
     }
 }
