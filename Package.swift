@@ -104,6 +104,7 @@ let package = Package(
             dependencies: [
                 "Execnet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
         ),

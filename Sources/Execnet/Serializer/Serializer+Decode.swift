@@ -1,6 +1,6 @@
 // The decoder: runs the postfix program of format version 2 on an explicit stack, without
-// recursion. Every length and count is checked against the remaining input before anything
-// is allocated, so hostile input fails with a `SerializerError` and never traps or balloons.
+// recursion. Canonical runs (`F i <scalar> P` into a fresh list, `<scalar> <scalar> P` into a
+// dict) bypass the stack; everything else goes through the general stack machine.
 
 import OrderedCollections
 
@@ -9,8 +9,8 @@ extension Serializer {
     ///
     /// Beyond Python's checks, this decoder rejects what Python lets through by accident: a
     /// count larger than the stack, negative counts, list items set out of order or left unset.
-    /// It accepts bytes after the `Q` (ignored, as in Python), duplicate dict keys (last wins),
-    /// and `H` text in any form Python's `int()` reads.
+    /// It accepts bytes after the `Q` (ignored, as in Python), duplicate dict keys (the last
+    /// value wins, at the first key's position), and `H` text in any form Python's `int()` reads.
     ///
     /// - Parameters:
     ///   - bytes: The encoded program.
@@ -25,7 +25,7 @@ extension Serializer {
         resolveChannel: ((Int32) throws -> Channel)?,
         baseOffset: Int = 0
     ) throws -> Value {
-        var decoder = Decoder(input: bytes, options: options, resolveChannel: resolveChannel, baseOffset: baseOffset)
+        var decoder = ProgramDecoder(input: bytes, options: options, resolveChannel: resolveChannel, baseOffset: baseOffset)
         return try decoder.run()
     }
 
@@ -49,7 +49,7 @@ extension Serializer {
 
     /// A stack entry. Lists and dicts under construction live in side stacks (they are always
     /// the most recent open ones, since the main stack is LIFO) and are marked by `kind`.
-    private struct Slot {
+    struct Slot {
         static let hashable: UInt8 = 0
         static let unhashable: UInt8 = 1
         static let openList: UInt8 = 2
@@ -61,18 +61,26 @@ extension Serializer {
         var kind: UInt8
     }
 
-    private struct OpenList {
+    struct OpenList {
         var items: [Value]
         var declared: Int
         var depth: Int32
     }
 
-    private struct OpenDict {
-        var entries: OrderedDictionary<Value, Value>
-        var depth: Int32
+    struct OpenDict {
+        var keys: [Value]
+        var values: [Value]
+        var depth: Int32 = 1
+
+        init() {
+            keys = []
+            values = []
+            keys.reserveCapacity(8)
+            values.reserveCapacity(8)
+        }
     }
 
-    private struct Decoder {
+    struct ProgramDecoder {
         let input: UnsafeRawBufferPointer
         let options: StringOptions
         let resolveChannel: ((Int32) throws -> Channel)?
@@ -89,90 +97,12 @@ extension Serializer {
             self.baseOffset = baseOffset
         }
 
-        private func error(_ code: SerializerError.Code, at offset: Int, _ message: String) -> SerializerError {
-            SerializerError(code, offset: baseOffset + offset, message)
-        }
-
-        @inline(__always)
-        private var remaining: Int { input.count - position }
-
-        @inline(__always)
-        private mutating func readInt32(_ opcodeOffset: Int) throws(SerializerError) -> Int32 {
-            guard remaining >= 4 else {
-                throw error(.truncated, at: opcodeOffset, "input ends inside a 4-byte payload")
-            }
-            let raw = input.loadUnaligned(fromByteOffset: position, as: UInt32.self)
-            position += 4
-            return Int32(bitPattern: UInt32(bigEndian: raw))
-        }
-
-        @inline(__always)
-        private mutating func readUInt64(_ opcodeOffset: Int) throws(SerializerError) -> UInt64 {
-            guard remaining >= 8 else {
-                throw error(.truncated, at: opcodeOffset, "input ends inside an 8-byte payload")
-            }
-            let raw = input.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-            position += 8
-            return UInt64(bigEndian: raw)
-        }
-
-        /// Reads an i4 count and checks it is not negative.
-        @inline(__always)
-        private mutating func readCount(_ opcodeOffset: Int) throws(SerializerError) -> Int {
-            let n = try readInt32(opcodeOffset)
-            guard n >= 0 else {
-                throw error(.negativeCount, at: opcodeOffset, "negative count \(n)")
-            }
-            return Int(n)
-        }
-
-        /// Reads a blob (i4 length + bytes) and returns its bytes, checked against the input.
-        @inline(__always)
-        private mutating func readBlob(_ opcodeOffset: Int) throws(SerializerError) -> UnsafeRawBufferPointer {
-            let n = try readCount(opcodeOffset)
-            guard n <= remaining else {
-                throw error(.truncated, at: opcodeOffset, "blob length \(n) exceeds the \(remaining) remaining bytes")
-            }
-            let blob = UnsafeRawBufferPointer(rebasing: input[position..<(position + n)])
-            position += n
-            return blob
-        }
-
-        @inline(__always)
-        private mutating func push(_ value: Value, hashable: Bool = true) {
-            stack.append(Slot(value: value, depth: 0, kind: hashable ? Slot.hashable : Slot.unhashable))
-        }
-
-        /// Pushes a finished container after checking the depth limit.
-        private mutating func pushContainer(_ value: Value, depth: Int32, hashable: Bool, at offset: Int) throws(SerializerError) {
-            guard depth <= Serializer.maximumDepth else {
-                throw error(.tooDeep, at: offset, "containers nested deeper than \(Serializer.maximumDepth) levels")
-            }
-            stack.append(Slot(value: value, depth: depth, kind: hashable ? Slot.hashable : Slot.unhashable))
-        }
-
-        /// Pops the top entry as a finished value, closing it if it is an open list or dict.
-        @inline(__always)
-        private mutating func pop(at offset: Int) throws(SerializerError) -> Slot {
-            var slot = stack.removeLast()
-            switch slot.kind {
-            case Slot.openList:
-                let list = lists.removeLast()
-                guard list.items.count == list.declared else {
-                    throw error(.invalidSetItem, at: offset, "list of \(list.declared) slots used with only \(list.items.count) set")
-                }
-                slot = Slot(value: .list(list.items), depth: list.depth, kind: Slot.unhashable)
-            case Slot.openDict:
-                let dict = dicts.removeLast()
-                slot = Slot(value: .dict(dict.entries), depth: dict.depth, kind: Slot.unhashable)
-            default:
-                break
-            }
-            return slot
-        }
-
         mutating func run() throws -> Value {
             while true {
+                if let scalar = try readScalar() {
+                    stack.append(Slot(value: scalar, depth: 0, kind: Slot.hashable))
+                    continue
+                }
                 let at = position
                 guard position < input.count else {
                     throw error(.truncated, at: at, "input ends before STOP")
@@ -180,39 +110,9 @@ extension Serializer {
                 let opcode = input[position]
                 position += 1
                 switch opcode {
-                case Opcode.int, Opcode.long:
-                    push(.int(Int64(try readInt32(at))))
                 case Opcode.setItem:
                     try setItem(at)
-                case Opcode.py3String, Opcode.unicode:
-                    let blob = try readBlob(at)
-                    if opcode == Opcode.py3String && options.py3strAsPy2str {
-                        push(.bytes(Array(blob)))
-                    } else {
-                        push(.string(try utf8String(blob, at)))
-                    }
-                case Opcode.none: push(.none)
-                case Opcode.true: push(.bool(true))
-                case Opcode.false: push(.bool(false))
-                case Opcode.float: push(.float(Double(bitPattern: try readUInt64(at))))
-                case Opcode.complex:
-                    let real = Double(bitPattern: try readUInt64(at))
-                    let imaginary = Double(bitPattern: try readUInt64(at))
-                    push(.complex(Complex(real: real, imaginary: imaginary)))
-                case Opcode.bytes:
-                    push(.bytes(Array(try readBlob(at))))
-                case Opcode.py2String:
-                    let blob = try readBlob(at)
-                    push(options.py2strAsPy3str ? .string(latin1String(blob)) : .bytes(Array(blob)))
-                case Opcode.longInt, Opcode.longLong:
-                    let blob = try readBlob(at)
-                    let scanned = blob.withMemoryRebound(to: UInt8.self) { text in
-                        DecimalText.scan(text).map { $0.value(in: text) }
-                    }
-                    switch scanned {
-                    case .success(let value): push(value)
-                    case .failure(let e): throw error(e.code, at: at, e.message)
-                    }
+                    try fill()
                 case Opcode.newList:
                     let n = try readCount(at)
                     // Each item needs at least F + i4 + a 1-byte value + P.
@@ -223,9 +123,11 @@ extension Serializer {
                     items.reserveCapacity(n)
                     lists.append(OpenList(items: items, declared: n, depth: 1))
                     stack.append(Slot(value: .none, depth: 0, kind: Slot.openList))
+                    try fill()
                 case Opcode.newDict:
-                    dicts.append(OpenDict(entries: [:], depth: 1))
+                    dicts.append(OpenDict())
                     stack.append(Slot(value: .none, depth: 0, kind: Slot.openDict))
+                    try fill()
                 case Opcode.buildTuple:
                     let n = try readCount(at)
                     let (items, depth, hashable) = try popItems(n, at)
@@ -244,7 +146,7 @@ extension Serializer {
                     guard let resolveChannel else {
                         throw error(.channelOutsideGateway, at: at, "channel reference \(id) outside a gateway")
                     }
-                    push(.channel(try resolveChannel(id)))
+                    stack.append(Slot(value: .channel(try resolveChannel(id)), depth: 0, kind: Slot.hashable))
                 case Opcode.stop:
                     guard stack.count == 1 else {
                         throw error(.stackMismatch, at: at, "STOP with \(stack.count) values on the stack, expected 1")
@@ -256,8 +158,79 @@ extension Serializer {
             }
         }
 
+        /// Consumes canonical item runs into the open list or dict on top of the stack:
+        /// `F <next index> <scalar> P` for lists, `<scalar> <scalar> P` for dicts. Stops, leaving
+        /// the input where the run ends, at anything else (the general loop takes over).
+        private mutating func fill() throws(SerializerError) {
+            guard let kind = stack.last?.kind else { return }
+            if kind == Slot.openList {
+                let top = lists.count - 1
+                let declared = lists[top].declared
+                var count = lists[top].items.count
+                while count < declared {
+                    let start = position
+                    guard remaining >= 7, input[position] == Opcode.int,
+                          readBigEndian32(position + 1) == UInt32(truncatingIfNeeded: count) else { break }
+                    position += 5
+                    guard let item = try readScalar(), position < input.count, input[position] == Opcode.setItem else {
+                        position = start
+                        break
+                    }
+                    position += 1
+                    lists[top].items.append(item)
+                    count += 1
+                }
+            } else if kind == Slot.openDict {
+                let top = dicts.count - 1
+                let run = canonicalEntryRun()
+                if run > 8 {
+                    dicts[top].keys.reserveCapacity(dicts[top].keys.count + run)
+                    dicts[top].values.reserveCapacity(dicts[top].values.count + run)
+                }
+                while true {
+                    let start = position
+                    // Scalars are all hashable, so no check is needed for the key.
+                    guard let key = try readScalar() else { break }
+                    guard let value = try readScalar(), position < input.count, input[position] == Opcode.setItem else {
+                        position = start
+                        break
+                    }
+                    position += 1
+                    dicts[top].keys.append(key)
+                    dicts[top].values.append(value)
+                }
+            }
+        }
+
+        /// Pushes a finished container after checking the depth limit.
+        private mutating func pushContainer(_ value: Value, depth: Int32, hashable: Bool, at offset: Int) throws(SerializerError) {
+            guard depth <= Serializer.maximumDepth else {
+                throw error(.tooDeep, at: offset, "containers nested deeper than \(Serializer.maximumDepth) levels")
+            }
+            stack.append(Slot(value: value, depth: depth, kind: hashable ? Slot.hashable : Slot.unhashable))
+        }
+
+        /// Pops the top entry as a finished value, closing it if it is an open list or dict.
+        private mutating func pop(at offset: Int) throws(SerializerError) -> Slot {
+            var slot = stack.removeLast()
+            switch slot.kind {
+            case Slot.openList:
+                let list = lists.removeLast()
+                guard list.items.count == list.declared else {
+                    throw error(.invalidSetItem, at: offset, "list of \(list.declared) slots used with only \(list.items.count) set")
+                }
+                slot = Slot(value: .list(list.items), depth: list.depth, kind: Slot.unhashable)
+            case Slot.openDict:
+                let dict = dicts.removeLast()
+                slot = Slot(value: .dict(Serializer.makeDictionary(keys: dict.keys, values: dict.values)),
+                            depth: dict.depth, kind: Slot.unhashable)
+            default:
+                break
+            }
+            return slot
+        }
+
         /// `P`: pops value and key, stores them into the list or dict now on top.
-        @inline(__always)
         private mutating func setItem(_ at: Int) throws(SerializerError) {
             guard stack.count >= 3 else {
                 throw error(.stackMismatch, at: at, "SETITEM needs 3 stack entries, found \(stack.count)")
@@ -285,7 +258,8 @@ extension Serializer {
                     throw error(.unhashable, at: at, "unhashable dict key (a list, dict or set)")
                 }
                 let top = dicts.count - 1
-                dicts[top].entries[key.value] = value.value
+                dicts[top].keys.append(key.value)
+                dicts[top].values.append(value.value)
                 if depth > dicts[top].depth { dicts[top].depth = depth }
             }
         }
@@ -307,23 +281,6 @@ extension Serializer {
                 items[i] = slot.value
             }
             return (items, depth + 1, hashable)
-        }
-
-        private func utf8String(_ blob: UnsafeRawBufferPointer, _ at: Int) throws(SerializerError) -> String {
-            let text = blob.withMemoryRebound(to: UInt8.self) { String(validating: $0, as: UTF8.self) }
-            guard let text else {
-                throw error(.invalidUTF8, at: at, "text payload is not valid UTF-8")
-            }
-            return text
-        }
-
-        private func latin1String(_ blob: UnsafeRawBufferPointer) -> String {
-            if !blob.contains(where: { $0 >= 0x80 }) {
-                return String(decoding: blob, as: UTF8.self)
-            }
-            var scalars = String.UnicodeScalarView()
-            scalars.append(contentsOf: blob.lazy.map { Unicode.Scalar($0) })
-            return String(scalars)
         }
     }
 }

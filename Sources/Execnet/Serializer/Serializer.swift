@@ -17,9 +17,7 @@
 ///   ``Serializer/maximumDepth``; ``SerializerError/Code/unhashable`` for a list, dict or set
 ///   used as a dictionary key or set member.
 public func dumps(_ value: Value) throws(SerializerError) -> [UInt8] {
-    var buffer: [UInt8] = [Serializer.formatVersion]
-    try Serializer.encodeInternal(value, into: &buffer)
-    return buffer
+    try Serializer.encodeVersioned(value)
 }
 
 /// Decodes a value from execnet's versioned format, as Python's `execnet.loads` does.

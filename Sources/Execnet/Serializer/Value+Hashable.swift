@@ -8,6 +8,8 @@ extension Value: Hashable {
     /// Compares two values structurally.
     ///
     /// Kinds never mix (`.bool(true) != .int(1) != .float(1.0)`), floats compare by bit pattern,
+    /// text compares by code points as in Python (so `"é"` and `"e\u{301}"` differ, although
+    /// Swift's `String` calls them equal),
     /// dictionaries compare entries in order, channels compare by identity. A `.bigInt` equal to
     /// a number within `Int64` equals the matching `.int`.
     ///
@@ -34,7 +36,7 @@ extension Value: Hashable {
         case let (.bytes(a), .bytes(b)):
             return a == b
         case let (.string(a), .string(b)):
-            return a == b
+            return sameCodePoints(a, b)
         case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)):
             return a == b
         case let (.dict(a), .dict(b)):
@@ -50,20 +52,26 @@ extension Value: Hashable {
 
     /// Hashes the value consistently with `==`.
     ///
+    /// Text and integers, the usual dictionary keys, are hashed without a kind tag for speed;
+    /// the other kinds add one. Cross-kind collisions are harmless since `==` tells kinds apart.
+    ///
     /// - Parameter hasher: The hasher to feed.
     public func hash(into hasher: inout Hasher) {
         switch self {
+        case .string(var s):
+            // The UTF-8 bytes, consistent with code-point equality (String's own hash
+            // would first normalize, which is slower and coarser).
+            s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            hasher.combine(0xFF as UInt8)
+        case .int(let i):
+            hasher.combine(i)
         case .none:
             hasher.combine(0 as UInt8)
         case .bool(let b):
             hasher.combine(1 as UInt8)
             hasher.combine(b)
-        case .int(let i):
-            hasher.combine(2 as UInt8)
-            hasher.combine(i)
         case .bigInt(let b):
             if let small = b.int64Value {
-                hasher.combine(2 as UInt8)
                 hasher.combine(small)
             } else {
                 hasher.combine(3 as UInt8)
@@ -78,9 +86,6 @@ extension Value: Hashable {
         case .bytes(let b):
             hasher.combine(6 as UInt8)
             hasher.combine(b)
-        case .string(let s):
-            hasher.combine(7 as UInt8)
-            hasher.combine(s)
         case .list(let items):
             hasher.combine(8 as UInt8)
             hasher.combine(items)
@@ -99,6 +104,34 @@ extension Value: Hashable {
         case .channel(let c):
             hasher.combine(13 as UInt8)
             hasher.combine(ObjectIdentifier(c))
+        }
+    }
+
+    /// Whether two strings hold the same code points (the same UTF-8 bytes).
+    static func sameCodePoints(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        guard a.utf8.count == b.utf8.count else { return false }
+        return a.withUTF8 { pa in
+            b.withUTF8 { pb in
+                let n = pa.count
+                guard n > 0, let x = pa.baseAddress, let y = pb.baseAddress else { return true }
+                if x == y { return true }
+                let rx = UnsafeRawPointer(x)
+                let ry = UnsafeRawPointer(y)
+                var i = 0
+                while i + 8 <= n {
+                    if rx.loadUnaligned(fromByteOffset: i, as: UInt64.self) != ry.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                        return false
+                    }
+                    i += 8
+                }
+                while i < n {
+                    if x[i] != y[i] { return false }
+                    i += 1
+                }
+                return true
+            }
         }
     }
 

@@ -12,6 +12,7 @@ import OrderedCollections
 /// only magnitudes beyond it (the decoder and ``init(_:)`` normalize; a hand-made `.bigInt`
 /// of a small number still compares equal to the matching `.int`).
 ///
+/// Text compares by code points, as in Python, not by Swift's canonical equivalence.
 /// Lists and tuples are different values, as are sets and frozen sets. Dictionaries keep
 /// insertion order, and their equality is order-sensitive (unlike Python's), since the order
 /// is part of what the wire carries. Channels compare by identity.

@@ -38,30 +38,52 @@ public struct ValueDecoder: Sendable {
     /// - Throws: `DecodingError` when the value does not have the shape or range the type needs,
     ///   or whatever the type's `init(from:)` throws.
     public func decode<T: Decodable>(_ type: T.Type, from value: Value) throws -> T {
-        try _ValueDecoder(value: value, codingPath: [], userInfo: userInfo).unbox(T.self)
+        try _ValueDecoder(value: value, parent: nil, key: nil, userInfo: userInfo).unbox(T.self)
     }
 }
 
-private struct _ValueDecoder: Decoder {
+/// Reads one value. `codingPath` is computed from the parent chain only when asked (errors,
+/// user code), so decoding nested values allocates no path arrays.
+private final class _ValueDecoder: Decoder, SingleValueDecodingContainer {
     let value: Value
-    let codingPath: [any CodingKey]
+    let parent: _ValueDecoder?
+    let key: (any CodingKey)?
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
 
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
 
-    init(value: Value, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: any Sendable]) {
+    var codingPath: [any CodingKey] {
+        var path = parent?.codingPath ?? []
+        if let key { path.append(key) }
+        return path
+    }
+
+    init(value: Value, parent: _ValueDecoder?, key: (any CodingKey)?, userInfo: [CodingUserInfoKey: any Sendable]) {
         self.value = value
-        self.codingPath = codingPath
+        self.parent = parent
+        self.key = key
         self.sendableUserInfo = userInfo
     }
 
     func child(_ value: Value, _ key: any CodingKey) -> _ValueDecoder {
-        _ValueDecoder(value: value, codingPath: codingPath + [key], userInfo: sendableUserInfo)
+        _ValueDecoder(value: value, parent: self, key: key, userInfo: sendableUserInfo)
+    }
+
+    /// Decodes `T` from a part of this decoder's value found under `key`, with the special
+    /// cases (`Value`, `[UInt8]` from bytes) first.
+    func decodePart<T: Decodable>(_ type: T.Type, _ part: Value, _ key: any CodingKey) throws -> T {
+        if let special: T = Unbox.special(part) { return special }
+        return try T(from: child(part, key))
+    }
+
+    func unbox<T: Decodable>(_ type: T.Type) throws -> T {
+        if let special: T = Unbox.special(value) { return special }
+        return try T(from: self)
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard case .dict(let entries) = value else {
-            throw mismatch(OrderedDictionary<Value, Value>.self, "a dict")
+            throw Unbox.mismatch(value, OrderedDictionary<Value, Value>.self, "a dict", codingPath)
         }
         return KeyedDecodingContainer(KeyedContainer<Key>(decoder: self, entries: entries))
     }
@@ -73,87 +95,84 @@ private struct _ValueDecoder: Decoder {
         case .set(let members), .frozenSet(let members):
             return UnkeyedContainer(decoder: self, items: Array(members))
         default:
-            throw mismatch([Value].self, "a list, tuple or set")
+            throw Unbox.mismatch(value, [Value].self, "a list, tuple or set", codingPath)
         }
     }
 
-    func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        self
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { self }
+
+    func decodeNil() -> Bool { value.isNone }
+    func decode(_ type: Bool.Type) throws -> Bool { try Unbox.bool(value) { codingPath } }
+    func decode(_ type: String.Type) throws -> String { try Unbox.string(value) { codingPath } }
+    func decode(_ type: Double.Type) throws -> Double { try Unbox.double(value) { codingPath } }
+    func decode(_ type: Float.Type) throws -> Float { try Unbox.float(value) { codingPath } }
+    func decode(_ type: Int.Type) throws -> Int { try Unbox.integer(value, Int.self) { codingPath } }
+    func decode(_ type: Int8.Type) throws -> Int8 { try Unbox.integer(value, Int8.self) { codingPath } }
+    func decode(_ type: Int16.Type) throws -> Int16 { try Unbox.integer(value, Int16.self) { codingPath } }
+    func decode(_ type: Int32.Type) throws -> Int32 { try Unbox.integer(value, Int32.self) { codingPath } }
+    func decode(_ type: Int64.Type) throws -> Int64 { try Unbox.integer(value, Int64.self) { codingPath } }
+    func decode(_ type: UInt.Type) throws -> UInt { try Unbox.integer(value, UInt.self) { codingPath } }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try Unbox.integer(value, UInt8.self) { codingPath } }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try Unbox.integer(value, UInt16.self) { codingPath } }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try Unbox.integer(value, UInt32.self) { codingPath } }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try Unbox.integer(value, UInt64.self) { codingPath } }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try unbox(T.self) }
+}
+
+/// Conversions from `Value` to Swift scalars; the coding path is built only for errors.
+private enum Unbox {
+    static func special<T>(_ value: Value) -> T? {
+        if T.self == Value.self { return value as? T }
+        if T.self == [UInt8].self, case .bytes(let bytes) = value { return bytes as? T }
+        return nil
     }
 
-    func mismatch(_ type: Any.Type, _ expected: String) -> DecodingError {
+    static func mismatch(_ value: Value, _ type: Any.Type, _ expected: String, _ path: [any CodingKey]) -> DecodingError {
         if case .none = value {
-            return .valueNotFound(type, .init(codingPath: codingPath, debugDescription: "Expected \(expected) but found None."))
+            return .valueNotFound(type, .init(codingPath: path, debugDescription: "Expected \(expected) but found None."))
         }
-        return .typeMismatch(type, .init(codingPath: codingPath, debugDescription: "Expected \(expected) but found \(Serializer.kindName(value))."))
+        return .typeMismatch(type, .init(codingPath: path, debugDescription: "Expected \(expected) but found \(Serializer.kindName(value))."))
     }
 
-    /// Decodes `T` from this decoder's value, with the special cases first.
-    func unbox<T: Decodable>(_ type: T.Type) throws -> T {
-        if T.self == Value.self, let same = value as? T { return same }
-        if T.self == [UInt8].self, case .bytes(let bytes) = value, let typed = bytes as? T { return typed }
-        return try T(from: self)
+    static func bool(_ value: Value, _ path: () -> [any CodingKey]) throws -> Bool {
+        guard case .bool(let b) = value else { throw mismatch(value, Bool.self, "a bool", path()) }
+        return b
     }
 
-    func unboxInteger<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
-        let converted: T?
-        switch value {
-        case .int(let i): converted = T(exactly: i)
-        case .bigInt(let b):
-            if let u = b.uint64Value { converted = T(exactly: u) } else if let i = b.int64Value { converted = T(exactly: i) } else { converted = nil }
-        default: throw mismatch(T.self, "an int")
-        }
-        guard let converted else {
-            throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "Number \(value) does not fit in \(T.self)."))
-        }
-        return converted
+    static func string(_ value: Value, _ path: () -> [any CodingKey]) throws -> String {
+        guard case .string(let s) = value else { throw mismatch(value, String.self, "a str", path()) }
+        return s
     }
 
-    func unboxDouble() throws -> Double {
+    static func double(_ value: Value, _ path: () -> [any CodingKey]) throws -> Double {
         switch value {
         case .float(let d): return d
         case .int(let i): return Double(i)
         case .bigInt(let b): return Double(b.description) ?? .nan
-        default: throw mismatch(Double.self, "a float")
+        default: throw mismatch(value, Double.self, "a float", path())
         }
     }
-}
 
-extension _ValueDecoder: SingleValueDecodingContainer {
-    func decodeNil() -> Bool { value.isNone }
-
-    func decode(_ type: Bool.Type) throws -> Bool {
-        guard case .bool(let b) = value else { throw mismatch(Bool.self, "a bool") }
-        return b
-    }
-
-    func decode(_ type: String.Type) throws -> String {
-        guard case .string(let s) = value else { throw mismatch(String.self, "a str") }
-        return s
-    }
-
-    func decode(_ type: Double.Type) throws -> Double { try unboxDouble() }
-
-    func decode(_ type: Float.Type) throws -> Float {
-        let d = try unboxDouble()
+    static func float(_ value: Value, _ path: () -> [any CodingKey]) throws -> Float {
+        let d = try double(value, path)
         guard !d.isFinite || d.magnitude <= Double(Float.greatestFiniteMagnitude) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "Number \(value) does not fit in Float."))
+            throw DecodingError.dataCorrupted(.init(codingPath: path(), debugDescription: "Number \(value) does not fit in Float."))
         }
         return Float(d)
     }
 
-    func decode(_ type: Int.Type) throws -> Int { try unboxInteger(Int.self) }
-    func decode(_ type: Int8.Type) throws -> Int8 { try unboxInteger(Int8.self) }
-    func decode(_ type: Int16.Type) throws -> Int16 { try unboxInteger(Int16.self) }
-    func decode(_ type: Int32.Type) throws -> Int32 { try unboxInteger(Int32.self) }
-    func decode(_ type: Int64.Type) throws -> Int64 { try unboxInteger(Int64.self) }
-    func decode(_ type: UInt.Type) throws -> UInt { try unboxInteger(UInt.self) }
-    func decode(_ type: UInt8.Type) throws -> UInt8 { try unboxInteger(UInt8.self) }
-    func decode(_ type: UInt16.Type) throws -> UInt16 { try unboxInteger(UInt16.self) }
-    func decode(_ type: UInt32.Type) throws -> UInt32 { try unboxInteger(UInt32.self) }
-    func decode(_ type: UInt64.Type) throws -> UInt64 { try unboxInteger(UInt64.self) }
-
-    func decode<T: Decodable>(_ type: T.Type) throws -> T { try unbox(T.self) }
+    static func integer<T: FixedWidthInteger>(_ value: Value, _ type: T.Type, _ path: () -> [any CodingKey]) throws -> T {
+        let converted: T?
+        switch value {
+        case .int(let i): converted = T(exactly: i)
+        case .bigInt(let b): converted = b.uint64Value.flatMap { T(exactly: $0) } ?? b.int64Value.flatMap { T(exactly: $0) }
+        default: throw mismatch(value, T.self, "an int", path())
+        }
+        guard let converted else {
+            throw DecodingError.dataCorrupted(.init(codingPath: path(), debugDescription: "Number \(value) does not fit in \(T.self)."))
+        }
+        return converted
+    }
 }
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
@@ -180,39 +199,39 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func contains(_ key: Key) -> Bool { lookup(key) != nil }
 
-    private func child(_ key: Key) throws -> _ValueDecoder {
+    private func found(_ key: Key) throws -> Value {
         guard let found = lookup(key) else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "No value for key \(key.stringValue)."))
         }
-        return decoder.child(found, key)
+        return found
     }
 
     func decodeNil(forKey key: Key) throws -> Bool {
         lookup(key)?.isNone ?? true
     }
 
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try child(key).decode(Bool.self) }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try child(key).decode(String.self) }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try child(key).decode(Double.self) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try child(key).decode(Float.self) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try child(key).decode(Int.self) }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try child(key).decode(Int8.self) }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try child(key).decode(Int16.self) }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try child(key).decode(Int32.self) }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try child(key).decode(Int64.self) }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try child(key).decode(UInt.self) }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try child(key).decode(UInt8.self) }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try child(key).decode(UInt16.self) }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try child(key).decode(UInt32.self) }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try child(key).decode(UInt64.self) }
-    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try child(key).unbox(T.self) }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Unbox.bool(try found(key)) { codingPath + [key] } }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try Unbox.string(try found(key)) { codingPath + [key] } }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try Unbox.double(try found(key)) { codingPath + [key] } }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try Unbox.float(try found(key)) { codingPath + [key] } }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try Unbox.integer(try found(key), Int.self) { codingPath + [key] } }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try Unbox.integer(try found(key), Int8.self) { codingPath + [key] } }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try Unbox.integer(try found(key), Int16.self) { codingPath + [key] } }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try Unbox.integer(try found(key), Int32.self) { codingPath + [key] } }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try Unbox.integer(try found(key), Int64.self) { codingPath + [key] } }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try Unbox.integer(try found(key), UInt.self) { codingPath + [key] } }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try Unbox.integer(try found(key), UInt8.self) { codingPath + [key] } }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try Unbox.integer(try found(key), UInt16.self) { codingPath + [key] } }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Unbox.integer(try found(key), UInt32.self) { codingPath + [key] } }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Unbox.integer(try found(key), UInt64.self) { codingPath + [key] } }
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try decoder.decodePart(T.self, try found(key), key) }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
-        try child(key).container(keyedBy: NestedKey.self)
+        try decoder.child(try found(key), key).container(keyedBy: NestedKey.self)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try child(key).unkeyedContainer()
+        try decoder.child(try found(key), key).unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder {
@@ -239,21 +258,25 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     var count: Int? { items.count }
     var isAtEnd: Bool { currentIndex >= items.count }
 
-    private mutating func next(_ type: Any.Type) throws -> _ValueDecoder {
+    private var currentKey: ValueCodingKey { ValueCodingKey(intValue: currentIndex) }
+
+    /// The next item; advances past it.
+    private mutating func next(_ type: Any.Type) throws -> Value {
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(type, .init(
-                codingPath: codingPath + [ValueCodingKey(intValue: currentIndex)],
-                debugDescription: "Unkeyed container is at end."))
+                codingPath: codingPath + [currentKey], debugDescription: "Unkeyed container is at end."))
         }
         defer { currentIndex += 1 }
-        return decoder.child(items[currentIndex], ValueCodingKey(intValue: currentIndex))
+        return items[currentIndex]
     }
+
+    /// The path of the item just returned by `next`, for errors.
+    private var lastPath: [any CodingKey] { codingPath + [ValueCodingKey(intValue: currentIndex - 1)] }
 
     mutating func decodeNil() throws -> Bool {
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(Value.self, .init(
-                codingPath: codingPath + [ValueCodingKey(intValue: currentIndex)],
-                debugDescription: "Unkeyed container is at end."))
+                codingPath: codingPath + [currentKey], debugDescription: "Unkeyed container is at end."))
         }
         if items[currentIndex].isNone {
             currentIndex += 1
@@ -262,31 +285,38 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
         return false
     }
 
-    mutating func decode(_ type: Bool.Type) throws -> Bool { try next(type).decode(Bool.self) }
-    mutating func decode(_ type: String.Type) throws -> String { try next(type).decode(String.self) }
-    mutating func decode(_ type: Double.Type) throws -> Double { try next(type).decode(Double.self) }
-    mutating func decode(_ type: Float.Type) throws -> Float { try next(type).decode(Float.self) }
-    mutating func decode(_ type: Int.Type) throws -> Int { try next(type).decode(Int.self) }
-    mutating func decode(_ type: Int8.Type) throws -> Int8 { try next(type).decode(Int8.self) }
-    mutating func decode(_ type: Int16.Type) throws -> Int16 { try next(type).decode(Int16.self) }
-    mutating func decode(_ type: Int32.Type) throws -> Int32 { try next(type).decode(Int32.self) }
-    mutating func decode(_ type: Int64.Type) throws -> Int64 { try next(type).decode(Int64.self) }
-    mutating func decode(_ type: UInt.Type) throws -> UInt { try next(type).decode(UInt.self) }
-    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try next(type).decode(UInt8.self) }
-    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try next(type).decode(UInt16.self) }
-    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try next(type).decode(UInt32.self) }
-    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try next(type).decode(UInt64.self) }
-    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try next(type).unbox(T.self) }
+    mutating func decode(_ type: Bool.Type) throws -> Bool { try Unbox.bool(try next(type)) { lastPath } }
+    mutating func decode(_ type: String.Type) throws -> String { try Unbox.string(try next(type)) { lastPath } }
+    mutating func decode(_ type: Double.Type) throws -> Double { try Unbox.double(try next(type)) { lastPath } }
+    mutating func decode(_ type: Float.Type) throws -> Float { try Unbox.float(try next(type)) { lastPath } }
+    mutating func decode(_ type: Int.Type) throws -> Int { try Unbox.integer(try next(type), Int.self) { lastPath } }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 { try Unbox.integer(try next(type), Int8.self) { lastPath } }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 { try Unbox.integer(try next(type), Int16.self) { lastPath } }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 { try Unbox.integer(try next(type), Int32.self) { lastPath } }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { try Unbox.integer(try next(type), Int64.self) { lastPath } }
+    mutating func decode(_ type: UInt.Type) throws -> UInt { try Unbox.integer(try next(type), UInt.self) { lastPath } }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try Unbox.integer(try next(type), UInt8.self) { lastPath } }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try Unbox.integer(try next(type), UInt16.self) { lastPath } }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try Unbox.integer(try next(type), UInt32.self) { lastPath } }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try Unbox.integer(try next(type), UInt64.self) { lastPath } }
+
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let key = currentKey
+        return try decoder.decodePart(T.self, try next(type), key)
+    }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
-        try next(OrderedDictionary<Value, Value>.self).container(keyedBy: NestedKey.self)
+        let key = currentKey
+        return try decoder.child(try next(OrderedDictionary<Value, Value>.self), key).container(keyedBy: NestedKey.self)
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        try next([Value].self).unkeyedContainer()
+        let key = currentKey
+        return try decoder.child(try next([Value].self), key).unkeyedContainer()
     }
 
     mutating func superDecoder() throws -> any Decoder {
-        try next(Value.self)
+        let key = currentKey
+        return decoder.child(try next(Value.self), key)
     }
 }

@@ -42,7 +42,7 @@ public struct ValueEncoder: Sendable {
     /// - Returns: The encoded value (see the mapping in ``ValueEncoder``).
     /// - Throws: Whatever the value's `encode(to:)` throws, typically `EncodingError`.
     public func encode(_ value: some Encodable) throws -> Value {
-        try _ValueEncoder.box(value, codingPath: [], userInfo: userInfo)
+        try _ValueEncoder.box(value, userInfo: userInfo)
     }
 }
 
@@ -56,30 +56,84 @@ private enum Pending {
     func resolve() -> Value {
         switch self {
         case .value(let v): v
-        case .list(let box): .list(box.items.map { $0.resolve() })
-        case .dict(let box): .dict(box.entries.mapValues { $0.resolve() })
+        case .list(let box): box.resolve()
+        case .dict(let box): box.resolve()
         case .encoder(let encoder): encoder.resolve()
         }
     }
 }
 
+/// An unkeyed container's items: finished values in place, the rest (nested containers and
+/// encoders) as placeholders filled in by `resolve()`.
 private final class ListBox {
-    var items: [Pending] = []
+    var items: [Value] = []
+    var pending: [(index: Int, node: Pending)] = []
+
+    func append(_ node: Pending) {
+        if case .value(let v) = node {
+            items.append(v)
+        } else {
+            pending.append((items.count, node))
+            items.append(.none)
+        }
+    }
+
+    func resolve() -> Value {
+        for (index, node) in pending {
+            items[index] = node.resolve()
+        }
+        pending = []
+        return .list(items)
+    }
 }
 
+/// A keyed container's entries, like `ListBox`. A key set twice keeps its first position and
+/// its last value.
 private final class DictBox {
-    var entries: OrderedDictionary<Value, Pending> = [:]
+    var entries: OrderedDictionary<Value, Value> = [:]
+    var pending: [(key: Value, node: Pending)] = []
+
+    func set(_ key: Value, _ node: Pending) {
+        if !pending.isEmpty { pending.removeAll { $0.key == key } }
+        if case .value(let v) = node {
+            entries[key] = v
+        } else {
+            entries[key] = Value.none
+            pending.append((key, node))
+        }
+    }
+
+    func resolve() -> Value {
+        for (key, node) in pending {
+            entries[key] = node.resolve()
+        }
+        pending = []
+        return .dict(entries)
+    }
 }
 
 private final class _ValueEncoder: Encoder {
-    let codingPath: [any CodingKey]
+    /// The encoder this one encodes a part for, the keys of containers in between, and the
+    /// part's key: `codingPath` is computed from them only when asked, never eagerly.
+    let parent: _ValueEncoder?
+    let prefix: [any CodingKey]
+    let key: (any CodingKey)?
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
     var storage: Pending?
 
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
 
-    init(codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: any Sendable]) {
-        self.codingPath = codingPath
+    var codingPath: [any CodingKey] {
+        var path = parent?.codingPath ?? []
+        path += prefix
+        if let key { path.append(key) }
+        return path
+    }
+
+    init(parent: _ValueEncoder?, prefix: [any CodingKey], key: (any CodingKey)?, userInfo: [CodingUserInfoKey: any Sendable]) {
+        self.parent = parent
+        self.prefix = prefix
+        self.key = key
         self.sendableUserInfo = userInfo
     }
 
@@ -88,9 +142,9 @@ private final class _ValueEncoder: Encoder {
     }
 
     /// Encodes a value: special cases first, then the value's own `encode(to:)`.
-    static func box<T: Encodable>(_ value: T, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: any Sendable]) throws -> Value {
+    static func box<T: Encodable>(_ value: T, userInfo: [CodingUserInfoKey: any Sendable]) throws -> Value {
         if let direct = directValue(value) { return direct }
-        let encoder = _ValueEncoder(codingPath: codingPath, userInfo: userInfo)
+        let encoder = _ValueEncoder(parent: nil, prefix: [], key: nil, userInfo: userInfo)
         try value.encode(to: encoder)
         return encoder.resolve()
     }
@@ -107,9 +161,13 @@ private final class _ValueEncoder: Encoder {
         return nil
     }
 
-    func pending<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> Pending {
+    /// Encodes a part of this encoder's value, found under `prefix` + `key`; with neither, the
+    /// single value itself (same path as this encoder).
+    func pending<T: Encodable>(_ value: T, prefix: [any CodingKey], key: (any CodingKey)?) throws -> Pending {
         if let direct = Self.directValue(value) { return .value(direct) }
-        let encoder = _ValueEncoder(codingPath: key.map { codingPath + [$0] } ?? codingPath, userInfo: sendableUserInfo)
+        let encoder = key == nil && prefix.isEmpty
+            ? _ValueEncoder(parent: parent, prefix: self.prefix, key: self.key, userInfo: sendableUserInfo)
+            : _ValueEncoder(parent: self, prefix: prefix, key: key, userInfo: sendableUserInfo)
         try value.encode(to: encoder)
         return .encoder(encoder)
     }
@@ -122,7 +180,7 @@ private final class _ValueEncoder: Encoder {
             box = DictBox()
             storage = .dict(box)
         }
-        return KeyedEncodingContainer(KeyedContainer<Key>(encoder: self, box: box, codingPath: codingPath))
+        return KeyedEncodingContainer(KeyedContainer<Key>(encoder: self, box: box, prefix: []))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -133,7 +191,7 @@ private final class _ValueEncoder: Encoder {
             box = ListBox()
             storage = .list(box)
         }
-        return UnkeyedContainer(encoder: self, box: box, codingPath: codingPath)
+        return UnkeyedContainer(encoder: self, box: box, prefix: [])
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
@@ -141,18 +199,21 @@ private final class _ValueEncoder: Encoder {
     }
 }
 
-/// A coding key for list positions and `super`.
+/// A coding key for list positions, `super`, and the keys of `Value` dicts.
 struct ValueCodingKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
+    private let text: String?
+    let intValue: Int?
+
+    /// The key's text; for a list position its decimal digits, made only when asked.
+    var stringValue: String { text ?? String(intValue ?? 0) }
 
     init(stringValue: String) {
-        self.stringValue = stringValue
+        self.text = stringValue
         self.intValue = nil
     }
 
     init(intValue: Int) {
-        self.stringValue = String(intValue)
+        self.text = nil
         self.intValue = intValue
     }
 
@@ -162,10 +223,13 @@ struct ValueCodingKey: CodingKey {
 private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let encoder: _ValueEncoder
     let box: DictBox
-    let codingPath: [any CodingKey]
+    /// Keys between the encoder's path and this container (for nested containers).
+    let prefix: [any CodingKey]
+
+    var codingPath: [any CodingKey] { encoder.codingPath + prefix }
 
     private func set(_ value: Value, _ key: Key) {
-        box.entries[.string(key.stringValue)] = .value(value)
+        box.set(.string(key.stringValue), .value(value))
     }
 
     mutating func encodeNil(forKey key: Key) throws { set(.none, key) }
@@ -185,19 +249,19 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt64, forKey key: Key) throws { set(Value(value), key) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        box.entries[.string(key.stringValue)] = try encoder.pending(value, key: key)
+        box.set(.string(key.stringValue), try encoder.pending(value, prefix: prefix, key: key))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
         let nested = DictBox()
-        box.entries[.string(key.stringValue)] = .dict(nested)
-        return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: encoder, box: nested, codingPath: codingPath + [key]))
+        box.set(.string(key.stringValue), .dict(nested))
+        return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: encoder, box: nested, prefix: prefix + [key]))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let nested = ListBox()
-        box.entries[.string(key.stringValue)] = .list(nested)
-        return UnkeyedContainer(encoder: encoder, box: nested, codingPath: codingPath + [key])
+        box.set(.string(key.stringValue), .list(nested))
+        return UnkeyedContainer(encoder: encoder, box: nested, prefix: prefix + [key])
     }
 
     mutating func superEncoder() -> any Encoder {
@@ -209,8 +273,8 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     private func superEncoder(key: any CodingKey) -> any Encoder {
-        let sub = _ValueEncoder(codingPath: codingPath + [key], userInfo: encoder.sendableUserInfo)
-        box.entries[.string(key.stringValue)] = .encoder(sub)
+        let sub = _ValueEncoder(parent: encoder, prefix: prefix, key: key, userInfo: encoder.sendableUserInfo)
+        box.set(.string(key.stringValue), .encoder(sub))
         return sub
     }
 }
@@ -218,14 +282,17 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 private struct UnkeyedContainer: UnkeyedEncodingContainer {
     let encoder: _ValueEncoder
     let box: ListBox
-    let codingPath: [any CodingKey]
+    /// Keys between the encoder's path and this container (for nested containers).
+    let prefix: [any CodingKey]
+
+    var codingPath: [any CodingKey] { encoder.codingPath + prefix }
 
     var count: Int { box.items.count }
 
     private var nextKey: ValueCodingKey { ValueCodingKey(intValue: box.items.count) }
 
     private func append(_ value: Value) {
-        box.items.append(.value(value))
+        box.items.append(value)
     }
 
     mutating func encodeNil() throws { append(.none) }
@@ -246,26 +313,26 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         let key = nextKey
-        box.items.append(try encoder.pending(value, key: key))
+        box.append(try encoder.pending(value, prefix: prefix, key: key))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let key = nextKey
         let nested = DictBox()
-        box.items.append(.dict(nested))
-        return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: encoder, box: nested, codingPath: codingPath + [key]))
+        box.append(.dict(nested))
+        return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: encoder, box: nested, prefix: prefix + [key]))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let key = nextKey
         let nested = ListBox()
-        box.items.append(.list(nested))
-        return UnkeyedContainer(encoder: encoder, box: nested, codingPath: codingPath + [key])
+        box.append(.list(nested))
+        return UnkeyedContainer(encoder: encoder, box: nested, prefix: prefix + [key])
     }
 
     mutating func superEncoder() -> any Encoder {
-        let sub = _ValueEncoder(codingPath: codingPath + [nextKey], userInfo: encoder.sendableUserInfo)
-        box.items.append(.encoder(sub))
+        let sub = _ValueEncoder(parent: encoder, prefix: prefix, key: nextKey, userInfo: encoder.sendableUserInfo)
+        box.append(.encoder(sub))
         return sub
     }
 }
@@ -295,6 +362,6 @@ private struct SingleValueContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt64) throws { set(Value(value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        encoder.storage = try encoder.pending(value, key: nil)
+        encoder.storage = try encoder.pending(value, prefix: [], key: nil)
     }
 }

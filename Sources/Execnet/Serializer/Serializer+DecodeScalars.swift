@@ -1,0 +1,314 @@
+// The decoder's reading primitives: bounds-checked i4/f8/blob reads, the scalar instructions
+// (everything that pushes one value without touching the stack), text decoding, and the
+// construction of dictionaries from decoded entries with a cheap duplicate check.
+
+import OrderedCollections
+
+extension Serializer.ProgramDecoder {
+    typealias Opcode = Serializer.Opcode
+
+    func error(_ code: SerializerError.Code, at offset: Int, _ message: String) -> SerializerError {
+        SerializerError(code, offset: baseOffset + offset, message)
+    }
+
+    @inline(__always)
+    var remaining: Int { input.count - position }
+
+    /// The big-endian 32-bit word at `offset`; the caller checks bounds.
+    @inline(__always)
+    func readBigEndian32(_ offset: Int) -> UInt32 {
+        UInt32(bigEndian: input.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inline(__always)
+    mutating func readInt32(_ opcodeOffset: Int) throws(SerializerError) -> Int32 {
+        guard remaining >= 4 else {
+            throw error(.truncated, at: opcodeOffset, "input ends inside a 4-byte payload")
+        }
+        let value = readBigEndian32(position)
+        position += 4
+        return Int32(bitPattern: value)
+    }
+
+    @inline(__always)
+    mutating func readUInt64(_ opcodeOffset: Int) throws(SerializerError) -> UInt64 {
+        guard remaining >= 8 else {
+            throw error(.truncated, at: opcodeOffset, "input ends inside an 8-byte payload")
+        }
+        let raw = input.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+        position += 8
+        return UInt64(bigEndian: raw)
+    }
+
+    /// Reads an i4 count and checks it is not negative.
+    @inline(__always)
+    mutating func readCount(_ opcodeOffset: Int) throws(SerializerError) -> Int {
+        let n = try readInt32(opcodeOffset)
+        guard n >= 0 else {
+            throw error(.negativeCount, at: opcodeOffset, "negative count \(n)")
+        }
+        return Int(n)
+    }
+
+    /// Reads a blob (i4 length + bytes), checked against the remaining input before use.
+    @inline(__always)
+    mutating func readBlob(_ opcodeOffset: Int) throws(SerializerError) -> UnsafeRawBufferPointer {
+        let n = try readCount(opcodeOffset)
+        guard n <= remaining else {
+            throw error(.truncated, at: opcodeOffset, "blob length \(n) exceeds the \(remaining) remaining bytes")
+        }
+        let blob = UnsafeRawBufferPointer(rebasing: input[position..<(position + n)])
+        position += n
+        return blob
+    }
+
+    /// The byte length of the scalar instruction at `offset` (as `readScalar` would consume
+    /// it), or `nil` for other instructions and truncated payloads. Reads lengths only.
+    @inline(__always)
+    func scalarLength(at offset: Int) -> Int? {
+        guard offset < input.count else { return nil }
+        let available = input.count - offset
+        let length: Int
+        switch input[offset] {
+        case Opcode.none, Opcode.true, Opcode.false: length = 1
+        case Opcode.int, Opcode.long: length = 5
+        case Opcode.float: length = 9
+        case Opcode.complex: length = 17
+        case Opcode.py3String, Opcode.unicode, Opcode.bytes, Opcode.py2String, Opcode.longInt, Opcode.longLong:
+            guard available >= 5 else { return nil }
+            let n = Int(Int32(bitPattern: readBigEndian32(offset + 1)))
+            guard n >= 0 else { return nil }
+            length = 5 + n
+        default: return nil
+        }
+        return length <= available ? length : nil
+    }
+
+    /// How many `<scalar> <scalar> P` dict entries follow the current position: a cheap scan
+    /// (lengths only) so the entry arrays can be sized once.
+    func canonicalEntryRun() -> Int {
+        var offset = position
+        var count = 0
+        while let keyLength = scalarLength(at: offset),
+              let valueLength = scalarLength(at: offset + keyLength) {
+            let end = offset + keyLength + valueLength
+            guard end < input.count, input[end] == Opcode.setItem else { break }
+            offset = end + 1
+            count += 1
+        }
+        return count
+    }
+
+    /// Decodes the instruction at the current position if it pushes a scalar that needs no
+    /// context (every opcode but the structural ones and `B`). Otherwise returns `nil` and
+    /// leaves the position unchanged.
+    @inline(__always)
+    mutating func readScalar() throws(SerializerError) -> Value? {
+        guard position < input.count else { return nil }
+        let at = position
+        switch input[position] {
+        case Opcode.int, Opcode.long:
+            position += 1
+            return .int(Int64(try readInt32(at)))
+        case Opcode.py3String:
+            position += 1
+            let blob = try readBlob(at)
+            return options.py3strAsPy2str ? .bytes(Array(blob)) : .string(try utf8String(blob, at))
+        case Opcode.unicode:
+            position += 1
+            return .string(try utf8String(try readBlob(at), at))
+        case Opcode.none:
+            position += 1
+            return Value.none
+        case Opcode.true:
+            position += 1
+            return .bool(true)
+        case Opcode.false:
+            position += 1
+            return .bool(false)
+        case Opcode.float:
+            position += 1
+            return .float(Double(bitPattern: try readUInt64(at)))
+        case Opcode.complex:
+            position += 1
+            let real = Double(bitPattern: try readUInt64(at))
+            let imaginary = Double(bitPattern: try readUInt64(at))
+            return .complex(Complex(real: real, imaginary: imaginary))
+        case Opcode.bytes:
+            position += 1
+            return .bytes(Array(try readBlob(at)))
+        case Opcode.py2String:
+            position += 1
+            let blob = try readBlob(at)
+            return options.py2strAsPy3str ? .string(latin1String(blob)) : .bytes(Array(blob))
+        case Opcode.longInt, Opcode.longLong:
+            position += 1
+            let blob = try readBlob(at)
+            let scanned = blob.withMemoryRebound(to: UInt8.self) { text in
+                DecimalText.scan(text).map { $0.value(in: text) }
+            }
+            switch scanned {
+            case .success(let value): return value
+            case .failure(let e): throw error(e.code, at: at, e.message)
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Decodes UTF-8 text; invalid UTF-8 is an error, never replaced. ASCII (checked eight bytes
+    /// at a time) takes `String(decoding:)`, which is several times cheaper per call than
+    /// `String(validating:)`; the two agree on ASCII input.
+    func utf8String(_ blob: UnsafeRawBufferPointer, _ at: Int) throws(SerializerError) -> String {
+        if Self.isASCII(blob) {
+            return String(decoding: blob, as: UTF8.self)
+        }
+        let text = blob.withMemoryRebound(to: UInt8.self) { String(validating: $0, as: UTF8.self) }
+        guard let text else {
+            throw error(.invalidUTF8, at: at, "text payload is not valid UTF-8")
+        }
+        return text
+    }
+
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        var i = 0
+        while i + 8 <= n {
+            if bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            i += 8
+        }
+        while i < n {
+            if bytes[i] & 0x80 != 0 { return false }
+            i += 1
+        }
+        return true
+    }
+
+    func latin1String(_ blob: UnsafeRawBufferPointer) -> String {
+        if Self.isASCII(blob) {
+            return String(decoding: blob, as: UTF8.self)
+        }
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: blob.lazy.map { Unicode.Scalar($0) })
+        return String(scalars)
+    }
+}
+
+extension Serializer {
+    /// Builds a dictionary from decoded entries in order. A repeated key keeps its first
+    /// position and takes the last value, as Python's `d[k] = v` does.
+    ///
+    /// Inserting one by one into an `OrderedDictionary` compares keys on every occupied probe,
+    /// which costs a cache miss each on large dicts. So duplicates are first ruled out with a
+    /// table of full hash values; without duplicates the dictionary is built in one go.
+    static func makeDictionary(keys: [Value], values: [Value]) -> OrderedDictionary<Value, Value> {
+        let n = keys.count
+        if n <= 16 ? !hasDuplicatesSmall(keys) : n < Int(Int32.max) && !hasDuplicates(keys) {
+            return OrderedDictionary(uncheckedUniqueKeys: keys, values: values)
+        }
+        var dict = OrderedDictionary<Value, Value>(minimumCapacity: n)
+        for i in 0..<n {
+            dict[keys[i]] = values[i]
+        }
+        return dict
+    }
+
+    /// Whether two keys are equal, by comparing every pair (for a handful of keys).
+    private static func hasDuplicatesSmall(_ keys: [Value]) -> Bool {
+        for i in keys.indices.dropFirst() {
+            for j in 0..<i where keys[i] == keys[j] {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Whether two keys are equal, using an open-addressing table whose entries pack the upper
+    /// 32 bits of a key's hash with its index, so probes rarely touch the keys themselves.
+    ///
+    /// The hash here is a cheap seeded mix of the key's bytes (SipHash, which `OrderedDictionary`
+    /// applies afterwards anyway, would double the cost). Crafted collisions cannot make it slow:
+    /// past 64 probes for one key it gives up and reports a possible duplicate, which sends the
+    /// caller down the SipHash-based path.
+    private static func hasDuplicates(_ keys: [Value]) -> Bool {
+        let n = keys.count
+        var bucketCount = 16
+        while bucketCount < 2 * n { bucketCount <<= 1 }
+        let mask = bucketCount - 1
+        var table = [UInt64](repeating: 0, count: bucketCount)
+        return table.withUnsafeMutableBufferPointer { table in
+            for i in 0..<n {
+                let hash = dedupeHash(keys[i])
+                let tag = hash & 0xFFFF_FFFF_0000_0000
+                var bucket = Int(truncatingIfNeeded: hash) & mask
+                var probes = 0
+                while true {
+                    let entry = table[bucket]
+                    if entry == 0 {
+                        table[bucket] = tag | UInt64(i + 1)
+                        break
+                    }
+                    if entry & 0xFFFF_FFFF_0000_0000 == tag, keys[Int(entry & 0xFFFF_FFFF) - 1] == keys[i] {
+                        return true
+                    }
+                    probes += 1
+                    if probes > 64 { return true }
+                    bucket = (bucket + 1) & mask
+                }
+            }
+            return false
+        }
+    }
+
+    /// A per-process random seed for `dedupeHash`.
+    private static let dedupeSeed = UInt64.random(in: .min ... .max)
+
+    /// A fast seeded hash consistent with `Value.==`: text by its UTF-8 bytes, integers by value
+    /// (a small `.bigInt` like the equal `.int`), everything else by `hashValue`.
+    @inline(__always)
+    private static func dedupeHash(_ value: Value) -> UInt64 {
+        switch value {
+        case .string(var s):
+            return s.withUTF8 { mixBytes(UnsafeRawBufferPointer($0)) }
+        case .int(let i):
+            return mix(UInt64(bitPattern: i) ^ dedupeSeed)
+        case .bigInt(let b):
+            if let small = b.int64Value { return mix(UInt64(bitPattern: small) ^ dedupeSeed) }
+            return mix(UInt64(bitPattern: Int64(b.hashValue)))
+        default:
+            return mix(UInt64(bitPattern: Int64(value.hashValue)))
+        }
+    }
+
+    @inline(__always)
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    @inline(__always)
+    private static func mixBytes(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = bytes.count
+        var h = dedupeSeed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 29
+            i += 8
+        }
+        if i < n {
+            var tail: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n {
+                tail |= UInt64(bytes[i]) << shift
+                shift += 8
+                i += 1
+            }
+            h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+        }
+        return mix(h)
+    }
+}
