@@ -83,13 +83,7 @@ public final class HostAgent: Sendable {
 
     /// Kills every worker and leaves. Idempotent.
     public func stop() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let io = self.io
-            OSThread(name: "execnet-stop") {
-                io.stop()
-                continuation.resume()
-            }.detach()
-        }
+        await io.stopAndWait()
     }
 }
 
@@ -134,13 +128,7 @@ final class AgentConnection: IOThreadRole {
     }
 
     func setUp(_ loop: IOLoop) throws {
-        let dealer = try ZMQSocket(context: context, type: .dealer)
-        try dealer.setRoutingID(Array("a.\(configuration.name).\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))".utf8))
-        try dealer.setLinger(milliseconds: 0)
-        try dealer.setSendHighWaterMark(0)
-        try dealer.setReceiveHighWaterMark(0)
-        try dealer.setReconnectInterval(.milliseconds(100), max: .seconds(2))
-        try configuration.keys?.apply(to: dealer)
+        let dealer = try makeBrokerDealer(context: context, kind: "a.\(configuration.name)", keys: configuration.keys)
         try dealer.connect(configuration.broker)
         self.dealer = dealer
         self.loop = loop
@@ -181,9 +169,7 @@ final class AgentConnection: IOThreadRole {
         hello["protocol"] = .int(wireProtocolVersion)
         hello["name"] = .string(configuration.name)
         hello["slots"] = .int(Int64(configuration.slots))
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        hello["hostname"] = .string(cString(host))
+        hello["hostname"] = .string(hostName())
         hello["pid"] = .int(Int64(getpid()))
         lastHello = .now
         send(.agentHello, hello.encoded)

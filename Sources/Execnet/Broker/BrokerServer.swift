@@ -56,13 +56,6 @@ public final class BrokerServer: Sendable {
     }
 
     private func stopThread() async {
-        // IOThread.stop blocks until the thread has ended; run it off the cooperative pool.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let io = self.io
-            OSThread(name: "execnet-stop") {
-                io.stop()
-                continuation.resume()
-            }.detach()
-        }
+        await io.stopAndWait()
     }
 }

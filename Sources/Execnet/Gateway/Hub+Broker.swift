@@ -70,14 +70,26 @@ final class BrokerLink {
         var hello = ControlPayload()
         hello["protocol"] = .int(wireProtocolVersion)
         hello["pid"] = .int(Int64(getpid()))
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        hello["hostname"] = .string(cString(host))
+        hello["hostname"] = .string(hostName())
         phase = .registering(since: .now)
         send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
     }
 
     func close() { socket.close() }
+}
+
+/// A DEALER for talking to a broker: a unique routing id (`<kind>.<pid>.<random>`), unlimited
+/// pipes (credit windows bound what is in flight), linger 0 (exits are handshakes), quick
+/// reconnects, and CURVE keys if given. The caller connects it.
+func makeBrokerDealer(context: ZMQContext, kind: String, keys: CurveClientKeys?) throws -> ZMQSocket {
+    let socket = try ZMQSocket(context: context, type: .dealer)
+    try socket.setRoutingID(Array("\(kind).\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))".utf8))
+    try socket.setLinger(milliseconds: 0)
+    try socket.setSendHighWaterMark(0)
+    try socket.setReceiveHighWaterMark(0)
+    try socket.setReconnectInterval(.milliseconds(100), max: .seconds(2))
+    try keys?.apply(to: socket)
+    return socket
 }
 
 extension Hub {
@@ -100,13 +112,7 @@ extension Hub {
 
     private func link(for key: BrokerLinkKey, keys: CurveClientKeys?, _ loop: IOLoop) throws -> BrokerLink {
         if let existing = links[key] { return existing }
-        let socket = try ZMQSocket(context: context, type: .dealer)
-        try socket.setRoutingID(Array("c.\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))".utf8))
-        try socket.setLinger(milliseconds: 0)
-        try socket.setSendHighWaterMark(0)
-        try socket.setReceiveHighWaterMark(0)
-        try socket.setReconnectInterval(.milliseconds(100), max: .seconds(2))
-        try keys?.apply(to: socket)
+        let socket = try makeBrokerDealer(context: context, kind: "c", keys: keys)
         do {
             try socket.connect(key.endpoint)
         } catch {

@@ -115,3 +115,16 @@ private final class IOThreadFlags: Sendable {
     /// The kernel thread id of the I/O thread, for ownership checks.
     let threadID = Atomic<Int32>(0)
 }
+
+extension IOThread {
+    /// Stops the thread from async code: the blocking ``stop()`` runs on a short-lived thread of
+    /// its own, never on the cooperative pool.
+    func stopAndWait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            OSThread(name: "execnet-stop") {
+                self.stop()
+                continuation.resume()
+            }.detach()
+        }
+    }
+}

@@ -28,21 +28,9 @@ extension TaskRegistry {
             }
         }
         register("info") { context in
-            var cwdBuffer = [CChar](repeating: 0, count: 4096)
-            var hostBuffer = [CChar](repeating: 0, count: 256)
-            gethostname(&hostBuffer, hostBuffer.count - 1)
-            var info = utsname()
-            uname(&info)
-            let machine = withUnsafeBytes(of: info.machine) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            try await context.channel.send(.dict([
-                "pid": .int(Int64(getpid())),
-                "cwd": .string(getcwd(&cwdBuffer, cwdBuffer.count) != nil ? cString(cwdBuffer) : ""),
-                "hostname": .string(cString(hostBuffer)),
-                "executable": .string(WorkerProcess.currentExecutable()),
-                "platform": .string("linux-\(machine)"),
-            ]))
+            var info = ControlPayload()
+            for (key, value) in ProcessIdentity.current().fields { info[key] = value }
+            try await context.channel.send(.dict(info.fields))
         }
         registerThread("exec", runCommandTask)
     }

@@ -55,7 +55,7 @@ public enum WorkerMain {
         do {
             let runtime = try WorkerRuntime(tasks: tasks, settings: settings, logger: logger, runtimeSlot: slot)
             slot.runtime.withLock { $0 = runtime }
-            try runtime.sayHello()
+            runtime.sayHello()
         } catch {
             logger.error("worker start-up failed: \(error)")
             exit(5)

@@ -237,26 +237,12 @@ final class WorkerRuntime: Sendable {
     }
 
     /// Sends the hello that tells the client who this worker is.
-    func sayHello() throws {
-        var cwdBuffer = [CChar](repeating: 0, count: 4096)
-        let cwd = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? cString(cwdBuffer) : ""
-        var hostBuffer = [CChar](repeating: 0, count: 256)
-        gethostname(&hostBuffer, hostBuffer.count - 1)
-        var info = utsname()
-        uname(&info)
-        let machine = withUnsafeBytes(of: info.machine) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-        let hello: Value = .dict([
-            "protocol": .int(settings.protocolVersion),
-            "pid": .int(Int64(getpid())),
-            "cwd": .string(cwd),
-            "hostname": .string(cString(hostBuffer)),
-            "executable": .string(WorkerProcess.currentExecutable()),
-            "platform": .string("linux-\(machine)"),
-            "tasks": .list(tasks.names.map { .string($0) }),
-        ])
-        connection.send(WireMessage(channelID: 0, type: .hello, payload: try connection.encode(hello)))
+    func sayHello() {
+        var hello = ControlPayload()
+        hello["protocol"] = .int(settings.protocolVersion)
+        for (key, value) in ProcessIdentity.current().fields { hello[key] = value }
+        hello["tasks"] = .list(tasks.names.map { .string($0) })
+        connection.send(WireMessage(channelID: 0, type: .hello, payload: hello.encoded))
     }
 
     /// EXEC: decode `(name, args, kwargs)` and start the task on its channel (I/O thread).
