@@ -37,6 +37,19 @@ final class ClientRuntime: Sendable {
         }
     }
 
+    /// The process's runtime, started on first use on a short-lived thread of its own (starting
+    /// waits for the I/O thread to bind, which must not block the cooperative pool).
+    ///
+    /// - Throws: ``ExecnetError`` `transport` if the hub cannot start.
+    static func started() async throws -> ClientRuntime {
+        if let runtime = shared.withLock({ $0 }) { return runtime }
+        return try await withCheckedThrowingContinuation { continuation in
+            OSThread(name: "execnet-start") {
+                continuation.resume(with: Result { try current() })
+            }.detach()
+        }
+    }
+
     private init() throws {
         let logger = ExecnetSettings.logger ?? makeExecnetLogger(label: "execnet.client")
         self.logger = logger

@@ -67,7 +67,6 @@ public final class Group: Sendable {
         var nextNumber = 0
     }
     private let state = Mutex(State())
-    private let runtime: ClientRuntime
     /// The broker this group's gateways go to when their spec names no type.
     public let broker: BrokerBinding?
 
@@ -76,9 +75,9 @@ public final class Group: Sendable {
     /// - Parameter broker: A broker that specs naming no gateway type go to (`"id=w1"`,
     ///   `"host=h2"`, or ``makeGateway(_:startupTimeout:)`` without a spec); `nil` keeps them local
     ///   (`popen`).
-    /// - Throws: ``ExecnetError`` `transport` if the embedded hub cannot start.
+    /// - Throws: Nothing today; the embedded hub starts with the first gateway (kept `throws` so
+    ///   that configuration checks can be added without breaking callers).
     public init(broker: BrokerBinding? = nil) throws {
-        runtime = try ClientRuntime.current()
         self.broker = broker
     }
 
@@ -92,10 +91,11 @@ public final class Group: Sendable {
     public convenience init(_ specs: [String], broker: BrokerBinding? = nil, startupTimeout: Duration = .seconds(30)) async throws {
         try self.init(broker: broker)
         let parsed = try specs.map { try resolve($0) }
+        let runtime = try await ClientRuntime.started()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for spec in parsed {
-                    let gateway = try reserve(spec)
+                    let gateway = try reserve(spec, runtime)
                     group.addTask { try await gateway.start(timeout: startupTimeout) }
                 }
                 try await group.waitForAll()
@@ -125,7 +125,8 @@ public final class Group: Sendable {
     /// - Throws: ``ExecnetError``: `invalidSpec` (before any process starts), `workerNotFound`,
     ///   `timeout`, `workerDied`, `protocolVersionMismatch`, `spawnFailed`.
     public func makeGateway(_ spec: String? = nil, startupTimeout: Duration = .seconds(30)) async throws -> Gateway {
-        let gateway = try reserve(try resolve(spec ?? ""))
+        let spec = try resolve(spec ?? "")
+        let gateway = try reserve(spec, try await ClientRuntime.started())
         do {
             try await gateway.start(timeout: startupTimeout)
         } catch {
@@ -137,7 +138,7 @@ public final class Group: Sendable {
     }
 
     /// Creates a gateway object with its id and adds it to the group, before its worker starts.
-    private func reserve(_ spec: XSpec) throws -> Gateway {
+    private func reserve(_ spec: XSpec, _ runtime: ClientRuntime) throws -> Gateway {
         let gateway = try state.withLock { state -> Gateway in
             var id: String
             if let given = spec.id {
@@ -242,7 +243,7 @@ public final class Group: Sendable {
                 gateway.connection.peerEnded(RemoteError("gateway \(gateway.id) was terminated", gatewayID: gateway.id))
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .stillRunning))
             }
-            if gateway.exitStatus != nil { runtime.untrack(gateway) }
+            if gateway.exitStatus != nil { gateway.runtime.untrack(gateway) }
         }
         return reports
     }
