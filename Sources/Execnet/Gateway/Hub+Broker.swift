@@ -225,6 +225,14 @@ extension Hub {
     private func linkTick(_ link: BrokerLink) {
         let now = ContinuousClock.now
         if now >= link.expiry {
+            if link.gateways.isEmpty && link.pendingSpawns.isEmpty {
+                // Nothing depends on this broker: close the link; the next gateway opens a new one.
+                logger.debug("closing the idle link to silent broker \(link.key.endpoint)")
+                links[link.key] = nil
+                loop?.removeSocket(link.socket)
+                link.close()
+                return
+            }
             logger.warning("broker \(link.key.endpoint) stopped answering heartbeats")
             loseGateways(link, cause: "broker \(link.key.endpoint) stopped answering heartbeats")
             link.expiry = now.advanced(by: link.settings.expiry)

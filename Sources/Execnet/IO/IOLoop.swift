@@ -62,6 +62,15 @@ final class IOLoop {
         pollerIsStale = true
     }
 
+    /// Stops polling `socket`. The caller closes it.
+    func removeSocket(_ socket: ZMQSocket) {
+        sources.removeAll { source in
+            if case .socket(let other) = source.kind { return other === socket }
+            return false
+        }
+        pollerIsStale = true
+    }
+
     /// Runs `action` on this thread once `deadline` has passed.
     ///
     /// - Returns: An id for ``cancelTimer(_:)``.
