@@ -74,6 +74,7 @@ $(netns_prefix broker) "$BIN/execnet-broker" serve --bind "tcp://$BROKER_ADDR:55
     --authorized-keys "$WORK/authorized_keys" --heartbeat-interval 0.3 --liveness 3 --log-level warning \
     > "$WORK/broker.log" 2>&1 &
 PIDS+=($!)
+disown $!
 for _ in $(seq 100); do grep -q "listening" "$WORK/broker.log" && break; sleep 0.1; done
 grep -q "listening" "$WORK/broker.log" || { cat "$WORK/broker.log"; echo "multihost: the broker did not start"; exit 1; }
 
@@ -83,6 +84,7 @@ for agent in 1 2; do
         --server-key "$WORK/broker.pub" --secret-key "$WORK/agent.key" --log-level warning \
         > "$WORK/agent$agent.log" 2>&1 &
     PIDS+=($!)
+    disown $!
     eval "AGENT${agent}_PID=$!"
 done
 for _ in $(seq 100); do
