@@ -5,7 +5,6 @@
 import ArgumentParser
 import Execnet
 import Foundation
-import OrderedCollections
 
 struct SerializerBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,7 +56,7 @@ struct SerializerBenchmark: ParsableCommand {
 
         // (b) a dict of 100,000 string keys to ints: {f"key{i}": i}
         if selected("dict_100k_str_int") {
-            var entries = OrderedDictionary<Value, Value>(minimumCapacity: 100_000)
+            var entries = ValueDictionary(minimumCapacity: 100_000)
             for i in 0..<100_000 { entries[.string("key\(i)")] = .int(Int64(i)) }
             results.append(try measureValue("dict_100k_str_int", .dict(entries), reps: reps, sink: &sink))
         }

@@ -199,15 +199,15 @@ extension Serializer {
     /// Builds a dictionary from decoded entries in order. A repeated key keeps its first
     /// position and takes the last value, as Python's `d[k] = v` does.
     ///
-    /// Inserting one by one into an `OrderedDictionary` compares keys on every occupied probe,
-    /// which costs a cache miss each on large dicts. So duplicates are first ruled out with a
-    /// table of full hash values; without duplicates the dictionary is built in one go.
-    static func makeDictionary(keys: [Value], values: [Value]) -> OrderedDictionary<Value, Value> {
+    /// Duplicates are ruled out first with a throwaway table of cheap hashes; without them the
+    /// arrays become the dictionary as they are, and no lasting hash table is built (a large
+    /// `ValueDictionary` builds its own on its first lookup).
+    static func makeDictionary(keys: [Value], values: [Value]) -> ValueDictionary {
         let n = keys.count
         if n <= 16 ? !hasDuplicatesSmall(keys) : n < Int(Int32.max) && !hasDuplicates(keys) {
-            return OrderedDictionary(uncheckedUniqueKeys: keys, values: values)
+            return ValueDictionary(uncheckedUniqueKeys: keys, values: values)
         }
-        var dict = OrderedDictionary<Value, Value>(minimumCapacity: n)
+        var dict = ValueDictionary(minimumCapacity: n)
         for i in 0..<n {
             dict[keys[i]] = values[i]
         }
@@ -227,10 +227,9 @@ extension Serializer {
     /// Whether two keys are equal, using an open-addressing table whose entries pack the upper
     /// 32 bits of a key's hash with its index, so probes rarely touch the keys themselves.
     ///
-    /// The hash here is a cheap seeded mix of the key's bytes (SipHash, which `OrderedDictionary`
-    /// applies afterwards anyway, would double the cost). Crafted collisions cannot make it slow:
-    /// past 64 probes for one key it gives up and reports a possible duplicate, which sends the
-    /// caller down the SipHash-based path.
+    /// The hash here is a cheap seeded mix of the key's bytes (SipHash would cost several times
+    /// more). Crafted collisions cannot make it slow: past 64 probes for one key it gives up and
+    /// reports a possible duplicate, which sends the caller down the SipHash-based path.
     private static func hasDuplicates(_ keys: [Value]) -> Bool {
         let n = keys.count
         var bucketCount = 16

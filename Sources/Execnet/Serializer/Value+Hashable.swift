@@ -2,8 +2,6 @@
 // mix; list ≠ tuple; set ≠ frozenset), floats and complex numbers by bit pattern, channels by
 // identity, dictionaries in order. Also the Python notion of "hashable" the codec enforces.
 
-import OrderedCollections
-
 extension Value: Hashable {
     /// Compares two values structurally.
     ///
