@@ -48,6 +48,12 @@ import Testing
         #expect(!dict.contains(key: .string("k\(count)")))
     }
 
+    @Test("a dict payload leaves Value at three words")
+    func valueSize() {
+        #expect(MemoryLayout<ValueDictionary>.size == 3 * MemoryLayout<Int>.size)
+        #expect(MemoryLayout<Value>.stride == 3 * MemoryLayout<Int>.size)
+    }
+
     @Test("updates keep positions, new keys go last, removal closes the gap")
     func orderAndUpdates() {
         var dict: ValueDictionary = ["a": 1, "b": 2, "c": 3]

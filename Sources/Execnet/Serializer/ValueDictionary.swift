@@ -4,7 +4,6 @@
 // fill. Mutations keep value semantics: a copy never uses a table made for other keys.
 
 import OrderedCollections
-import Synchronization
 
 /// A dictionary of values in insertion order: the payload of ``Value/dict(_:)``.
 ///
@@ -15,12 +14,15 @@ import Synchronization
 /// Decoding creates no hash table: a dictionary of more than a handful of entries builds one
 /// (hashing keys like `Set<Value>` does) on its first lookup, and its copies share it.
 public struct ValueDictionary: Sendable {
+    // The optional box comes first: the last word must be an array, whose spare bits hold
+    // `Value`'s case tag and keep `Value` at 24 bytes (an optional reference has none).
+
+    /// The key table's box: `nil` exactly while `keys.count <= linearSearchLimit`.
+    private var keyIndex: KeyIndex?
     /// The keys in insertion order, each once.
     public private(set) var keys: [Value]
     /// The values, in the order of their keys.
     public private(set) var values: [Value]
-    /// The key table's box: `nil` exactly while `keys.count <= linearSearchLimit`.
-    private var keyIndex: KeyIndex?
 
     /// Up to this many entries, lookups compare keys one by one.
     static let linearSearchLimit = 8
@@ -44,7 +46,7 @@ public struct ValueDictionary: Sendable {
     /// - Parameter pairs: The key-value pairs.
     /// - Precondition: No key occurs twice.
     public init<S: Sequence>(uniqueKeysWithValues pairs: S) where S.Element == (Value, Value) {
-        self.init()
+        self.init(minimumCapacity: pairs.underestimatedCount)
         for (key, value) in pairs {
             precondition(updateValue(value, forKey: key) == nil, "duplicate key \(key) in ValueDictionary(uniqueKeysWithValues:)")
         }
@@ -123,11 +125,11 @@ public struct ValueDictionary: Sendable {
             values[i] = value
             return old
         }
-        precondition(keys.count < KeyTable.maximumCount, "ValueDictionary is full")
+        precondition(keys.count < KeyIndex.maximumCount, "ValueDictionary is full")
         let position = keys.count
         keys.append(key)
         values.append(value)
-        updateIndex { $0.insert(KeyTable.hash(key), at: position) }
+        updateIndex { $0.insert(KeyIndex.hash(key), at: position) }
         return nil
     }
 
@@ -163,30 +165,26 @@ public struct ValueDictionary: Sendable {
 
     /// The position of `key` in `keys`: a scan for small dicts, else the (lazily built) table.
     private func offset(of key: Value) -> Int? {
-        guard let keyIndex else { return keys.firstIndex(of: key) }
-        if let table = keyIndex.table.load() { return table.find(key, in: keys) }
-        return keyIndex.table.storeIfNil(KeyTable(keys: keys)).find(key, in: keys)
+        guard keyIndex != nil else { return keys.firstIndex(of: key) }
+        return keyIndex.unsafelyUnwrapped.find(key, in: keys)
     }
 
     /// Brings the key table in line with `keys` after a change to them, applying `change` to a
-    /// built table. A box shared with copies is never changed: this value gets a new box (with
-    /// an updated copy of a built table), since the copies still hold the old keys.
-    private mutating func updateIndex(_ change: (KeyTable) -> Void) {
+    /// built table. A box shared with copies is never changed, since the copies still hold the
+    /// old keys: this value gets a box of its own (with a changed copy of a built table).
+    private mutating func updateIndex(_ change: (KeyIndex) -> Void) {
         guard keys.count > Self.linearSearchLimit else {
             keyIndex = nil
             return
         }
-        let unique = isKnownUniquelyReferenced(&keyIndex)
-        guard let table = keyIndex?.table.load() else {
-            if !unique { keyIndex = KeyIndex() }
-            return
-        }
-        if unique {
-            change(table)
-        } else {
-            let copy = KeyTable(copying: table)
+        if isKnownUniquelyReferenced(&keyIndex) {
+            change(keyIndex!)
+        } else if let shared = keyIndex, shared.isBuilt {
+            let copy = shared.copy()
             change(copy)
-            keyIndex = KeyIndex(table: copy)
+            keyIndex = copy
+        } else {
+            keyIndex = KeyIndex()
         }
     }
 }
@@ -264,103 +262,4 @@ extension ValueDictionary: Hashable {
 extension ValueDictionary: CustomStringConvertible {
     /// Python's notation, as in ``Value/description``: `{'a': 1, 2: None}`.
     public var description: String { Value.dict(self).description }
-}
-
-/// The box of a large dictionary's key table: empty until the first lookup fills it (once, even
-/// when threads race), then shared by every copy that holds the same keys.
-private final class KeyIndex: Sendable {
-    let table = AtomicLazyReference<KeyTable>()
-
-    init() {}
-
-    init(table: KeyTable) {
-        _ = self.table.storeIfNil(table)
-    }
-}
-
-/// Positions of keys in linear-probing buckets. A bucket holds 0 (empty) or the upper 32 bits of
-/// the key's `hashValue` (which pick the bucket) over its position + 1, so probes rarely read a
-/// key and the table regrows or drops a position without hashing again.
-///
-/// Immutable once published in a ``KeyIndex``, except by the dictionary whose box is uniquely
-/// referenced (as a copy-on-write buffer would be): no other thread can then reach it.
-private final class KeyTable: @unchecked Sendable {
-    static let maximumCount = Int(UInt32.max) - 1
-    private static let hashMask: UInt64 = 0xFFFF_FFFF_0000_0000
-    private var buckets: [UInt64]
-    private var count = 0
-
-    init(keys: [Value]) {
-        buckets = Self.emptyBuckets(for: keys.count)
-        for i in keys.indices { place(Self.hash(keys[i]) | UInt64(i + 1)) }
-        count = keys.count
-    }
-
-    init(copying other: KeyTable) {
-        buckets = other.buckets
-        count = other.count
-    }
-
-    /// The hash bits a bucket stores for a key: Swift's seeded hash, safe against flooding.
-    static func hash(_ key: Value) -> UInt64 {
-        UInt64(UInt(bitPattern: key.hashValue)) & hashMask
-    }
-
-    /// A power of two at least twice `count` (load factor ≤ ½).
-    private static func emptyBuckets(for count: Int) -> [UInt64] {
-        var size = 16
-        while size < 2 * count { size <<= 1 }
-        return [UInt64](repeating: 0, count: size)
-    }
-
-    func find(_ key: Value, in keys: [Value]) -> Int? {
-        let hash = Self.hash(key)
-        return buckets.withUnsafeBufferPointer { buckets in
-            let mask = buckets.count - 1
-            var bucket = Int(truncatingIfNeeded: hash >> 32) & mask
-            while true {
-                let entry = buckets[bucket]
-                if entry == 0 { return nil }
-                if entry & Self.hashMask == hash {
-                    let position = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
-                    if keys[position] == key { return position }
-                }
-                bucket = (bucket + 1) & mask
-            }
-        }
-    }
-
-    /// Adds a key (by its `hash(_:)`) at a position.
-    func insert(_ hash: UInt64, at position: Int) {
-        if 2 * (count + 1) > buckets.count { rebuild(removing: nil, size: 2 * buckets.count) }
-        place(hash | UInt64(position + 1))
-        count += 1
-    }
-
-    /// Forgets the key at a position and moves later positions up by one.
-    func remove(at position: Int) {
-        rebuild(removing: UInt64(position + 1), size: buckets.count)
-        count -= 1
-    }
-
-    /// Re-places every entry into `size` buckets, leaving out `removed` (a stored position) and
-    /// renumbering the positions after it.
-    private func rebuild(removing removed: UInt64?, size: Int) {
-        let old = buckets
-        buckets = [UInt64](repeating: 0, count: size)
-        for entry in old where entry != 0 {
-            let position = entry & 0xFFFF_FFFF
-            guard let removed else { place(entry); continue }
-            if position != removed { place(position > removed ? entry - 1 : entry) }
-        }
-    }
-
-    private func place(_ entry: UInt64) {
-        buckets.withUnsafeMutableBufferPointer { buckets in
-            let mask = buckets.count - 1
-            var bucket = Int(truncatingIfNeeded: entry >> 32) & mask
-            while buckets[bucket] != 0 { bucket = (bucket + 1) & mask }
-            buckets[bucket] = entry
-        }
-    }
 }
