@@ -134,6 +134,38 @@ import Testing
         }
     }
 
+    @Test("a large decoded dict finds repeated text keys of every length and kind")
+    func decodedRepeatedTextKeys() throws {
+        // Keys of 0 to 20 UTF-8 bytes (the duplicate check hashes up to 8 bytes as one word),
+        // ASCII and not, each sent twice: the second time with a new value.
+        let texts = (0...20).map { String(repeating: "k", count: $0) } + ["é", "ée", "日本語", "e\u{301}", "ключ-ключ"]
+        var body: [UInt8] = []
+        for (round, text) in (texts + texts).enumerated() {
+            body += try dumps(.string(text)).dropFirst().dropLast()
+            body += try dumps(.int(Int64(round))).dropFirst().dropLast()
+            body.append(Serializer.Opcode.setItem)
+        }
+        let bytes = [2, Serializer.Opcode.newDict] + body + [Serializer.Opcode.stop]
+        guard case .dict(let dict) = try loads(bytes) else {
+            Issue.record("not a dict")
+            return
+        }
+        #expect(dict.keys == texts.map(Value.string))
+        #expect(dict.values == (texts.count..<(2 * texts.count)).map { .int(Int64($0)) })
+        // The same through the channel decoder, where M (latin-1) text becomes strings too.
+        var latin1: [UInt8] = [Serializer.Opcode.newDict]
+        for (round, byte) in ([0x41, 0xE9, 0x41, 0xE9] as [UInt8]).enumerated() {
+            latin1 += [Serializer.Opcode.py2String, 0, 0, 0, 1, byte, Serializer.Opcode.int, 0, 0, 0, UInt8(round)]
+            latin1.append(Serializer.Opcode.setItem)
+        }
+        for i in 0..<20 {
+            latin1 += Array(try dumps(.int(Int64(100 + i))).dropFirst().dropLast()) + [Serializer.Opcode.none, Serializer.Opcode.setItem]
+        }
+        let decoded = try Serializer.decodeInternal(latin1 + [Serializer.Opcode.stop], resolveChannel: nil)
+        #expect(decoded.dictValue?.count == 22)
+        #expect(decoded["A"] == 2 && decoded["\u{E9}"] == 3)
+    }
+
     @Test("random updates, removals, lookups and copies match a linear model", arguments: [1, 2, 3, 4])
     func randomOperations(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
