@@ -5,7 +5,6 @@
 import ArgumentParser
 import Execnet
 import Foundation
-import OrderedCollections
 
 struct CrossCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -262,7 +261,7 @@ struct PythonCompatibleValues {
         case 0, 1: return .list((0..<count).map { _ in value(depth: depth - 1) })
         case 2: return .tuple((0..<count).map { _ in value(depth: depth - 1) })
         case 3:
-            var entries = OrderedDictionary<Value, Value>()
+            var entries = ValueDictionary()
             if int(0...9) == 0 {
                 // Canonically equivalent, distinct in Python: both keys must survive.
                 entries["\u{E9}"] = value(depth: depth - 1)

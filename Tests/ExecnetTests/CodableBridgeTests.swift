@@ -3,7 +3,6 @@
 // Swift's DecodingError.
 
 @testable import Execnet
-import OrderedCollections
 import Testing
 
 private struct Point: Codable, Equatable {

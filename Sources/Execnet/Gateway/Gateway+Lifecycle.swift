@@ -65,7 +65,7 @@ extension Gateway {
         if let chdir = spec.chdir { request["chdir"] = .string(chdir) }
         if let nice = spec.nice { request["nice"] = .int(Int64(nice)) }
         if let worker = spec.worker { request["worker"] = .string(worker) }
-        var environment = OrderedDictionary<Value, Value>()
+        var environment = ValueDictionary()
         for (name, value) in spec.environment { environment[.string(name)] = .string(value) }
         request["env"] = .dict(environment)
         let launch = RemoteLaunch(gateway: self, link: BrokerLinkKey(spec: spec, endpoint: spec.broker!), keys: keys,

@@ -93,7 +93,7 @@ public final class Gateway: Sendable {
         _ task: String, arguments: [Value], keywordArguments: OrderedDictionary<String, Value> = [:]
     ) throws -> Channel {
         try checkUsable()
-        var keywords = OrderedDictionary<Value, Value>()
+        var keywords = ValueDictionary()
         for (key, value) in keywordArguments { keywords[.string(key)] = value }
         let payload = try connection.encode(.tuple([.string(task), .list(arguments), .dict(keywords)]))
         let channel = connection.newChannel(taskName: task)

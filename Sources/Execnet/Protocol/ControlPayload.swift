@@ -1,13 +1,11 @@
 // Payloads of control messages (hello, spawn, peer lost, …): dicts with string keys in the
 // serializer's internal form, without channel references.
 
-import OrderedCollections
-
 /// A decoded control payload: a dict with string keys.
 struct ControlPayload: Sendable {
-    var fields: OrderedDictionary<Value, Value>
+    var fields: ValueDictionary
 
-    init(_ fields: OrderedDictionary<Value, Value> = [:]) {
+    init(_ fields: ValueDictionary = [:]) {
         self.fields = fields
     }
 

@@ -2,8 +2,6 @@
 // recursion. Canonical runs (`F i <scalar> P` into a fresh list, `<scalar> <scalar> P` into a
 // dict) bypass the stack; everything else goes through the general stack machine.
 
-import OrderedCollections
-
 extension Serializer {
     /// Decodes an unversioned program (a channel payload: program + `Q`, no version byte).
     ///

@@ -199,15 +199,15 @@ extension Serializer {
     /// Builds a dictionary from decoded entries in order. A repeated key keeps its first
     /// position and takes the last value, as Python's `d[k] = v` does.
     ///
-    /// Inserting one by one into an `OrderedDictionary` compares keys on every occupied probe,
-    /// which costs a cache miss each on large dicts. So duplicates are first ruled out with a
-    /// table of full hash values; without duplicates the dictionary is built in one go.
-    static func makeDictionary(keys: [Value], values: [Value]) -> OrderedDictionary<Value, Value> {
+    /// Duplicates are ruled out first with a throwaway table of cheap hashes; without them the
+    /// arrays become the dictionary as they are, and no lasting hash table is built (a large
+    /// `ValueDictionary` builds its own on its first lookup).
+    static func makeDictionary(keys: [Value], values: [Value]) -> ValueDictionary {
         let n = keys.count
         if n <= 16 ? !hasDuplicatesSmall(keys) : n < Int(Int32.max) && !hasDuplicates(keys) {
-            return OrderedDictionary(uncheckedUniqueKeys: keys, values: values)
+            return ValueDictionary(uncheckedUniqueKeys: keys, values: values)
         }
-        var dict = OrderedDictionary<Value, Value>(minimumCapacity: n)
+        var dict = ValueDictionary(minimumCapacity: n)
         for i in 0..<n {
             dict[keys[i]] = values[i]
         }
@@ -224,57 +224,82 @@ extension Serializer {
         return false
     }
 
-    /// Whether two keys are equal, using an open-addressing table whose entries pack the upper
-    /// 32 bits of a key's hash with its index, so probes rarely touch the keys themselves.
+    /// Whether two keys are equal, using an open-addressing table whose entries pack hash bits
+    /// (a tag) with the key's index, so probes rarely touch the keys themselves.
     ///
-    /// The hash here is a cheap seeded mix of the key's bytes (SipHash, which `OrderedDictionary`
-    /// applies afterwards anyway, would double the cost). Crafted collisions cannot make it slow:
-    /// past 64 probes for one key it gives up and reports a possible duplicate, which sends the
-    /// caller down the SipHash-based path.
+    /// The hash here is a cheap seeded mix of the key's bytes (SipHash would cost several times
+    /// more). Crafted collisions cannot make it slow: past 64 probes for one key it gives up and
+    /// reports a possible duplicate, which sends the caller down the SipHash-based path.
+    ///
+    /// All keys are hashed before the first probe: the probing loop is then short enough for
+    /// the processor to overlap the cache misses of many keys. Entries are 32 bits while the
+    /// index leaves room for a tag of 8 bits or more, halving the table.
     private static func hasDuplicates(_ keys: [Value]) -> Bool {
+        let n = keys.count
+        let hashes = [UInt64](unsafeUninitializedCapacity: n) { hashes, initialized in
+            let seed = dedupeSeed
+            for i in 0..<n { hashes[i] = dedupeHash(keys[i], seed: seed) }
+            initialized = n
+        }
+        return n < 1 << 24 ? probeForDuplicates(keys, hashes, UInt32.self) : probeForDuplicates(keys, hashes, UInt64.self)
+    }
+
+    private static func probeForDuplicates<Entry: FixedWidthInteger & UnsignedInteger>(
+        _ keys: [Value], _ hashes: [UInt64], _: Entry.Type
+    ) -> Bool {
         let n = keys.count
         var bucketCount = 16
         while bucketCount < 2 * n { bucketCount <<= 1 }
         let mask = bucketCount - 1
-        var table = [UInt64](repeating: 0, count: bucketCount)
+        // Entries hold index + 1 in the low bits and the hash's high bits in the rest.
+        let indexBits = Int.bitWidth - n.leadingZeroBitCount
+        let indexMask = Entry(truncatingIfNeeded: (1 << indexBits) - 1)
+        var table = [Entry](repeating: 0, count: bucketCount)
         return table.withUnsafeMutableBufferPointer { table in
-            for i in 0..<n {
-                let hash = dedupeHash(keys[i])
-                let tag = hash & 0xFFFF_FFFF_0000_0000
-                var bucket = Int(truncatingIfNeeded: hash) & mask
-                var probes = 0
-                while true {
-                    let entry = table[bucket]
-                    if entry == 0 {
-                        table[bucket] = tag | UInt64(i + 1)
-                        break
+            hashes.withUnsafeBufferPointer { hashes in
+                for i in 0..<n {
+                    let hash = hashes[i]
+                    let tag = Entry(truncatingIfNeeded: hash >> (64 - Entry.bitWidth)) & ~indexMask
+                    var bucket = Int(truncatingIfNeeded: hash) & mask
+                    var probes = 0
+                    while true {
+                        let entry = table[bucket]
+                        if entry == 0 {
+                            table[bucket] = tag | Entry(truncatingIfNeeded: i + 1)
+                            break
+                        }
+                        if entry & ~indexMask == tag, keys[Int(entry & indexMask) - 1] == keys[i] {
+                            return true
+                        }
+                        probes += 1
+                        if probes > 64 { return true }
+                        bucket = (bucket + 1) & mask
                     }
-                    if entry & 0xFFFF_FFFF_0000_0000 == tag, keys[Int(entry & 0xFFFF_FFFF) - 1] == keys[i] {
-                        return true
-                    }
-                    probes += 1
-                    if probes > 64 { return true }
-                    bucket = (bucket + 1) & mask
                 }
+                return false
             }
-            return false
         }
     }
 
-    /// A per-process random seed for `dedupeHash`.
+    /// A per-process random seed for `dedupeHash` (read once per dict: every read of a global
+    /// checks that it is initialized).
     private static let dedupeSeed = UInt64.random(in: .min ... .max)
 
     /// A fast seeded hash consistent with `Value.==`: text by its UTF-8 bytes, integers by value
     /// (a small `.bigInt` like the equal `.int`), everything else by `hashValue`.
     @inline(__always)
-    private static func dedupeHash(_ value: Value) -> UInt64 {
+    private static func dedupeHash(_ value: Value, seed: UInt64) -> UInt64 {
         switch value {
-        case .string(var s):
-            return s.withUTF8 { mixBytes(UnsafeRawBufferPointer($0)) }
+        case .string(let s):
+            if let hash = s.utf8.withContiguousStorageIfAvailable({ mixBytes(UnsafeRawBufferPointer($0), seed: seed) }) {
+                return hash
+            }
+            var s = s
+            return s.withUTF8 { mixBytes(UnsafeRawBufferPointer($0), seed: seed) }
         case .int(let i):
-            return mix(UInt64(bitPattern: i) ^ dedupeSeed)
+            return mix(UInt64(bitPattern: i) ^ seed)
         case .bigInt(let b):
-            if let small = b.int64Value { return mix(UInt64(bitPattern: small) ^ dedupeSeed) }
+            if let small = b.int64Value { return mix(UInt64(bitPattern: small) ^ seed) }
             return mix(UInt64(bitPattern: Int64(b.hashValue)))
         default:
             return mix(UInt64(bitPattern: Int64(value.hashValue)))
@@ -289,10 +314,26 @@ extension Serializer {
         return z ^ (z >> 31)
     }
 
+    /// Hashes bytes with the length; up to 8 bytes (most keys) take one word made of
+    /// overlapping loads, longer texts 8 bytes at a time, the last word overlapping.
     @inline(__always)
-    private static func mixBytes(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    private static func mixBytes(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         let n = bytes.count
-        var h = dedupeSeed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        var h = seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        if n <= 8 {
+            let word: UInt64
+            if n == 8 {
+                word = bytes.loadUnaligned(as: UInt64.self)
+            } else if n >= 4 {
+                word = UInt64(bytes.loadUnaligned(as: UInt32.self))
+                    | UInt64(bytes.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)) << 32
+            } else if n > 0 {
+                word = UInt64(bytes[0]) | UInt64(bytes[n / 2]) << 8 | UInt64(bytes[n - 1]) << 16
+            } else {
+                word = 0
+            }
+            return mix(h ^ word)
+        }
         var i = 0
         while i + 8 <= n {
             h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
@@ -300,14 +341,7 @@ extension Serializer {
             i += 8
         }
         if i < n {
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n {
-                tail |= UInt64(bytes[i]) << shift
-                shift += 8
-                i += 1
-            }
-            h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+            h = (h ^ bytes.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)) &* 0x94D0_49BB_1331_11EB
         }
         return mix(h)
     }

@@ -2,8 +2,6 @@
 // with an explicit stack of frames (depth costs heap, not thread stack; bounded by
 // `Serializer.maximumDepth`), twice: once to size the output, once to write it in place.
 
-import OrderedCollections
-
 extension Serializer {
     /// Appends the unversioned encoding of a value (its program and `Q`) to a buffer: the form
     /// of channel payloads.
@@ -200,8 +198,8 @@ extension Serializer {
         case .dict(let entries):
             sink.byte(Opcode.newDict)
             frame.kind = .dict
-            frame.items = entries.keys.elements
-            frame.values = entries.values.elements
+            frame.items = entries.keys
+            frame.values = entries.values
         default:
             preconditionFailure("push called with a scalar")
         }
@@ -251,8 +249,8 @@ extension Serializer {
                 sink.int32(Opcode.frozenSet, Int32(members.count))
             }
         case .dict(let entries):
-            let keys = entries.keys.elements
-            let values = entries.values.elements
+            let keys = entries.keys
+            let values = entries.values
             guard keys.allSatisfy(isScalar), values.allSatisfy(isScalar) else { return false }
             sink.byte(Opcode.newDict)
             for i in keys.indices {

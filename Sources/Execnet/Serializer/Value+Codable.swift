@@ -2,8 +2,6 @@
 // `ValueDecoder` a `Value` passes through unchanged; with other coders (JSON, property lists)
 // it maps onto their containers as well as they allow.
 
-import OrderedCollections
-
 extension Value: Codable {
     /// Encodes the value into another Codable format.
     ///
@@ -85,7 +83,7 @@ extension Value: Codable {
             if let s = try? single.decode(String.self) { self = .string(s); return }
         }
         if let keyed = try? decoder.container(keyedBy: ValueCodingKey.self) {
-            var entries = OrderedDictionary<Value, Value>()
+            var entries = ValueDictionary()
             for key in keyed.allKeys {
                 entries[.string(key.stringValue)] = try keyed.decode(Value.self, forKey: key)
             }

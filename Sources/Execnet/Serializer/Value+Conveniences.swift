@@ -2,8 +2,6 @@
 // that normalizes to `.int` when the number fits `Int64`, typed accessors that return `nil`
 // for other kinds, and subscripts into lists, tuples and dictionaries.
 
-import OrderedCollections
-
 extension Value {
     /// Creates an integer value from any binary integer: ``int(_:)`` when it fits `Int64`,
     /// otherwise ``bigInt(_:)``.
@@ -113,7 +111,7 @@ extension Value {
     }
 
     /// The entries of a ``dict(_:)`` value; `nil` otherwise.
-    public var dictValue: OrderedDictionary<Value, Value>? {
+    public var dictValue: ValueDictionary? {
         if case .dict(let d) = self { return d }
         return nil
     }
@@ -218,7 +216,7 @@ extension Value: ExpressibleByDictionaryLiteral {
     ///
     /// - Parameter elements: The key-value pairs.
     public init(dictionaryLiteral elements: (Value, Value)...) {
-        var dict = OrderedDictionary<Value, Value>(minimumCapacity: elements.count)
+        var dict = ValueDictionary(minimumCapacity: elements.count)
         for (key, value) in elements {
             dict[key] = value
         }

@@ -2,8 +2,6 @@
 // mix; list ≠ tuple; set ≠ frozenset), floats and complex numbers by bit pattern, channels by
 // identity, dictionaries in order. Also the Python notion of "hashable" the codec enforces.
 
-import OrderedCollections
-
 extension Value: Hashable {
     /// Compares two values structurally.
     ///
@@ -58,10 +56,14 @@ extension Value: Hashable {
     /// - Parameter hasher: The hasher to feed.
     public func hash(into hasher: inout Hasher) {
         switch self {
-        case .string(var s):
+        case .string(let s):
             // The UTF-8 bytes, consistent with code-point equality (String's own hash
-            // would first normalize, which is slower and coarser).
-            s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            // would first normalize, which is slower and coarser). Borrowed, not copied, when
+            // the string is contiguous.
+            if s.utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+                var s = s
+                s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            }
             hasher.combine(0xFF as UInt8)
         case .int(let i):
             hasher.combine(i)
@@ -109,30 +111,36 @@ extension Value: Hashable {
 
     /// Whether two strings hold the same code points (the same UTF-8 bytes).
     static func sameCodePoints(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        // Borrowed when contiguous (nearly always); copied into contiguous form otherwise.
+        if let same = a.utf8.withContiguousStorageIfAvailable({ pa in
+            b.utf8.withContiguousStorageIfAvailable { pb in sameBytes(pa, pb) }
+        }), let same {
+            return same
+        }
         var a = a
         var b = b
-        guard a.utf8.count == b.utf8.count else { return false }
-        return a.withUTF8 { pa in
-            b.withUTF8 { pb in
-                let n = pa.count
-                guard n > 0, let x = pa.baseAddress, let y = pb.baseAddress else { return true }
-                if x == y { return true }
-                let rx = UnsafeRawPointer(x)
-                let ry = UnsafeRawPointer(y)
-                var i = 0
-                while i + 8 <= n {
-                    if rx.loadUnaligned(fromByteOffset: i, as: UInt64.self) != ry.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
-                        return false
-                    }
-                    i += 8
-                }
-                while i < n {
-                    if x[i] != y[i] { return false }
-                    i += 1
-                }
-                return true
+        return a.withUTF8 { pa in b.withUTF8 { pb in sameBytes(pa, pb) } }
+    }
+
+    private static func sameBytes(_ pa: UnsafeBufferPointer<UInt8>, _ pb: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = pa.count
+        guard n > 0, let x = pa.baseAddress, let y = pb.baseAddress else { return true }
+        if x == y { return true }
+        let rx = UnsafeRawPointer(x)
+        let ry = UnsafeRawPointer(y)
+        var i = 0
+        while i + 8 <= n {
+            if rx.loadUnaligned(fromByteOffset: i, as: UInt64.self) != ry.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
             }
+            i += 8
         }
+        while i < n {
+            if x[i] != y[i] { return false }
+            i += 1
+        }
+        return true
     }
 
     /// Whether Python would accept the value as a dict key or set member: everything except

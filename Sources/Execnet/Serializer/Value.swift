@@ -2,8 +2,6 @@
 // Values are immutable and Sendable; they cross threads freely. Equality, hashing, the
 // Python-like description, literals and accessors live in the `Value+…` files next to this one.
 
-import OrderedCollections
-
 /// A plain value as execnet's serializer carries it: what channels send and receive.
 ///
 /// Equality is structural and strict: `.bool(true)`, `.int(1)` and `.float(1.0)` are three
@@ -41,7 +39,7 @@ public enum Value: Sendable {
     /// A tuple.
     case tuple([Value])
     /// A dictionary in insertion order.
-    case dict(OrderedDictionary<Value, Value>)
+    case dict(ValueDictionary)
     /// A mutable set.
     case set(Set<Value>)
     /// An immutable set.

@@ -2,8 +2,6 @@
 // containers, lists and tuples unkeyed ones; integers are range-checked; failures are Swift's
 // `DecodingError` with the coding path of the offending value.
 
-import OrderedCollections
-
 /// Decodes `Decodable` values from ``Value``s, the inverse of ``ValueEncoder``.
 ///
 /// Beyond reading back what ``ValueEncoder`` writes, it reads what a Python peer naturally sends:
@@ -83,7 +81,7 @@ private final class _ValueDecoder: Decoder, SingleValueDecodingContainer {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard case .dict(let entries) = value else {
-            throw Unbox.mismatch(value, OrderedDictionary<Value, Value>.self, "a dict", codingPath)
+            throw Unbox.mismatch(value, ValueDictionary.self, "a dict", codingPath)
         }
         return KeyedDecodingContainer(KeyedContainer<Key>(decoder: self, entries: entries))
     }
@@ -177,7 +175,7 @@ private enum Unbox {
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let decoder: _ValueDecoder
-    let entries: OrderedDictionary<Value, Value>
+    let entries: ValueDictionary
 
     var codingPath: [any CodingKey] { decoder.codingPath }
 
@@ -307,7 +305,7 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
         let key = currentKey
-        return try decoder.child(try next(OrderedDictionary<Value, Value>.self), key).container(keyedBy: NestedKey.self)
+        return try decoder.child(try next(ValueDictionary.self), key).container(keyedBy: NestedKey.self)
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {

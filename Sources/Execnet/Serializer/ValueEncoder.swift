@@ -2,8 +2,6 @@
 // execnet's wire format). Containers are built as small reference trees while the value's
 // `encode(to:)` runs, then resolved into a `Value` at the end.
 
-import OrderedCollections
-
 /// Encodes `Encodable` values as ``Value``s, ready for ``dumps(_:)`` or a channel.
 ///
 /// The mapping (the inverse of ``ValueDecoder``'s):
@@ -90,7 +88,7 @@ private final class ListBox {
 /// A keyed container's entries, like `ListBox`. A key set twice keeps its first position and
 /// its last value.
 private final class DictBox {
-    var entries: OrderedDictionary<Value, Value> = [:]
+    var entries: ValueDictionary = [:]
     var pending: [(key: Value, node: Pending)] = []
 
     func set(_ key: Value, _ node: Pending) {

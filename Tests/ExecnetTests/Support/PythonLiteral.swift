@@ -3,7 +3,6 @@
 // so the tests build expected `Value`s independently of the decoder under test.
 
 @testable import Execnet
-import OrderedCollections
 
 struct PythonLiteralError: Error, CustomStringConvertible {
     let message: String
@@ -114,7 +113,7 @@ struct PythonLiteral {
         let first = try value()
         skipSpace()
         if consume(":") {
-            var dict = OrderedDictionary<Value, Value>()
+            var dict = ValueDictionary()
             dict[first] = try value()
             skipSpace()
             while consume(",") {

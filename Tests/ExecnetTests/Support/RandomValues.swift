@@ -3,7 +3,6 @@
 // from the kinds Python can hash, so every generated value is encodable.
 
 @testable import Execnet
-import OrderedCollections
 
 struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
@@ -112,7 +111,7 @@ struct RandomValues {
         case 0, 1: return .list((0..<count).map { _ in value(depth: depth - 1) })
         case 2: return .tuple((0..<count).map { _ in value(depth: depth - 1) })
         case 3:
-            var dict = OrderedDictionary<Value, Value>()
+            var dict = ValueDictionary()
             for _ in 0..<count { dict[hashable(depth: depth - 1)] = value(depth: depth - 1) }
             return .dict(dict)
         case 4: return .set(Set((0..<count).map { _ in hashable(depth: depth - 1) }))
