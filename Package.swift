@@ -99,6 +99,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The worker the runtime benchmark starts (not a product): a lean worker like execnet-worker.
+        .executableTarget(
+            name: "ExecnetBenchWorker",
+            dependencies: ["Execnet"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ExecnetBenchmarks",
             dependencies: [

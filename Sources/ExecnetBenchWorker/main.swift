@@ -1,0 +1,40 @@
+// The worker that `execnet-bench runtime` starts (`popen//worker=<dir>/ExecnetBenchWorker`): the
+// stock tasks plus the benchmark's. A worker of its own rather than `worker=self`, so the idle-worker
+// and start-up figures measure a lean worker like `execnet-worker` (no ArgumentParser, whose
+// FoundationEssentials adds about 3 MiB and a few milliseconds to every process). Not a product.
+
+import Execnet
+
+var tasks = TaskRegistry.builtins
+
+// Start-up: one reply.
+tasks.register("hello") { context in
+    try await context.channel.send(1)
+}
+// Terminate and death: say "ready", then stay blocked in receive until the channel ends.
+tasks.register("ready-block") { context in
+    try await context.channel.send("ready")
+    for try await _ in context.channel {}
+}
+// One-way: wait for "go", then send `count` items: small ints (size 0) or byte strings of `size`.
+tasks.register("oneway") { context in
+    guard case .int(let count)? = context.arguments.first, case .int(let size)? = context.arguments.dropFirst().first
+    else { return }
+    _ = try await context.channel.receive()
+    if size == 0 {
+        for index in 0..<count { try await context.channel.send(.int(index)) }
+    } else {
+        let item = Value.bytes([UInt8](repeating: 0x61, count: Int(size)))
+        for _ in 0..<count { try await context.channel.send(item) }
+    }
+}
+// The seed's taskserver processor without the sleep: "ready", then x*10 per item until none.
+tasks.register("task-processor") { context in
+    try await context.channel.send("ready")
+    for try await item in context.channel {
+        guard case .int(let number) = item else { break }
+        try await context.channel.send(.int(number * 10))
+    }
+}
+
+WorkerMain.run(tasks: tasks)
