@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Aggregates the JSON lines of bench/compare.sh into one table and a JSON file.
+
+Each figure's value is the median over rounds of one implementation; ratios are this project's
+median over the other's (so < 1 is better for times and memory, > 1 for rates). Targets are
+reported, never asserted. Standard library only: runs with the system python3.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+IMPLS = ["swift", "execnet", "c_direct", "c_relay"]
+
+# figure, label, unit, lower is better
+FIGURES = [
+    ("startup_ms", "startup (1 gateway, first reply)", "ms"),
+    ("group8_startup_ms", "group of 8, one reply each", "ms"),
+    ("rtt_us_median", "round trip, median", "µs"),
+    ("rtt_us_p99", "round trip, p99", "µs"),
+    ("rtt_blocking_us_median", "round trip, blocking API, median", "µs"),
+    ("oneway_small_msgs_per_s", "one-way small ints", "msgs/s"),
+    ("oneway_1kib_msgs_per_s", "one-way 1 KiB", "msgs/s"),
+    ("oneway_1mib_mb_per_s", "one-way 1 MiB", "MB/s"),
+    ("taskserver_tasks_per_s", "taskserver, 4 gateways", "tasks/s"),
+    ("terminate_ms", "terminate 4 blocked gateways", "ms"),
+    ("death_ms", "death seen (SIGKILL to endmarker)", "ms"),
+    ("idle_worker_rss_mib", "idle worker RSS", "MiB"),
+    ("client_peak_rss_mib", "client peak RSS during one-way", "MiB"),
+]
+
+# figure -> [(other implementation, operator, ratio, must)]; ratio = this project / other.
+TARGETS = {
+    "rtt_us_median": [("execnet", "<=", 1.0, True), ("c_direct", "<=", 1.3, True)],
+    "oneway_small_msgs_per_s": [("execnet", ">=", 3.0, True), ("c_direct", ">=", 0.5, False)],
+    "oneway_1mib_mb_per_s": [("execnet", ">=", 2.0, True), ("c_direct", ">=", 0.6, True)],
+    "startup_ms": [("execnet", "<=", 0.25, True)],
+    "group8_startup_ms": [("execnet", "<=", 0.15, True)],
+    "taskserver_tasks_per_s": [("execnet", ">=", 3.0, True)],
+    "terminate_ms": [("execnet", "<=", 1.0, True)],
+    "death_ms": [("execnet", "<=", 1.0, True)],
+    "idle_worker_rss_mib": [("execnet", "<=", 0.75, True)],
+}
+
+
+def command_output(command):
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    system = ""
+    try:
+        with open("/etc/os-release") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    system = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    swift = command_output(["swift", "--version"]).splitlines()
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "os": system,
+        "kernel": platform.release(),
+        "swift": swift[0] if swift else "",
+        "libzmq": command_output(["pkg-config", "--modversion", "libzmq"]),
+        "python": platform.python_version(),
+        "execnet": "2.1.2",
+    }
+
+
+def fmt(value):
+    if value is None:
+        return "n/a"
+    if value >= 10_000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--smoke", type=int, default=0)
+    parser.add_argument("--failures")
+    args = parser.parse_args()
+
+    values = {}
+    with open(args.raw) as raw:
+        for line in raw:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            values.setdefault(record["figure"], {}).setdefault(record["impl"], []).append(record["value"])
+    medians = {
+        figure: {impl: statistics.median(samples) for impl, samples in by_impl.items()}
+        for figure, by_impl in values.items()
+    }
+
+    rows = []
+    results = {"figures": {}, "targets": []}
+    for figure, label, unit in FIGURES:
+        by_impl = medians.get(figure, {})
+        this = by_impl.get("swift")
+        ratios = {}
+        for other in IMPLS[1:]:
+            if this is not None and by_impl.get(other):
+                ratios[other] = this / by_impl[other]
+        results["figures"][figure] = {
+            "label": label,
+            "unit": unit,
+            "median": by_impl,
+            "rounds": values.get(figure, {}),
+            "ratio": ratios,
+        }
+        rows.append((f"{label} ({unit})", [fmt(by_impl.get(impl)) for impl in IMPLS],
+                     [f"{ratios[o]:.2f}x" if o in ratios else "n/a" for o in IMPLS[1:]]))
+        for other, operator, bound, must in TARGETS.get(figure, []):
+            ratio = ratios.get(other)
+            met = None if ratio is None else (ratio <= bound if operator == "<=" else ratio >= bound)
+            results["targets"].append({
+                "figure": figure, "versus": other, "target": f"{operator} {bound}x",
+                "must": must, "ratio": ratio, "met": met,
+            })
+
+    results["machine"] = machine()
+    results["rounds"] = args.rounds
+    results["smoke"] = bool(args.smoke)
+    results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results["command"] = "bench/compare.sh" + (" --smoke" if args.smoke else f" --rounds {args.rounds}")
+    if args.failures and os.path.exists(args.failures):
+        with open(args.failures) as failures:
+            results["failures"] = [line.strip() for line in failures if line.strip()]
+
+    header = ["figure", "this project", "execnet", "C direct", "C relay", "vs execnet", "vs C direct", "vs C relay"]
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for label, cells, ratios in rows:
+        print("| " + " | ".join([label] + cells + ratios) + " |")
+    print()
+    m = results["machine"]
+    print(f"{m['cores']} cores ({m['cpu']}), {m['os']}, {m['swift']}, libzmq {m['libzmq']}, "
+          f"Python {m['python']}, execnet {m['execnet']}; {args.rounds} interleaved round(s)"
+          f"{' (smoke: small counts)' if args.smoke else ''}; medians over rounds, ratios of medians.")
+    print()
+    print("Targets (ratio = this project / other):")
+    for target in results["targets"]:
+        ratio = "n/a" if target["ratio"] is None else f"{target['ratio']:.2f}x"
+        state = "n/a" if target["met"] is None else ("met" if target["met"] else "MISSED")
+        kind = "" if target["must"] else " (aim)"
+        print(f"  {target['figure']} vs {target['versus']}: {ratio}, target {target['target']}{kind}: {state}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as out:
+        json.dump(results, out, indent=2, sort_keys=True)
+        out.write("\n")
+    print(f"\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
