@@ -66,27 +66,56 @@ extension Channel {
 
     // MARK: - From the peer (I/O thread)
 
+    /// What `deliver` leaves to do after unlocking.
+    private enum Delivery {
+        case none
+        case handOff(ReceiveWaiter, grant: (messages: Int, bytes: Int)?)
+        case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?)
+    }
+
     /// An item arrived from the peer.
     func deliver(_ payload: [UInt8]) {
-        let handoff = state.withLock { state -> (ReceiveWaiter, (messages: Int, bytes: Int)?)? in
+        let delivery = state.withLock { state -> Delivery in
             if state.localClosed || state.remoteClosed {
                 // This side closed it (the user no longer wants items) or the peer broke protocol.
-                return nil
+                return .none
             }
             if let registration = state.callback {
+                if registration.direct {
+                    // Under the lock, so items keep arrival order against the replay in `register`.
+                    let grant = state.consume(bytes: payload.count)
+                    return .direct(grant: grant, failure: runDirectCallback(payload, registration))
+                }
                 // Submitted under the lock so callback order is arrival order.
                 submitCallbackItem(payload, registration)
-                return nil
+                return .none
             }
             if let receiver = state.receivers.popFirst() {
-                return (receiver, state.consume(bytes: payload.count))
+                return .handOff(receiver, grant: state.consume(bytes: payload.count))
             }
             state.items.append(payload)
-            return nil
+            return .none
         }
-        if let (receiver, grant) = handoff {
+        switch delivery {
+        case .none:
+            break
+        case .handOff(let receiver, let grant):
             sendCredit(grant)
             receiver.resume(.success(payload))
+        case .direct(let grant, let failure):
+            sendCredit(grant)
+            if let failure { closeLocally(error: "callback on channel \(id) raised: \(failure)") }
+        }
+    }
+
+    /// Decodes an item and runs a direct callback on it; returns what it threw. Lock held.
+    private func runDirectCallback(_ payload: [UInt8], _ registration: CallbackRegistration) -> (any Error)? {
+        do {
+            try registration.callback(try connection.decode(payload))
+            return nil
+        } catch {
+            connection.logger.debug("callback on channel \(id) threw: \(error)")
+            return error
         }
     }
 
@@ -136,25 +165,34 @@ extension Channel {
     }
 
     /// Queues the endmarker step: deliver the endmarker once, then count the channel as closed.
+    /// A direct callback gets it at once, on this thread. Never call it with the lock held.
     private func scheduleEndmarker() {
-        SerialWorkQueue.callbacks.submit { [self] in
-            let registration = state.withLock { state -> CallbackRegistration? in
-                if state.endmarkerDelivered { return nil }
-                state.endmarkerDelivered = true
-                return state.callback
-            }
-            if let registration, let endmarker = registration.endmarker {
-                do { try registration.callback(endmarker) } catch {
-                    connection.logger.debug("endmarker callback on channel \(id) threw: \(error)")
-                }
-            }
-            registration?.onEnd?()
-            let waiters = state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
-                state.callbackDrained = true
-                return takeCloseWaiters(&state)
-            }
-            for (waiter, result) in waiters { waiter.resume(result) }
+        let direct = state.withLock { $0.callback?.direct ?? false }
+        if direct {
+            runEndmarkerStep()
+        } else {
+            SerialWorkQueue.callbacks.submit { [self] in runEndmarkerStep() }
         }
+    }
+
+    /// Delivers the endmarker once, then counts the channel as closed and wakes close waiters.
+    private func runEndmarkerStep() {
+        let registration = state.withLock { state -> CallbackRegistration? in
+            if state.endmarkerDelivered { return nil }
+            state.endmarkerDelivered = true
+            return state.callback
+        }
+        if let registration, let endmarker = registration.endmarker {
+            do { try registration.callback(endmarker) } catch {
+                connection.logger.debug("endmarker callback on channel \(id) threw: \(error)")
+            }
+        }
+        registration?.onEnd?()
+        let waiters = state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
+            state.callbackDrained = true
+            return takeCloseWaiters(&state)
+        }
+        for (waiter, result) in waiters { waiter.resume(result) }
     }
 
     /// Registers a callback that receives every item, on the callback thread, in order.
@@ -184,7 +222,7 @@ extension Channel {
     }
 
     func register(_ registration: CallbackRegistration) throws {
-        try state.withLock { state in
+        let (ended, grant, failure) = try state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
             if state.callback != nil {
                 throw ExecnetError(.invalidState, "channel \(id) already has a callback",
                                    gatewayID: gatewayID, channelID: id)
@@ -192,9 +230,30 @@ extension Channel {
             state.callback = registration
             let queued = state.items
             state.items.removeAll()
-            for payload in queued { submitCallbackItem(payload, registration) }
-            if state.isEnded { scheduleEndmarker() }
+            guard registration.direct else {
+                for payload in queued { submitCallbackItem(payload, registration) }
+                if state.isEnded { scheduleEndmarkerLocked() }
+                return (false, nil, nil)
+            }
+            // Replayed under the lock, before any item the I/O thread delivers next.
+            var grant: (messages: Int, bytes: Int)?
+            var failure: (any Error)?
+            for payload in queued where failure == nil {
+                if !state.remoteClosed, let next = state.consume(bytes: payload.count) {
+                    grant = (messages: (grant?.messages ?? 0) + next.messages, bytes: (grant?.bytes ?? 0) + next.bytes)
+                }
+                failure = runDirectCallback(payload, registration)
+            }
+            return (state.isEnded, grant, failure)
         }
+        sendCredit(grant)
+        if let failure { closeLocally(error: "callback on channel \(id) raised: \(failure)") }
+        if ended { runEndmarkerStep() }
+    }
+
+    /// `scheduleEndmarker` for a callback-thread registration, with the lock held.
+    private func scheduleEndmarkerLocked() {
+        SerialWorkQueue.callbacks.submit { [self] in runEndmarkerStep() }
     }
 
     // MARK: - Waiting for the close

@@ -92,6 +92,10 @@ struct CallbackRegistration: Sendable {
     let endmarker: Value?
     /// Runs after the endmarker step, once (receive queues count ended channels with it).
     var onEnd: (@Sendable () -> Void)? = nil
+    /// Runs the callback on the delivering thread (the I/O thread), under the channel's lock,
+    /// instead of on the callback thread. Only for internal callbacks that never block and take
+    /// no channel lock: receive queues, which so save a thread hand-off per item.
+    var direct = false
 }
 
 /// Outcomes of a credit grant that arrived: the senders it unblocks.

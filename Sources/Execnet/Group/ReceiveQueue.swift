@@ -1,5 +1,7 @@
 // A receive queue: one queue fed by many channels (it subscribes to each channel's items through
-// a callback), with an endmarker per channel that ends. `get` waits with timeout and cancellation.
+// a direct callback, run by the thread that delivers the item, so an item costs no hand-off to
+// the callback thread), with an endmarker per channel that ends. `get` waits with timeout and
+// cancellation.
 
 import DequeModule
 import Synchronization
@@ -27,7 +29,8 @@ public final class ReceiveQueue: Sendable {
         try channel.register(CallbackRegistration(
             callback: { [weak self] value in self?.put(channel, value) },
             endmarker: endmarker,
-            onEnd: { [weak self] in self?.channelEnded() }))
+            onEnd: { [weak self] in self?.channelEnded() },
+            direct: true))
     }
 
     private func put(_ channel: Channel, _ value: Value) {
