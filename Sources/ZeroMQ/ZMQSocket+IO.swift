@@ -152,6 +152,73 @@ extension ZMQSocket {
         return message
     }
 
+    /// Sends `bytes` as one frame without copying them: libzmq keeps the array's storage alive
+    /// until its I/O thread has written the frame, then releases it.
+    ///
+    /// Worth it for large frames, where the copy of ``sendFrame(_:more:dontWait:)`` costs more
+    /// than the allocation that keeps the array alive.
+    ///
+    /// - Parameters:
+    ///   - bytes: The frame's content; any size.
+    ///   - more: Whether more frames of the same message follow (`ZMQ_SNDMORE`).
+    ///   - dontWait: Return `false` instead of blocking (`ZMQ_DONTWAIT`).
+    /// - Returns: `true` if the frame was queued, `false` if it would have blocked.
+    /// - Throws: ``ZMQError`` like ``send(_:dontWait:)``.
+    /// - Important: Owning thread only. Blocks the calling thread unless `dontWait` is set.
+    @discardableResult
+    public func sendFrame(noCopy bytes: [UInt8], more: Bool, dontWait: Bool) throws -> Bool {
+        let socket = try liveHandle("zmq_msg_send")
+        let flags = (more ? ZMQ_SNDMORE : 0) | (dontWait ? ZMQ_DONTWAIT : 0)
+        let box = Unmanaged.passRetained(FrameStorage(bytes))
+        // A native array's storage does not move while `FrameStorage` holds it unchanged.
+        let base = box.takeUnretainedValue().bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
+        var message = zmq_msg_t()
+        return try withUnsafeMutablePointer(to: &message) { (message) throws(ZMQError) -> Bool in
+            let rc = zmq_msg_init_data(message, base, bytes.count, { _, hint in
+                Unmanaged<FrameStorage>.fromOpaque(hint!).release()
+            }, box.toOpaque())
+            guard rc == 0 else {
+                box.release()
+                throw ZMQError(errno: zmq_errno(), operation: "zmq_msg_init_data")
+            }
+            do throws(ZMQError) {
+                if try zmqCall("zmq_msg_send", { zmq_msg_send(message, socket, flags) }) != nil {
+                    return true  // libzmq owns the content now and releases the box when done.
+                }
+            } catch {
+                zmqMustSucceed("zmq_msg_close") { zmq_msg_close(message) }
+                throw error
+            }
+            zmqMustSucceed("zmq_msg_close") { zmq_msg_close(message) }
+            return false
+        }
+    }
+
+    /// Receives one frame and lends its bytes to `body` without copying them out of libzmq.
+    ///
+    /// - Parameters:
+    ///   - dontWait: Return `nil` instead of blocking when nothing is waiting.
+    ///   - body: Reads the frame (valid only during the call) and whether more frames of the
+    ///     same message follow; they are already here and can be received without waiting.
+    /// - Returns: What `body` returned, or `nil` if no frame was waiting.
+    /// - Throws: ``ZMQError`` like ``receive(dontWait:)``, or what `body` threw (the frame is
+    ///   consumed either way).
+    /// - Important: Owning thread only. Blocks the calling thread unless `dontWait` is set.
+    public func withReceivedFrame<R>(dontWait: Bool, _ body: (UnsafeRawBufferPointer, _ more: Bool) throws -> R) throws -> R? {
+        let socket = try liveHandle("zmq_msg_recv")
+        let flags = dontWait ? ZMQ_DONTWAIT : 0
+        var message = zmq_msg_t()
+        return try withUnsafeMutablePointer(to: &message) { message -> R? in
+            zmqMustSucceed("zmq_msg_init") { zmq_msg_init(message) }
+            defer { zmqMustSucceed("zmq_msg_close") { zmq_msg_close(message) } }
+            guard try zmqCall("zmq_msg_recv", { zmq_msg_recv(message, socket, flags) }) != nil else {
+                return nil
+            }
+            let bytes = UnsafeRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message))
+            return try body(bytes, zmq_msg_more(message) != 0)
+        }
+    }
+
     // MARK: - Private
 
     /// Receives one frame with `flags` and copies it into an array; `nil` on `EAGAIN`.
@@ -173,4 +240,10 @@ extension ZMQSocket {
             return (bytes, zmq_msg_more(message) != 0)
         }
     }
+}
+
+/// Keeps an array alive while libzmq sends it without a copy.
+private final class FrameStorage {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
 }

@@ -127,21 +127,22 @@ final class Hub: IOThreadRole {
         guard let router else { return }
         // A budget keeps the mailbox and pidfds served under a flood.
         for _ in 0..<512 {
-            let frames: [[UInt8]]
+            let received: ReceivedWireMessage
             do {
-                guard let received = try router.receive(dontWait: true) else { return }
-                frames = received
+                guard let next = try router.receiveWire(routed: true) else { return }
+                received = next
             } catch {
                 logger.error("ROUTER receive failed: \(error)")
                 return
             }
-            guard let routingID = frames.first, let peer = peers[routingID] else {
-                logger.warning("dropped a message from an unknown peer \(hexDump(frames.first ?? []))")
+            let routingID = received.routingID
+            guard let peer = peers[routingID] else {
+                logger.warning("dropped a message from an unknown peer \(hexDump(routingID))")
                 continue
             }
             let message: WireMessage
             do {
-                message = try WireMessage.parse(frames.dropFirst())
+                message = try received.message.get()
             } catch {
                 logger.warning("dropped a malformed message from \(peer.gateway.id): \(error)")
                 continue

@@ -1,6 +1,7 @@
 // The worker side: a DEALER connected to the client's hub on the worker's I/O thread, the hello,
 // task start-up on EXEC, status replies, and the exit handshake (TERMINATE, BYE, FAREWELL).
 
+import DequeModule
 import Logging
 import OrderedCollections
 import Synchronization
@@ -68,7 +69,7 @@ final class WorkerConnection: IOThreadRole {
     let runtimeSlot: WorkerRuntimeSlot
     private var cachedRuntime: WorkerRuntime?
     private var dealer: ZMQSocket?
-    private var backlog: [[[UInt8]]] = []
+    private var backlog: Deque<WireMessage> = []
     private var exiting = false
     private var brokerExpiry = ContinuousClock.now
     private var lastSent = ContinuousClock.now
@@ -107,7 +108,7 @@ final class WorkerConnection: IOThreadRole {
                 self.finishExit(code: 1)
             }
             if now >= self.lastSent.advanced(by: liveness.interval) {
-                self.send(WireMessage(channelID: 0, type: .heartbeat, payload: []).frames, loop)
+                self.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), loop)
             }
             self.scheduleHeartbeat(liveness, loop)
         }
@@ -115,14 +116,14 @@ final class WorkerConnection: IOThreadRole {
 
     func handle(_ command: WorkerCommand, _ loop: IOLoop) {
         switch command {
-        case .send(let message): send(message.frames, loop)
+        case .send(let message): send(message, loop)
         }
     }
 
     func afterWakeUp(_ loop: IOLoop) {
         guard !backlog.isEmpty, let dealer else { return }
-        while let frames = backlog.first {
-            guard (try? dealer.send(frames, dontWait: true)) == true else { break }
+        while let message = backlog.first {
+            guard (try? dealer.sendWire(message, routingID: nil, dontWait: true)) == true else { break }
             backlog.removeFirst()
         }
         loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
@@ -132,16 +133,16 @@ final class WorkerConnection: IOThreadRole {
         dealer?.close()
     }
 
-    func send(_ frames: [[UInt8]], _ loop: IOLoop) {
+    func send(_ message: WireMessage, _ loop: IOLoop) {
         guard let dealer else { return }
         lastSent = .now
         if !backlog.isEmpty {
-            backlog.append(frames)
+            backlog.append(message)
             return
         }
         do {
-            if try !dealer.send(frames, dontWait: true) {
-                backlog.append(frames)
+            if try !dealer.sendWire(message, routingID: nil, dontWait: true) {
+                backlog.append(message)
                 loop.retryInterval = .milliseconds(1)
             }
         } catch {
@@ -153,10 +154,10 @@ final class WorkerConnection: IOThreadRole {
         if cachedRuntime == nil { cachedRuntime = runtimeSlot.runtime.withLock { $0 } }
         guard let dealer, let runtime = cachedRuntime else { return }
         for _ in 0..<512 {
-            let frames: [[UInt8]]
+            let received: ReceivedWireMessage
             do {
-                guard let received = try dealer.receive(dontWait: true) else { return }
-                frames = received
+                guard let next = try dealer.receiveWire(routed: false) else { return }
+                received = next
             } catch {
                 logger.error("DEALER receive failed: \(error)")
                 return
@@ -166,7 +167,7 @@ final class WorkerConnection: IOThreadRole {
             }
             let message: WireMessage
             do {
-                message = try WireMessage.parse(frames)
+                message = try received.message.get()
             } catch {
                 logger.warning("dropped a malformed message from the client: \(error)")
                 continue
@@ -198,7 +199,7 @@ final class WorkerConnection: IOThreadRole {
     private func beginExit(_ loop: IOLoop) {
         guard !exiting else { return }
         exiting = true
-        send(WireMessage(channelID: 0, type: .bye, payload: []).frames, loop)
+        send(WireMessage(channelID: 0, type: .bye, payload: []), loop)
         loop.schedule(at: .now.advanced(by: .seconds(2))) { [unowned self] in
             self.logger.debug("no farewell from the client; exiting")
             self.finishExit()
