@@ -46,6 +46,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     @Flag(help: "Also measure the round trip with the blocking API from a thread of its own.")
     var blocking = false
 
+    @Option(help: "How long the idle worker idles before its RSS is read, in milliseconds.")
+    var idleMilliseconds = 200
+
     mutating func run() async throws {
         let spec = "popen//worker=\(worker ?? Self.defaultWorker())"
         let bench = RuntimeFigures(spec: spec, options: self)
@@ -88,6 +91,7 @@ struct RuntimeFigures: Sendable {
     let mibCount: Int
     let taskCount: Int
     let blocking: Bool
+    let idleMilliseconds: Int
 
     init(spec: String, options: RuntimeBenchmark) {
         self.spec = spec
@@ -99,6 +103,7 @@ struct RuntimeFigures: Sendable {
         mibCount = options.mibCount
         taskCount = options.tasks
         blocking = options.blocking
+        idleMilliseconds = options.idleMilliseconds
     }
 
     // MARK: 1, 2: start-up
@@ -279,7 +284,7 @@ struct RuntimeFigures: Sendable {
         let group = try Group()
         let gateway = try await group.makeGateway(spec)
         _ = try await gateway.remoteExec("hello").receive()
-        try await Task.sleep(for: .milliseconds(200))
+        try await Task.sleep(for: .milliseconds(idleMilliseconds))
         guard let pid = gateway.pid else { throw ValidationError("idle-rss: no pid") }
         let memory = ProcessMemory.read(pid: pid)
         emit("idle_worker_rss_mib", memory.rss)
