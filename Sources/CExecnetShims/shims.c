@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -97,4 +98,9 @@ int cexecnet_gettid(void) {
 
 int cexecnet_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int cexecnet_malloc_keep_freed(int mmap_threshold, int trim_threshold, int top_pad) {
+    return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1
+        && mallopt(M_TOP_PAD, top_pad) == 1;
 }

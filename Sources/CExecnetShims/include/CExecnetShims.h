@@ -43,4 +43,8 @@ int cexecnet_pipe_cloexec(int fds[2]);
 /// The calling thread's kernel id.
 int cexecnet_gettid(void);
 
+/// mallopt: allocations up to `mmap_threshold` come from the heap, and up to `trim_threshold`
+/// (plus `top_pad`) of freed memory stays mapped. Returns 1 if all three were set.
+int cexecnet_malloc_keep_freed(int mmap_threshold, int trim_threshold, int top_pad);
+
 #endif
