@@ -172,6 +172,9 @@ extension Hub {
             link.pendingSpawns = []
         case .unknownPeer:
             // The broker restarted (or forgot us): every gateway it carried is gone; register again.
+            // While registering, more of these are answers to what was sent before the new hello
+            // (the broker answers in order, so they come before its WELCOME): ignore them.
+            if case .registering = link.phase { break }
             loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
             link.sayHello()
         case .spawnFailed:
