@@ -104,9 +104,7 @@ final class Broker: IOThreadRole {
     }
 
     func afterWakeUp(_ loop: IOLoop) {
-        guard let outbox, outbox.hasBacklog else { return }
-        outbox.flush()
-        loop.retryInterval = outbox.hasBacklog ? .milliseconds(1) : nil
+        outbox?.flush(loop)
     }
 
     func tearDown(_ loop: IOLoop) {

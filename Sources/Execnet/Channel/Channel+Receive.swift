@@ -54,13 +54,7 @@ extension Channel {
         }
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let timer: Task<Void, Never>? = deadline.map { deadline in
-            Task { [weak self] in
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                if Task.isCancelled { return }
-                self?.expireReceiver(waiterID, timeout: timeout!)
-            }
-        }
+        let timer = startDeadlineTimer(deadline) { [weak self] in self?.expireReceiver(waiterID, timeout: timeout!) }
         defer { timer?.cancel() }
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in

@@ -211,12 +211,8 @@ public final class Gateway: Sendable {
     @discardableResult
     public func join(timeout: Duration? = nil) async -> WorkerExit? {
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
-        let timer: Task<Void, Never>? = timeout.map { timeout in
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                if Task.isCancelled { return }
-                self?.releaseExitWaiter(waiterID)
-            }
+        let timer = startDeadlineTimer(timeout.map { ContinuousClock.now.advanced(by: $0) }) { [weak self] in
+            self?.releaseExitWaiter(waiterID)
         }
         defer { timer?.cancel() }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -94,9 +94,7 @@ final class Hub: IOThreadRole {
     }
 
     func afterWakeUp(_ loop: IOLoop) {
-        guard let outbox, outbox.hasBacklog else { return }
-        outbox.flush()
-        loop.retryInterval = outbox.hasBacklog ? .milliseconds(1) : nil
+        outbox?.flush(loop)
     }
 
     func tearDown(_ loop: IOLoop) {

@@ -73,12 +73,8 @@ public final class ReceiveQueue: Sendable {
     func next(timeout: Duration?) async throws -> (Channel, Value)? {
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let timer: Task<Void, Never>? = deadline.map { deadline in
-            Task { [weak self] in
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                if Task.isCancelled { return }
-                self?.removeWaiter(waiterID)?.resume(throwing: ExecnetError(.timeout, "no item in the receive queue within \(timeout!)"))
-            }
+        let timer = startDeadlineTimer(deadline) { [weak self] in
+            self?.removeWaiter(waiterID)?.resume(throwing: ExecnetError(.timeout, "no item in the receive queue within \(timeout!)"))
         }
         defer { timer?.cancel() }
         return try await withTaskCancellationHandler {

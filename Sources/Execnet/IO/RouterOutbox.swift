@@ -62,6 +62,13 @@ final class RouterOutbox {
         }
     }
 
+    /// Retries the backlog after a loop turn and sets how soon the loop must come back for the rest.
+    func flush(_ loop: IOLoop) {
+        guard hasBacklog else { return }
+        flush()
+        loop.retryInterval = hasBacklog ? .milliseconds(1) : nil
+    }
+
     /// Forgets a gone peer's backlog.
     func forget(_ address: PeerAddress) {
         backlog[address] = nil
