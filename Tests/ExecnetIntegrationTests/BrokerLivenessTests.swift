@@ -138,6 +138,30 @@ extension ProcessTests {
             }
         }
 
+        /// After a broker restart, a client's first frames may be addressed to a gateway of the old
+        /// broker: the answer must tell the client that the client itself is unknown.
+        @Test func aStrangerWritingToAGatewayIsToldToRegisterAgain() async throws {
+            let fixture = try BrokerFixture.current()
+            let context = try ZMQContext()
+            defer { context.terminate() }
+            let raw = try ZMQSocket(context: context, type: .dealer)
+            defer { raw.close() }
+            try raw.setLinger(milliseconds: 0)
+            try raw.connect(fixture.endpoint)
+            let message = WireMessage(channelID: 3, type: .data, payload: encodePlain(.int(1)))
+            try raw.send([Array("w.1.gone".utf8)] + message.frames)
+            var answer: [[UInt8]]?
+            let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+            while answer == nil && ContinuousClock.now < deadline {
+                answer = try raw.receive(dontWait: true)
+                if answer == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            let frames = try #require(answer)
+            #expect(frames.count == 4)
+            #expect(frames.first == [])
+            #expect(try WireMessage.parse(frames.dropFirst()).type == .unknownPeer)
+        }
+
         @Test func oneSlowChannelDoesNotStallTheOthers() async throws {
             try await withTestGroup(2, kind: .broker) { group in
                 // Nobody reads this one: its sender stops at the credit window.

@@ -210,7 +210,11 @@ extension Broker {
             return
         }
         if body.count == 4 {
-            sendToClient(address, about: body[body.startIndex], .unknownPeer)
+            // A client the broker does not know (it restarted) wrote to a gateway: tell the client
+            // that it is the one unknown, so it registers again and learns that its gateways are
+            // gone. Answering about the gateway alone would leave the client believing it is still
+            // registered, and its next SPAWN would fail for that reason.
+            sendToClient(address, about: [], .unknownPeer)
             return
         }
         if body.count == 3, let message = try? WireMessage.parse(body) {

@@ -194,11 +194,8 @@ public final class Gateway: Sendable {
     /// - Parameter signal: The signal number.
     public func kill(signal: Int32 = SIGKILL) {
         if let broker = spec.broker {
-            var order = ControlPayload()
-            order["signal"] = .int(Int64(signal))
-            runtime.io.submit(.sendRemote(
-                link: BrokerLinkKey(spec: spec, endpoint: broker), address: routingID,
-                message: WireMessage(channelID: 0, type: .kill, payload: order.encoded)))
+            runtime.io.submit(.killRemote(link: BrokerLinkKey(spec: spec, endpoint: broker), address: routingID,
+                                          signal: signal))
         } else {
             runtime.io.submit(.signal(routingID: routingID, signal: signal))
         }

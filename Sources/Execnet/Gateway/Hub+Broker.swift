@@ -42,8 +42,8 @@ final class BrokerLink {
     var lastSent: ContinuousClock.Instant
     /// Gateways on this broker, by worker address.
     var gateways: [[UInt8]: Gateway] = [:]
-    /// SPAWN requests waiting for WELCOME.
-    var pendingSpawns: [[UInt8]] = []
+    /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
+    var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
     init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
         self.key = key
@@ -106,7 +106,7 @@ extension Hub {
         if case .ready = link.phase {
             link.send(WireMessage(channelID: 0, type: .spawn, payload: launch.request), to: [])
         } else {
-            link.pendingSpawns.append(launch.request)
+            link.pendingSpawns.append((launch.gateway.routingID, launch.request))
         }
     }
 
@@ -166,8 +166,8 @@ extension Hub {
             }
             link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
             link.phase = .ready
-            for request in link.pendingSpawns {
-                link.send(WireMessage(channelID: 0, type: .spawn, payload: request), to: [])
+            for pending in link.pendingSpawns {
+                link.send(WireMessage(channelID: 0, type: .spawn, payload: pending.request), to: [])
             }
             link.pendingSpawns = []
         case .unknownPeer:
@@ -201,7 +201,7 @@ extension Hub {
         case .bye:
             link.send(WireMessage(channelID: 0, type: .farewell, payload: []), to: address)
             gateway.byeReceived()
-        case .peerLost, .unknownPeer:
+        case .peerLost:
             link.gateways[address] = nil
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
@@ -236,7 +236,9 @@ extension Hub {
                 link.close()
                 return
             }
-            logger.warning("broker \(link.key.endpoint) stopped answering heartbeats")
+            logger.warning("broker \(link.key.endpoint) stopped answering heartbeats",
+                           metadata: ["gateways": "\(link.gateways.values.map(\.id).sorted())",
+                                      "pending_spawns": "\(link.pendingSpawns.count)"])
             loseGateways(link, cause: "broker \(link.key.endpoint) stopped answering heartbeats")
             link.expiry = now.advanced(by: link.settings.expiry)
             link.sayHello()
@@ -249,9 +251,27 @@ extension Hub {
         }
     }
 
+    /// Kills a broker gateway's worker; one whose SPAWN has not left yet (the link is still
+    /// registering) is never started, and ends here.
+    func killRemote(_ key: BrokerLinkKey, address: [UInt8], signal: Int32) {
+        guard let link = links[key] else { return }
+        if let index = link.pendingSpawns.firstIndex(where: { $0.address == address }) {
+            link.pendingSpawns.remove(at: index)
+            if let gateway = link.gateways.removeValue(forKey: address) {
+                gateway.processExited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started")
+            }
+            return
+        }
+        var order = ControlPayload()
+        order["signal"] = .int(Int64(signal))
+        link.send(WireMessage(channelID: 0, type: .kill, payload: order.encoded), to: address)
+    }
+
     private func loseGateways(_ link: BrokerLink, cause: String) {
         let lost = link.gateways
         link.gateways = [:]
+        // Their SPAWN requests must not start workers once the broker answers again.
+        link.pendingSpawns = []
         for gateway in lost.values {
             gateway.failStart(ExecnetError(.workerDied, cause, gatewayID: gateway.id))
             gateway.processExited(.heartbeatLost, cause: cause)

@@ -21,6 +21,8 @@ enum HubCommand: Sendable {
     case launchRemote(RemoteLaunch)
     /// Send a message to a broker gateway's worker, through its broker link.
     case sendRemote(link: BrokerLinkKey, address: [UInt8], message: WireMessage)
+    /// Kill a broker gateway's worker (or cancel its SPAWN if it has not been sent yet).
+    case killRemote(link: BrokerLinkKey, address: [UInt8], signal: Int32)
 }
 
 /// Which output stream of a worker a line came from.
@@ -90,6 +92,8 @@ final class Hub: IOThreadRole {
             handleRemoteLaunch(launch, loop)
         case .sendRemote(let key, let address, let message):
             links[key]?.send(message, to: address)
+        case .killRemote(let key, let address, let signal):
+            killRemote(key, address: address, signal: signal)
         }
     }
 
