@@ -104,3 +104,13 @@ int cexecnet_malloc_keep_freed(int mmap_threshold, int trim_threshold, int top_p
     return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1
         && mallopt(M_TOP_PAD, top_pad) == 1;
 }
+
+static _Thread_local uintptr_t cexecnet_token;
+
+void cexecnet_set_thread_token(uintptr_t token) {
+    cexecnet_token = token;
+}
+
+uintptr_t cexecnet_thread_token(void) {
+    return cexecnet_token;
+}

@@ -118,4 +118,30 @@ tasks.register("task-processor") { context in
     }
 }
 
+// The same as "count" and "consume", on the worker's I/O thread.
+tasks.registerOnIOThread("count-io") { context in
+    guard case .int(let count)? = context.arguments.first else { throw TaskFailure(description: "needs n") }
+    for index in 0..<count { try await context.channel.send(.int(index)) }
+}
+tasks.registerOnIOThread("consume-io") { context in
+    guard case .int(let count)? = context.arguments.first else { throw TaskFailure(description: "needs n") }
+    for expected in 0..<count {
+        let item = try await context.channel.receive()
+        guard case .int(expected) = item else { throw TaskFailure(description: "item \(expected) was \(item)") }
+    }
+    try await context.channel.send(.int(count))
+}
+// On the I/O thread, tries the blocking API and sends what it threw.
+tasks.registerOnIOThread("blocking-on-io") { context in
+    try await context.channel.send(.string(tryBlockingReceive(context.channel)))
+}
+func tryBlockingReceive(_ channel: Channel) -> String {
+    do {
+        _ = try channel.receiveBlocking(timeout: .milliseconds(10))
+        return "no error"
+    } catch {
+        return "\(error)"
+    }
+}
+
 WorkerMain.run(tasks: tasks)

@@ -4,6 +4,7 @@
 #ifndef CEXECNET_SHIMS_H
 #define CEXECNET_SHIMS_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /// pidfd_open(2): a file descriptor that becomes readable when the process exits.
@@ -42,6 +43,11 @@ int cexecnet_pipe_cloexec(int fds[2]);
 
 /// The calling thread's kernel id.
 int cexecnet_gettid(void);
+
+/// A per-thread token: an I/O thread stores its identity here, so "am I on this I/O thread?" is
+/// one thread-local read instead of a gettid syscall. 0 on threads that never set it.
+void cexecnet_set_thread_token(uintptr_t token);
+uintptr_t cexecnet_thread_token(void);
 
 /// mallopt: allocations up to `mmap_threshold` come from the heap, and up to `trim_threshold`
 /// (plus `top_pad`) of freed memory stays mapped. Returns 1 if all three were set.

@@ -127,6 +127,7 @@ extension Channel {
     /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
     @available(*, noasync, message: "blocks the calling thread; use receive(timeout:)")
     public func receiveBlocking(timeout: Duration? = nil) throws -> Value {
+        try checkMayBlock()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<[UInt8]>()

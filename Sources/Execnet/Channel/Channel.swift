@@ -80,6 +80,7 @@ public final class Channel: Sendable {
     /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
     @available(*, noasync, message: "blocks the calling thread; use send(_:)")
     public func sendBlocking(_ value: Value) throws {
+        try checkMayBlock()
         let payload = try connection.encode(value)
         let bytes = payload.count
         let waiter: BlockingOutcome<Void>? = try state.withLock { state in
@@ -94,6 +95,14 @@ public final class Channel: Sendable {
         }
         if let waiter { try waiter.wait(deadline: nil)!.get() }
         transmit(payload)
+    }
+
+    /// The blocking API waits for the I/O thread; on the I/O thread itself it would wait forever.
+    func checkMayBlock() throws {
+        if connection.transport.isOnIOThread {
+            throw ExecnetError(.invalidState, "blocking channel call on the execnet I/O thread; use the async API there",
+                               gatewayID: gatewayID, channelID: id)
+        }
     }
 
     private func checkCanSend(_ state: ChannelState) throws {

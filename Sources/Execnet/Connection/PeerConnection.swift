@@ -10,6 +10,8 @@ protocol FrameTransport: Sendable {
     /// Queues a message for the peer. Returns `false` if the transport has stopped.
     @discardableResult
     func submit(_ message: WireMessage) -> Bool
+    /// Whether the caller runs on the I/O thread that owns this transport's socket.
+    var isOnIOThread: Bool { get }
 }
 
 /// Which side of a gateway connection this is; it decides channel id parity.
@@ -199,6 +201,7 @@ final class PeerConnection: Sendable {
 /// A transport that goes nowhere, for channels bound to no gateway.
 struct DetachedTransport: FrameTransport {
     func submit(_ message: WireMessage) -> Bool { false }
+    var isOnIOThread: Bool { false }
 }
 
 extension PeerConnection {

@@ -260,6 +260,8 @@ struct BrokerTransport: FrameTransport {
     func submit(_ message: WireMessage) -> Bool {
         hub.submit(.sendRemote(link: link, address: address, message: message))
     }
+
+    var isOnIOThread: Bool { hub.isCurrent }
 }
 
 /// The transport of a client-side connection: the hub's ROUTER, addressed by routing id.
@@ -270,4 +272,6 @@ struct HubTransport: FrameTransport {
     func submit(_ message: WireMessage) -> Bool {
         hub.submit(.send(routingID: routingID, message: message))
     }
+
+    var isOnIOThread: Bool { hub.isCurrent }
 }

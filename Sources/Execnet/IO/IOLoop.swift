@@ -7,6 +7,9 @@ import ZeroMQ
 /// The kernel id of the calling thread.
 func currentThreadID() -> Int32 { cexecnet_gettid() }
 
+/// The calling thread's I/O-thread token (0 unless it is an I/O thread).
+func cexecnetThreadToken() -> UInt { UInt(cexecnet_thread_token()) }
+
 /// Wakes a poll on an eventfd.
 func cexecnetWake(_ fd: Int32) -> Int32 { cexecnet_eventfd_signal(fd) }
 
@@ -120,11 +123,14 @@ final class IOLoop {
     /// Polls and dispatches until `shouldStop` says so.
     ///
     /// Each turn: wait for the mailbox, a source or the next timer; handle the mailbox first (it
-    /// carries sends and control), then readable sources, then due timers; then `afterWakeUp`.
-    func run(shouldStop: () -> Bool, onMailbox: () -> Void, afterWakeUp: () -> Void) {
+    /// carries sends and control), then readable sources, then due timers; then `afterWakeUp`;
+    /// then the task jobs queued so far (`runJobs`, which says whether more are waiting: the next
+    /// poll then does not sleep).
+    func run(shouldStop: () -> Bool, onMailbox: () -> Void, afterWakeUp: () -> Void, runJobs: () -> Bool) {
+        var jobsWaiting = false
         while !shouldStop() {
             if pollerIsStale { rebuildPoller() }
-            let timeout = pollTimeout(now: .now)
+            let timeout = jobsWaiting ? .zero : pollTimeout(now: .now)
             let ready: Bool
             do {
                 if case .ready = try poller.poll(timeout: timeout) { ready = true } else { ready = false }
@@ -143,6 +149,7 @@ final class IOLoop {
             }
             runDueTimers()
             afterWakeUp()
+            jobsWaiting = runJobs()
         }
     }
 

@@ -2,6 +2,7 @@
 // Other threads reach it only through its mailbox. The role (client hub or worker connection)
 // decides what the sockets are and what commands mean; this file only runs the loop.
 
+import CExecnetShims
 import Synchronization
 import ZeroMQ
 
@@ -29,6 +30,10 @@ protocol IOThreadRole: AnyObject, SendableMetatype {
 final class IOThread<Role: IOThreadRole>: Sendable {
     /// The inbox; any thread may submit.
     let mailbox: Mailbox<Role.Command>
+    /// Runs task jobs on this thread (for tasks that prefer it, see ``IOThreadExecutor``).
+    let executor: IOThreadExecutor
+    /// The role and loop, for commands the I/O thread submits to itself.
+    private let owned = OwnedByIOThread<Role>()
     private let flags = IOThreadFlags()
     private let thread: Mutex<OSThread?> = Mutex(nil)
     private let finished = ThreadSignal()
@@ -42,12 +47,17 @@ final class IOThread<Role: IOThreadRole>: Sendable {
     init(name: String, makeRole: @escaping @Sendable () throws -> Role) throws {
         let mailbox = try Mailbox<Role.Command>()
         self.mailbox = mailbox
+        let token = UInt(bitPattern: ObjectIdentifier(mailbox).hashValue)
+        let executor = IOThreadExecutor(jobs: mailbox, token: token)
+        self.executor = executor
         let ready = ThreadSignal()
         let setUpError = Mutex<(any Error)?>(nil)
         let flags = self.flags
         let finished = self.finished
+        let owned = self.owned
         let osThread = OSThread(name: name) { [mailbox] in
             flags.threadID.store(currentThreadID(), ordering: .releasing)
+            cexecnet_set_thread_token(UInt(token))
             let loop = IOLoop(mailboxFD: mailbox.fileDescriptor)
             let role: Role
             do {
@@ -59,15 +69,25 @@ final class IOThread<Role: IOThreadRole>: Sendable {
                 finished.raise()
                 return
             }
+            owned.role = role
+            owned.loop = loop
             ready.raise()
             loop.run(
                 shouldStop: { flags.stopRequested.load(ordering: .acquiring) },
                 onMailbox: { for command in mailbox.drain() { role.handle(command, loop) } },
-                afterWakeUp: { role.afterWakeUp(loop) }
+                afterWakeUp: { role.afterWakeUp(loop) },
+                runJobs: {
+                    for job in mailbox.takeJobs() { executor.run(job) }
+                    return mailbox.hasJobs
+                }
             )
             // Commands that arrive after the loop stopped are handled once, so none is lost silently.
             for command in mailbox.close() { role.handle(command, loop) }
+            owned.role = nil
+            owned.loop = nil
             role.tearDown(loop)
+            // Tasks that still prefer this thread go on on the global executor.
+            for job in mailbox.takeJobs() { globalConcurrentExecutor.enqueue(job) }
             finished.raise()
         }
         ready.wait(deadline: nil)
@@ -78,16 +98,21 @@ final class IOThread<Role: IOThreadRole>: Sendable {
         thread.withLock { $0 = osThread }
     }
 
-    /// Queues a command for the role.
+    /// Queues a command for the role; on the I/O thread itself, with nothing queued before it,
+    /// the role handles it at once (a task running on ``executor`` sends without a wake-up).
     ///
     /// - Returns: `false` if the thread has stopped and the command was not queued.
     @discardableResult
     func submit(_ command: Role.Command) -> Bool {
-        mailbox.submit(command)
+        if isCurrent, let role = owned.role, let loop = owned.loop, mailbox.mayHandleDirectly() {
+            role.handle(command, loop)
+            return true
+        }
+        return mailbox.submit(command)
     }
 
     /// Whether the caller runs on this I/O thread.
-    var isCurrent: Bool { flags.threadID.load(ordering: .acquiring) == currentThreadID() }
+    var isCurrent: Bool { executor.isCurrent }
 
     /// Asks the loop to end, waits for the role's `tearDown`, and joins the thread. Idempotent.
     ///
@@ -106,6 +131,15 @@ final class IOThread<Role: IOThreadRole>: Sendable {
         }
         osThread?.join()
     }
+}
+
+/// The role and loop as seen from their own thread.
+///
+/// - Important: Read and written on the I/O thread only (``IOThread/submit(_:)`` reads them only
+///   after checking that it runs there), which is why the unchecked `Sendable` is sound.
+private final class OwnedByIOThread<Role: IOThreadRole>: @unchecked Sendable {
+    var role: Role?
+    var loop: IOLoop?
 }
 
 /// Flags an I/O thread shares with its owner.

@@ -1,5 +1,6 @@
-// The I/O thread's inbox: a locked queue of commands plus an eventfd that the I/O thread polls
-// beside its sockets (CZMQ's actor pipe). Any thread may submit; only the I/O thread drains.
+// The I/O thread's inbox: a locked queue of commands and of task jobs (see IOThreadExecutor), plus
+// an eventfd that the I/O thread polls beside its sockets (CZMQ's actor pipe). Any thread may
+// submit; only the I/O thread drains.
 
 import CExecnetShims
 import Synchronization
@@ -14,6 +15,9 @@ import Glibc
 final class Mailbox<Command: Sendable>: Sendable {
     private struct State {
         var commands: [Command] = []
+        /// Jobs of tasks that run on the I/O thread, in enqueue order.
+        var jobs: [UnownedJob] = []
+        /// Whether the eventfd was written and not drained since.
         var signaled = false
         var closed = false
     }
@@ -49,6 +53,42 @@ final class Mailbox<Command: Sendable>: Sendable {
         if wake { _ = cexecnet_eventfd_signal(fileDescriptor) }
         return true
     }
+
+    /// Whether the I/O thread, submitting a command itself, may handle it at once instead: nothing
+    /// submitted earlier is still queued (so order is kept) and the mailbox is open.
+    func mayHandleDirectly() -> Bool {
+        state.withLock { !$0.closed && $0.commands.isEmpty }
+    }
+
+    /// Queues a job. From another thread this wakes the consumer; from the consumer's own thread
+    /// (`wake: false`) it only appends, and the loop runs it before it polls again.
+    ///
+    /// - Returns: `false` if the mailbox is closed (the I/O thread has stopped); the job was not queued.
+    func submitJob(_ job: UnownedJob, wake: Bool) -> Bool {
+        let signal: Bool? = state.withLock { state in
+            if state.closed { return nil }
+            state.jobs.append(job)
+            if !wake || state.signaled { return false }
+            state.signaled = true
+            return true
+        }
+        guard let signal else { return false }
+        if signal { _ = cexecnet_eventfd_signal(fileDescriptor) }
+        return true
+    }
+
+    /// Takes every queued job, in enqueue order. Consumer only.
+    func takeJobs() -> [UnownedJob] {
+        state.withLock { state in
+            if state.jobs.isEmpty { return [] }
+            let taken = state.jobs
+            state.jobs.removeAll(keepingCapacity: true)
+            return taken
+        }
+    }
+
+    /// Whether jobs are queued. Consumer only (it decides whether the next poll may sleep).
+    var hasJobs: Bool { state.withLock { !$0.jobs.isEmpty } }
 
     /// Takes every queued command, in submission order. Consumer only.
     func drain() -> [Command] {

@@ -16,13 +16,14 @@ extension TaskRegistry {
 
     /// Adds the built-in tasks `echo`, `exec` and `info`.
     ///
-    /// - `echo`: sends back every item it receives until the channel ends.
+    /// - `echo`: sends back every item it receives until the channel ends (on the I/O thread:
+    ///   it only moves messages).
     /// - `exec`: runs `argv` (a list of strings; keyword `env` a dict of strings, `cwd` a string),
     ///   sends `("stdout", bytes)` and `("stderr", bytes)` chunks as they come, then
     ///   `("exit", code)` or `("signal", number)`. Closing the channel kills the command.
     /// - `info`: sends one dict: `pid`, `cwd`, `hostname`, `executable`, `platform`.
     public mutating func registerBuiltins() {
-        register("echo") { context in
+        registerOnIOThread("echo") { context in
             for try await item in context.channel {
                 try await context.channel.send(item)
             }

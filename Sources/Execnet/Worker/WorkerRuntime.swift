@@ -23,6 +23,8 @@ struct WorkerTransport: FrameTransport {
     func submit(_ message: WireMessage) -> Bool {
         io.submit(.send(message))
     }
+
+    var isOnIOThread: Bool { io.isCurrent }
 }
 
 /// Settings a worker reads from its environment.
@@ -271,6 +273,15 @@ final class WorkerRuntime: Sendable {
         switch task {
         case .async(let body):
             Task.detached { [self] in
+                do {
+                    try await body(context)
+                    finish(channel, error: nil)
+                } catch {
+                    finish(channel, error: error)
+                }
+            }
+        case .ioThread(let body):
+            Task.detached(executorPreference: io.executor) { [self] in
                 do {
                     try await body(context)
                     finish(channel, error: nil)
