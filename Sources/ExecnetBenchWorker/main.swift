@@ -7,8 +7,10 @@ import Execnet
 
 var tasks = TaskRegistry.builtins
 
+// Tasks that only move messages run on the worker's I/O thread (TaskRegistry.registerOnIOThread).
+
 // Start-up: one reply.
-tasks.register("hello") { context in
+tasks.registerOnIOThread("hello") { context in
     try await context.channel.send(1)
 }
 // Terminate and death: say "ready", then stay blocked in receive until the channel ends.
@@ -17,7 +19,7 @@ tasks.register("ready-block") { context in
     for try await _ in context.channel {}
 }
 // One-way: wait for "go", then send `count` items: small ints (size 0) or byte strings of `size`.
-tasks.register("oneway") { context in
+tasks.registerOnIOThread("oneway") { context in
     guard case .int(let count)? = context.arguments.first, case .int(let size)? = context.arguments.dropFirst().first
     else { return }
     _ = try await context.channel.receive()
@@ -29,7 +31,7 @@ tasks.register("oneway") { context in
     }
 }
 // The seed's taskserver processor without the sleep: "ready", then x*10 per item until none.
-tasks.register("task-processor") { context in
+tasks.registerOnIOThread("task-processor") { context in
     try await context.channel.send("ready")
     for try await item in context.channel {
         guard case .int(let number) = item else { break }

@@ -139,11 +139,29 @@ struct RuntimeFigures: Sendable {
 
     // MARK: 3: round trip
 
-    /// A small int through the echo task, one message in flight.
+    /// A small int through the echo task, one message in flight: on the execnet I/O thread
+    /// (`withExecnetIOThread`, the main figure), and from the cooperative pool (the default).
     func roundTrip() async throws {
         let group = try Group()
         let gateway = try await group.makeGateway(spec)
         let channel = try gateway.remoteExec("echo")
+        let times = try await withExecnetIOThread { try await roundTrips(channel) }
+        emit("rtt_us_median", percentile(times, 0.5))
+        emit("rtt_us_p99", percentile(times, 0.99))
+        let poolTimes = try await roundTrips(channel)
+        emit("rtt_pool_us_median", percentile(poolTimes, 0.5))
+        emit("rtt_pool_us_p99", percentile(poolTimes, 0.99))
+        if blocking {
+            let blockingTimes = try blockingRoundTrips(channel, count: rttCount).sorted()
+            emit("rtt_blocking_us_median", percentile(blockingTimes, 0.5))
+            emit("rtt_blocking_us_p99", percentile(blockingTimes, 0.99))
+        }
+        try channel.close()
+        await group.terminate(timeout: .seconds(5))
+    }
+
+    /// Warm-up, then `rttCount` timed round trips, sorted.
+    private func roundTrips(_ channel: Channel) async throws -> [Double] {
         for index in 0..<min(1_000, rttCount) {
             try await channel.send(.int(Int64(index)))
             _ = try await channel.receive()
@@ -155,16 +173,7 @@ struct RuntimeFigures: Sendable {
             _ = try await channel.receive()
             times[index] = microseconds(started.duration(to: .now))
         }
-        times.sort()
-        emit("rtt_us_median", percentile(times, 0.5))
-        emit("rtt_us_p99", percentile(times, 0.99))
-        if blocking {
-            let blockingTimes = try blockingRoundTrips(channel, count: rttCount).sorted()
-            emit("rtt_blocking_us_median", percentile(blockingTimes, 0.5))
-            emit("rtt_blocking_us_p99", percentile(blockingTimes, 0.99))
-        }
-        try channel.close()
-        await group.terminate(timeout: .seconds(5))
+        return times.sorted()
     }
 
     // MARK: 4: one-way
@@ -185,10 +194,12 @@ struct RuntimeFigures: Sendable {
 
     private func onewaySeconds(_ gateway: Gateway, count: Int, size: Int) async throws -> Double {
         let channel = try gateway.remoteExec("oneway", .int(Int64(count)), .int(Int64(size)))
-        let started = ContinuousClock.now
-        try await channel.send("go")
-        for _ in 0..<count { _ = try await channel.receive() }
-        let elapsed = started.duration(to: .now)
+        let elapsed = try await withExecnetIOThread {
+            let started = ContinuousClock.now
+            try await channel.send("go")
+            for _ in 0..<count { _ = try await channel.receive() }
+            return started.duration(to: .now)
+        }
         try await channel.waitClose(timeout: .seconds(10))
         return seconds(elapsed)
     }
@@ -202,25 +213,28 @@ struct RuntimeFigures: Sendable {
         let group = try await Group(Array(repeating: spec, count: 4))
         let channels = try group.remoteExec("task-processor")
         let queue = try channels.makeReceiveQueue(endmarker: -1)
-        var pending = Array((0..<taskCount).reversed())
-        var results = 0
-        var terminated = 0
-        var sentStop = false
-        while terminated < channels.count {
-            let (channel, item) = try await queue.get()
-            if item == -1 {
-                terminated += 1
-                continue
-            }
-            if item != "ready" { results += 1 }
-            if pending.isEmpty {
-                if !sentStop {
-                    try await channels.sendEach(.none)
-                    sentStop = true
+        let results = try await withExecnetIOThread {
+            var pending = Array((0..<taskCount).reversed())
+            var results = 0
+            var terminated = 0
+            var sentStop = false
+            while terminated < channels.count {
+                let (channel, item) = try await queue.get()
+                if item == -1 {
+                    terminated += 1
+                    continue
                 }
-            } else {
-                try await channel.send(.int(Int64(pending.removeLast())))
+                if item != "ready" { results += 1 }
+                if pending.isEmpty {
+                    if !sentStop {
+                        try await channels.sendEach(.none)
+                        sentStop = true
+                    }
+                } else {
+                    try await channel.send(.int(Int64(pending.removeLast())))
+                }
             }
+            return results
         }
         await group.terminate(timeout: .seconds(5))
         let elapsed = seconds(started.duration(to: .now))
