@@ -14,8 +14,11 @@
  * 'A' + 4-byte length + bytes + 'Q'. The EXEC payload here is plain text naming the task
  * ("hello", "echo", "oneway"), since the baseline has no task registry.
  *
- * Options: --figure LIST (startup,group8,rtt,oneway,idle-rss; default all that apply)
+ * Options: --figure LIST (startup,group8,rtt,oneway,taskserver,idle-rss; default all that apply)
  *          --startup-samples N --samples N --rtt-count N --small-count N --kib-count N --mib-count N
+ *          --tasks N
+ * taskserver (direct only) is the seed's pattern without Group or protocol: 4 workers, one task in
+ * flight per worker, each reply answered with the next task; start-up and stop included.
  * Output: one JSON line per figure, {"impl": "c_direct", "figure": "rtt_us_median", "value": 40.1}.
  *
  * Build: cc -O2 -o baseline baseline.c $(pkg-config --cflags --libs libzmq)
@@ -150,7 +153,7 @@ static int worker_main(const char *endpoint, const char *routing) {
 
     zmq_msg_t parts[4];
     for (int i = 0; i < 4; i++) zmq_msg_init(&parts[i]);
-    int echo = 0;
+    int echo = 0, times10 = 0;
     for (;;) {
         int count = receive_message(dealer, parts, 4);
         if (count != 3) continue;
@@ -159,6 +162,13 @@ static int worker_main(const char *endpoint, const char *routing) {
         channel = __builtin_bswap32(channel);
         uint8_t type = *(uint8_t *)zmq_msg_data(&parts[1]);
         if (type == TERMINATE) break;
+        if (type == DATA && times10 && zmq_msg_size(&parts[2]) == 6) {
+            /* 'F' + 4 bytes big-endian + 'Q' in, the same form of x*10 out. */
+            const unsigned char *item = zmq_msg_data(&parts[2]);
+            uint32_t value = (uint32_t)item[1] << 24 | (uint32_t)item[2] << 16 | (uint32_t)item[3] << 8 | item[4];
+            send_message(dealer, NULL, channel, DATA, payload, small_int(payload, value * 10));
+            continue;
+        }
         if (type == DATA && echo) {
             /* Send the same three frames back (copies, like the Swift and Python echo). */
             send_message(dealer, NULL, channel, DATA, zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]));
@@ -171,6 +181,8 @@ static int worker_main(const char *endpoint, const char *routing) {
             send_message(dealer, NULL, channel, DATA, payload, small_int(payload, 1));
         } else if (task_size == 4 && memcmp(task, "echo", 4) == 0) {
             echo = 1;
+        } else if (task_size == 6 && memcmp(task, "times10", 6) == 0) {
+            times10 = 1;
         } else if (task_size > 7 && memcmp(task, "oneway ", 7) == 0) {
             char text[64] = {0};
             memcpy(text, task, task_size < 63 ? task_size : 63);
@@ -363,7 +375,7 @@ static void stop_worker(Client *client, const char *routing, pid_t pid) {
 typedef struct {
     const char *figures;
     int startup_samples, samples;
-    long rtt_count, small_count, kib_count, mib_count;
+    long rtt_count, small_count, kib_count, mib_count, tasks;
 } Options;
 
 static int wants(const Options *options, const char *figure) {
@@ -402,7 +414,47 @@ static double startup_sample(int workers) {
     return elapsed * 1e3;
 }
 
+/* The taskserver: 4 workers started, `tasks` tasks pulled one at a time by whichever worker
+ * answered, then every worker stopped; tasks per second over all of it. */
+static double taskserver_rate(long tasks) {
+    enum { WORKERS = 4 };
+    double started = now_seconds();
+    Client client;
+    client_open(&client, 0);
+    pid_t pids[WORKERS];
+    char routing[WORKERS][32];
+    zmq_msg_t parts[4];
+    for (int i = 0; i < 4; i++) zmq_msg_init(&parts[i]);
+    for (int w = 0; w < WORKERS; w++) {
+        snprintf(routing[w], sizeof routing[w], "t%d", w);
+        pids[w] = spawn_worker(client.endpoint, routing[w]);
+    }
+    for (int w = 0; w < WORKERS; w++) client_receive_hello(&client, parts);
+    unsigned char payload[16];
+    long sent = 0, results = 0;
+    for (int w = 0; w < WORKERS; w++) {
+        client_send(&client, routing[w], 1, EXEC, "times10", 6);
+        if (sent < tasks) client_send(&client, routing[w], 1, DATA, payload, small_int(payload, (uint32_t)sent++));
+    }
+    while (results < tasks) {
+        client_receive(&client, parts);
+        results++;
+        if (sent < tasks) {
+            /* parts[0] is the routing id of the worker that answered. */
+            char who[32] = {0};
+            size_t size = zmq_msg_size(&parts[0]);
+            memcpy(who, zmq_msg_data(&parts[0]), size < 31 ? size : 31);
+            client_send(&client, who, 1, DATA, payload, small_int(payload, (uint32_t)sent++));
+        }
+    }
+    for (int w = 0; w < WORKERS; w++) stop_worker(&client, routing[w], pids[w]);
+    for (int i = 0; i < 4; i++) zmq_msg_close(&parts[i]);
+    client_close(&client);
+    return tasks / (now_seconds() - started);
+}
+
 static void run_figures(const Options *options, int relay) {
+    if (!relay && wants(options, "taskserver")) emit("taskserver_tasks_per_s", taskserver_rate(options->tasks));
     if (!relay && wants(options, "startup")) {
         double times[256];
         int n = options->startup_samples < 256 ? options->startup_samples : 256;
@@ -499,12 +551,12 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "broker") == 0) return broker_main();
     if (argc < 2 || (strcmp(argv[1], "direct") != 0 && strcmp(argv[1], "relay") != 0)) {
         fprintf(stderr, "usage: baseline direct|relay [--figure LIST] [--startup-samples N] [--samples N]\n"
-                        "       [--rtt-count N] [--small-count N] [--kib-count N] [--mib-count N]\n");
+                        "       [--rtt-count N] [--small-count N] [--kib-count N] [--mib-count N] [--tasks N]\n");
         return 2;
     }
     int relay = strcmp(argv[1], "relay") == 0;
     impl = relay ? "c_relay" : "c_direct";
-    Options options = {"all", 10, 5, 20000, 200000, 200000, 200};
+    Options options = {"all", 10, 5, 20000, 200000, 200000, 200, 20000};
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *name = argv[i], *value = argv[i + 1];
         if (strcmp(name, "--figure") == 0) options.figures = value;
@@ -514,6 +566,7 @@ int main(int argc, char **argv) {
         else if (strcmp(name, "--small-count") == 0) options.small_count = atol(value);
         else if (strcmp(name, "--kib-count") == 0) options.kib_count = atol(value);
         else if (strcmp(name, "--mib-count") == 0) options.mib_count = atol(value);
+        else if (strcmp(name, "--tasks") == 0) options.tasks = atol(value);
         else { fprintf(stderr, "baseline: unknown option %s\n", name); return 2; }
     }
     if (options.startup_samples < 1 || options.samples < 1 || options.rtt_count < 1) {
