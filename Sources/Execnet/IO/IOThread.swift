@@ -74,7 +74,12 @@ final class IOThread<Role: IOThreadRole>: Sendable {
             ready.raise()
             loop.run(
                 shouldStop: { flags.stopRequested.load(ordering: .acquiring) },
-                onMailbox: { for command in mailbox.drain() { role.handle(command, loop) } },
+                onMailbox: {
+                    // While a drained batch is handled, the thread's own submissions queue behind it.
+                    owned.handlingBatch = true
+                    for command in mailbox.drain() { role.handle(command, loop) }
+                    owned.handlingBatch = false
+                },
                 afterWakeUp: { role.afterWakeUp(loop) },
                 runJobs: {
                     for job in mailbox.takeJobs() { executor.run(job) }
@@ -104,7 +109,7 @@ final class IOThread<Role: IOThreadRole>: Sendable {
     /// - Returns: `false` if the thread has stopped and the command was not queued.
     @discardableResult
     func submit(_ command: Role.Command) -> Bool {
-        if isCurrent, let role = owned.role, let loop = owned.loop, mailbox.mayHandleDirectly() {
+        if isCurrent, !owned.handlingBatch, let role = owned.role, let loop = owned.loop, mailbox.mayHandleDirectly() {
             role.handle(command, loop)
             return true
         }
@@ -140,6 +145,9 @@ final class IOThread<Role: IOThreadRole>: Sendable {
 private final class OwnedByIOThread<Role: IOThreadRole>: @unchecked Sendable {
     var role: Role?
     var loop: IOLoop?
+    /// Set while a batch drained from the mailbox is being handled: commands submitted from this
+    /// thread then are queued, so they cannot overtake the rest of the batch.
+    var handlingBatch = false
 }
 
 /// Flags an I/O thread shares with its owner.
