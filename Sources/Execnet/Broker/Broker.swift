@@ -96,7 +96,7 @@ final class Broker: IOThreadRole {
             guard !shuttingDown else { return }
             shuttingDown = true
             logger.info("shutting down: asking \(table.workers.count) workers to exit")
-            for address in table.workers.keys {
+            for address in table.workers.keys.map(\.bytes) {
                 send(WireMessage(channelID: 0, type: .terminate, payload: []).frames, to: address)
             }
             checkDrained()
