@@ -2,33 +2,40 @@
 # Runtime benchmarks of issue 5, side by side: this project (execnet-bench runtime), Python's
 # execnet 2.1.2 with popen gateways (bench/execnet_bench.py in bench/.venv), and a C libzmq
 # baseline of the same topology (bench/c/baseline.c: direct over ipc, and through a relay broker
-# over TCP loopback). Every figure runs for every implementation in interleaved rounds, each in a
-# fresh process; the table gives the median over rounds and the ratios of medians of this run.
+# over TCP loopback). This project also runs through a standalone broker on TCP loopback
+# (impl swift_broker: execnet-broker serve plus one execnet-agent, started once per run and
+# compared with the C relay). Every figure runs for every implementation in interleaved rounds,
+# each in a fresh process; the table gives the median over rounds and the ratios of medians.
 #
-#   bench/compare.sh [--rounds N] [--json PATH] [--smoke] [--no-build]
+#   bench/compare.sh [--rounds N] [--json PATH] [--smoke] [--no-build] [--figures LIST]
 #
-#   --rounds N   interleaved rounds (default 5)
-#   --json PATH  where the results go (default bench/results.json)
-#   --smoke      one round with small counts, for CI: checks that everything runs; targets are
-#                reported, never asserted
-#   --no-build   use the release binaries already built
+#   --rounds N      interleaved rounds (default 5)
+#   --json PATH     where the results go (default bench/results.json)
+#   --smoke         one round with small counts, for CI: checks that everything runs; targets
+#                   are reported, never asserted
+#   --no-build      use the release binaries already built
+#   --figures LIST  only these figures, comma-separated (default: startup,group8,rtt,oneway,
+#                   taskserver,terminate,death,idle-rss)
 #
 # BENCH_SCRATCH sets the SwiftPM scratch path (default .build). Exits nonzero only if something
 # failed to build or run, never because a target was missed.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+COMMAND="bench/compare.sh${*:+ $*}"
 ROUNDS=5
 JSON=bench/results.json
 SMOKE=0
 BUILD=1
+FIGURE_LIST=startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
         --smoke) SMOKE=1; ROUNDS=1; shift ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --figures) FIGURE_LIST="$2"; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -40,9 +47,13 @@ if [ "$BUILD" = 1 ]; then
     log "building release (scratch path $SCRATCH)"
     swift build -c release --scratch-path "$SCRATCH" --product execnet-bench 2>&1 | grep -v "prohibited flag" >&2
     swift build -c release --scratch-path "$SCRATCH" --product ExecnetBenchWorker 2>&1 | grep -v "prohibited flag" >&2
+    swift build -c release --scratch-path "$SCRATCH" --product execnet-broker 2>&1 | grep -v "prohibited flag" >&2
+    swift build -c release --scratch-path "$SCRATCH" --product execnet-agent 2>&1 | grep -v "prohibited flag" >&2
 fi
 BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
-[ -x "$BIN/execnet-bench" ] && [ -x "$BIN/ExecnetBenchWorker" ] || { log "release binaries missing in $BIN"; exit 1; }
+for exe in execnet-bench ExecnetBenchWorker execnet-broker execnet-agent; do
+    [ -x "$BIN/$exe" ] || { log "release binary $exe missing in $BIN"; exit 1; }
+done
 
 mkdir -p bench/.bin
 # shellcheck disable=SC2046
@@ -66,7 +77,38 @@ fi
 
 RAW="$(mktemp)"
 FAILURES="$(mktemp)"
-trap 'rm -f "$RAW" "$FAILURES"' EXIT
+BROKER_DIR="$(mktemp -d)"
+BROKER_PID=""
+AGENT_PID=""
+# Stops the agent (it kills its workers) and then the broker; nothing outlives the script.
+cleanup() {
+    if [ -n "$AGENT_PID" ]; then kill -TERM "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
+    if [ -n "$BROKER_PID" ]; then kill -TERM "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
+    rm -rf "$RAW" "$FAILURES" "$BROKER_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- The standalone broker on TCP loopback (no CURVE: loopback) and one agent with 8 slots that
+# may run only the benchmark worker. Started once; every swift_broker measurement goes through it.
+"$BIN/execnet-broker" serve --bind "tcp://127.0.0.1:*" --shutdown-grace 1 --log-level warning \
+    > "$BROKER_DIR/broker.out" 2> "$BROKER_DIR/broker.err" &
+BROKER_PID=$!
+for _ in $(seq 100); do grep -q "listening" "$BROKER_DIR/broker.out" && break; sleep 0.1; done
+BROKER="$(sed -n 's/^execnet-broker: listening on \([^ ]*\).*/\1/p' "$BROKER_DIR/broker.out")"
+[ -n "$BROKER" ] || { cat "$BROKER_DIR/broker.err" >&2; log "execnet-broker did not start"; exit 1; }
+"$BIN/execnet-agent" --connect "$BROKER" --name bench --slots 8 --allow "$BIN/ExecnetBenchWorker" \
+    --log-level warning > "$BROKER_DIR/agent.out" 2> "$BROKER_DIR/agent.err" &
+AGENT_PID=$!
+registered=0
+for _ in $(seq 100); do
+    case "$("$BIN/execnet-broker" status --connect "$BROKER" --json --timeout 1 2>/dev/null || true)" in
+        *'"bench"'*) registered=1; break ;;
+    esac
+    sleep 0.1
+done
+[ "$registered" = 1 ] || { cat "$BROKER_DIR"/*.err >&2; log "execnet-agent did not register with $BROKER"; exit 1; }
+log "broker at $BROKER, agent registered"
 
 # run IMPL FIGURE: one fresh process measuring one figure; its JSON lines go to $RAW.
 run() {
@@ -77,6 +119,12 @@ run() {
             # The round trip also with the blocking API from a thread of its own (reported apart).
             [ "$figure" = rtt ] && args+=(--blocking)
             output="$(timeout 300 "$BIN/execnet-bench" runtime "${args[@]}" "${TASKS[@]}")" || status=$? ;;
+        swift_broker)
+            # The same figures through the broker; only the implementation's name differs. The
+            # worker is named as the agent's allow-list names it.
+            output="$(timeout 300 "$BIN/execnet-bench" runtime --broker "$BROKER" --worker "$BIN/ExecnetBenchWorker" \
+                "${args[@]}" "${TASKS[@]}" \
+                | sed 's/"impl": "swift"/"impl": "swift_broker"/')" || status=$? ;;
         execnet) output="$(timeout 300 "$VENV/bin/python" bench/execnet_bench.py "${args[@]}" "${TASKS[@]}")" || status=$? ;;
         c_direct) output="$(timeout 300 bench/.bin/baseline direct "${args[@]}")" || status=$? ;;
         c_relay) output="$(timeout 300 bench/.bin/baseline relay "${args[@]}")" || status=$? ;;
@@ -92,13 +140,14 @@ run() {
 # Which implementations measure a figure (the C baseline has no Group, taskserver or termination).
 impls_for() {
     case "$1" in
-        startup|group8|idle-rss) echo "swift execnet c_direct" ;;
-        rtt|oneway) echo "swift execnet c_direct c_relay" ;;
+        startup) echo "swift execnet c_direct swift_broker" ;;
+        group8|idle-rss) echo "swift execnet c_direct" ;;
+        rtt|oneway) echo "swift execnet c_direct c_relay swift_broker" ;;
         *) echo "swift execnet" ;;
     esac
 }
 
-FIGURES=(startup group8 rtt oneway taskserver terminate death idle-rss)
+IFS=, read -r -a FIGURES <<< "$FIGURE_LIST"
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
     for figure in "${FIGURES[@]}"; do
@@ -111,7 +160,8 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-python3 bench/report.py --raw "$RAW" --json "$JSON" --rounds "$ROUNDS" --smoke "$SMOKE" --failures "$FAILURES"
+python3 bench/report.py --raw "$RAW" --json "$JSON" --rounds "$ROUNDS" --smoke "$SMOKE" --failures "$FAILURES" \
+    --command "$COMMAND"
 if [ -s "$FAILURES" ]; then
     log "some measurements failed to run:"
     cat "$FAILURES" >&2

@@ -2,8 +2,10 @@
 """Aggregates the JSON lines of bench/compare.sh into one table and a JSON file.
 
 Each figure's value is the median over rounds of one implementation; ratios are this project's
-median over the other's (so < 1 is better for times and memory, > 1 for rates). Targets are
-reported, never asserted. Standard library only: runs with the system python3.
+median over the other's (so < 1 is better for times and memory, > 1 for rates). "swift_broker" is
+this project through the standalone broker on TCP loopback; its ratios are against the C relay
+broker ("ratio_broker" in the JSON). Targets are reported, never asserted. Standard library only:
+runs with the system python3.
 """
 
 import argparse
@@ -15,7 +17,10 @@ import statistics
 import subprocess
 import sys
 
-IMPLS = ["swift", "execnet", "c_direct", "c_relay"]
+IMPLS = ["swift", "execnet", "c_direct", "c_relay", "swift_broker"]
+# What this project (popen gateways) is compared with, and what it is through the broker.
+OTHERS = ["execnet", "c_direct", "c_relay"]
+BROKER_OTHERS = ["c_relay"]
 
 # figure, label, unit, lower is better
 FIGURES = [
@@ -35,6 +40,11 @@ FIGURES = [
 ]
 
 # figure -> [(other implementation, operator, ratio, must)]; ratio = this project / other.
+# Through the broker (issue 6): ratio = swift_broker / other.
+BROKER_TARGETS = {
+    "rtt_us_median": [("c_relay", "<=", 1.3, True)],
+    "oneway_small_msgs_per_s": [("c_relay", ">=", 0.5, True)],
+}
 TARGETS = {
     "rtt_us_median": [("execnet", "<=", 1.0, True), ("c_direct", "<=", 1.3, True)],
     "oneway_small_msgs_per_s": [("execnet", ">=", 3.0, True), ("c_direct", ">=", 0.5, False)],
@@ -105,6 +115,7 @@ def main():
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--smoke", type=int, default=0)
     parser.add_argument("--failures")
+    parser.add_argument("--command")
     args = parser.parse_args()
 
     values = {}
@@ -124,38 +135,48 @@ def main():
     results = {"figures": {}, "targets": []}
     for figure, label, unit in FIGURES:
         by_impl = medians.get(figure, {})
-        this = by_impl.get("swift")
-        ratios = {}
-        for other in IMPLS[1:]:
-            if this is not None and by_impl.get(other):
-                ratios[other] = this / by_impl[other]
+        if not by_impl:
+            continue
+
+        def ratios_of(impl, others):
+            this = by_impl.get(impl)
+            return {other: this / by_impl[other] for other in others
+                    if this is not None and by_impl.get(other)}
+
+        ratios = ratios_of("swift", OTHERS)
+        broker_ratios = ratios_of("swift_broker", BROKER_OTHERS)
         results["figures"][figure] = {
             "label": label,
             "unit": unit,
             "median": by_impl,
             "rounds": values.get(figure, {}),
             "ratio": ratios,
+            "ratio_broker": broker_ratios,
         }
         rows.append((f"{label} ({unit})", [fmt(by_impl.get(impl)) for impl in IMPLS],
-                     [f"{ratios[o]:.2f}x" if o in ratios else "n/a" for o in IMPLS[1:]]))
-        for other, operator, bound, must in TARGETS.get(figure, []):
-            ratio = ratios.get(other)
-            met = None if ratio is None else (ratio <= bound if operator == "<=" else ratio >= bound)
-            results["targets"].append({
-                "figure": figure, "versus": other, "target": f"{operator} {bound}x",
-                "must": must, "ratio": ratio, "met": met,
-            })
+                     [f"{ratios[o]:.2f}x" if o in ratios else "n/a" for o in OTHERS]
+                     + [f"{broker_ratios[o]:.2f}x" if o in broker_ratios else "n/a" for o in BROKER_OTHERS]))
+        for impl, table, found in (("swift", TARGETS, ratios), ("swift_broker", BROKER_TARGETS, broker_ratios)):
+            for other, operator, bound, must in table.get(figure, []):
+                ratio = found.get(other)
+                met = None if ratio is None else (ratio <= bound if operator == "<=" else ratio >= bound)
+                results["targets"].append({
+                    "impl": impl, "figure": figure, "versus": other, "target": f"{operator} {bound}x",
+                    "must": must, "ratio": ratio, "met": met,
+                })
 
     results["machine"] = machine()
     results["rounds"] = args.rounds
     results["smoke"] = bool(args.smoke)
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results["command"] = "bench/compare.sh" + (" --smoke" if args.smoke else f" --rounds {args.rounds}")
+    results["command"] = args.command or (
+        "bench/compare.sh" + (" --smoke" if args.smoke else f" --rounds {args.rounds}"))
     if args.failures and os.path.exists(args.failures):
         with open(args.failures) as failures:
             results["failures"] = [line.strip() for line in failures if line.strip()]
 
-    header = ["figure", "this project", "execnet", "C direct", "C relay", "vs execnet", "vs C direct", "vs C relay"]
+    header = ["figure", "this project", "execnet", "C direct", "C relay", "via broker",
+              "vs execnet", "vs C direct", "vs C relay", "broker vs C relay"]
     print()
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
@@ -167,12 +188,13 @@ def main():
           f"Python {m['python']}, execnet {m['execnet']}; {args.rounds} interleaved round(s)"
           f"{' (smoke: small counts)' if args.smoke else ''}; medians over rounds, ratios of medians.")
     print()
-    print("Targets (ratio = this project / other):")
+    print("Targets (ratio = this project / other; via broker: swift_broker / other):")
     for target in results["targets"]:
         ratio = "n/a" if target["ratio"] is None else f"{target['ratio']:.2f}x"
         state = "n/a" if target["met"] is None else ("met" if target["met"] else "MISSED")
         kind = "" if target["must"] else " (aim)"
-        print(f"  {target['figure']} vs {target['versus']}: {ratio}, target {target['target']}{kind}: {state}")
+        via = " via broker" if target["impl"] == "swift_broker" else ""
+        print(f"  {target['figure']}{via} vs {target['versus']}: {ratio}, target {target['target']}{kind}: {state}")
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2, sort_keys=True)

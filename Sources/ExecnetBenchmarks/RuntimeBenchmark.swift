@@ -43,6 +43,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     @Option(help: "Worker executable (default: ExecnetBenchWorker beside this program).")
     var worker: String?
 
+    @Option(help: "Run the gateways through this standalone broker (broker=ENDPOINT) instead of popen; its agent must allow the worker.")
+    var broker: String?
+
     @Flag(help: "Also measure the round trip with the blocking API from a thread of its own.")
     var blocking = false
 
@@ -50,7 +53,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     var idleMilliseconds = 200
 
     mutating func run() async throws {
-        let spec = "popen//worker=\(worker ?? Self.defaultWorker())"
+        let spec = "\(broker.map { "broker=\($0)" } ?? "popen")//worker=\(worker ?? Self.defaultWorker())"
         let bench = RuntimeFigures(spec: spec, options: self)
         let figures = figure == "all"
             ? ["startup", "group8", "rtt", "oneway", "taskserver", "terminate", "death", "idle-rss"]

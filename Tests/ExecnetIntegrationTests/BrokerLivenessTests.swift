@@ -138,6 +138,49 @@ extension ProcessTests {
             }
         }
 
+        /// A registered client's frames take the broker's forwarding path: malformed ones are dropped
+        /// there, and a well-formed one for a gateway the broker does not know is answered with PEER_LOST.
+        @Test func garbageFramesFromARegisteredClientAreDropped() async throws {
+            let fixture = try BrokerFixture.current()
+            let context = try ZMQContext()
+            defer { context.terminate() }
+            let raw = try ZMQSocket(context: context, type: .dealer)
+            defer { raw.close() }
+            try raw.setLinger(milliseconds: 0)
+            try raw.connect(fixture.endpoint)
+            func receive(_ type: MessageType) async throws -> [[UInt8]]? {
+                let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+                while ContinuousClock.now < deadline {
+                    if let frames = try raw.receive(dontWait: true) {
+                        if frames.count == 4, (try? WireMessage.parse(frames.dropFirst()))?.type == type { return frames }
+                    } else {
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                }
+                return nil
+            }
+            var hello = ControlPayload()
+            hello["protocol"] = .int(wireProtocolVersion)
+            try raw.send([[]] + WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded).frames)
+            #expect(try await receive(.welcome) != nil)
+            let gone = Array("w.1.gone".utf8)
+            let garbage: [[[UInt8]]] = [
+                [gone], [gone, [0, 0, 0, 1]], [gone, [0, 0, 0, 1], [3]], [gone, [0, 0, 1], [3], [0x51]],
+                [gone, [0, 0, 0, 1], [99], []], [gone, [0, 0, 0, 1], [3], [0x51], [0x51]],
+                [[UInt8]](repeating: [1, 2, 3], count: 9),
+            ]
+            for frames in garbage { try raw.send(frames) }
+            try raw.send([gone] + WireMessage(channelID: 1, type: .data, payload: encodePlain(.int(1))).frames)
+            let lost = try #require(try await receive(.peerLost))
+            #expect(lost.first == gone)
+            try await withTestGroup(1, kind: .broker) { group in
+                let echo = try group[0].remoteExec("echo")
+                try await echo.send(1)
+                #expect(try await echo.receive(timeout: .seconds(10)) == 1)
+                try echo.close()
+            }
+        }
+
         /// After a broker restart, a client's first frames may be addressed to a gateway of the old
         /// broker: the answer must tell the client that the client itself is unknown.
         @Test func aStrangerWritingToAGatewayIsToldToRegisterAgain() async throws {

@@ -11,7 +11,7 @@ extension Broker {
     // MARK: - Workers: [channel][type][payload]
 
     func handleWorker(_ address: PeerAddress, _ body: ArraySlice<[UInt8]>) {
-        guard let record = table.workers[address] else { return }
+        guard let record = table.worker(address) else { return }
         let message: WireMessage
         do {
             message = try WireMessage.parse(body)
@@ -56,7 +56,7 @@ extension Broker {
             handleClientRequest(client, message)
             return
         }
-        guard let worker = table.workers[target], worker.owner == client else {
+        guard let worker = table.worker(target), worker.owner == client else {
             var lost = ControlPayload()
             lost["cause"] = "the broker knows no gateway at this address (it may have restarted)"
             lost["heartbeat"] = true
@@ -103,7 +103,7 @@ extension Broker {
             sendToClient(client, about: address, .spawnFailed, encodePlain(.string(reason)))
         }
         if shuttingDown { return fail("the broker is shutting down") }
-        guard table.workers[address] == nil else { return fail("the gateway address is already in use") }
+        guard table.worker(address) == nil else { return fail("the gateway address is already in use") }
         guard let agent = table.chooseAgent(host: host) else {
             if let host { return fail("no host agent named '\(host)' with a free slot") }
             return fail("no host agent with a free slot (\(table.agents.count) agents registered)")
@@ -154,20 +154,20 @@ extension Broker {
             registerAgent(agent, message)
         case .spawned:
             guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
-                let worker = table.workers[address], worker.agent == agent
+                let worker = table.worker(address), worker.agent == agent
             else { return }
             table.workerSpawned(address, pid: report.int("pid") ?? 0)
             sendToClient(worker.owner, about: address, .spawned, message.payload)
         case .spawnFailed:
             guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
-                let worker = table.workers[address], worker.agent == agent
+                let worker = table.worker(address), worker.agent == agent
             else { return }
             table.removeWorker(address)
             let reason = report.string("reason") ?? "the agent could not start the worker"
             sendToClient(worker.owner, about: address, .spawnFailed, encodePlain(.string(reason)))
         case .workerExited:
             guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
-                let worker = table.workers[address], worker.agent == agent
+                let worker = table.worker(address), worker.agent == agent
             else { return }
             table.removeWorker(address)
             var lost = report

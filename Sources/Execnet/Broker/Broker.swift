@@ -44,6 +44,8 @@ final class Broker: IOThreadRole {
     var rateWindowOut = 0
     var rateIn = 0.0
     var rateOut = 0.0
+    /// The peer whose last-sent time the forwarding path noted last in this batch.
+    var lastNotedSent: PeerAddress = []
 
     init(configuration: BrokerConfiguration, context: ZMQContext, shared: BrokerShared) {
         self.configuration = configuration
@@ -96,7 +98,7 @@ final class Broker: IOThreadRole {
             guard !shuttingDown else { return }
             shuttingDown = true
             logger.info("shutting down: asking \(table.workers.count) workers to exit")
-            for address in table.workers.keys {
+            for address in table.workers.keys.map(\.bytes) {
                 send(WireMessage(channelID: 0, type: .terminate, payload: []).frames, to: address)
             }
             checkDrained()
@@ -138,32 +140,40 @@ final class Broker: IOThreadRole {
 
     // MARK: - Receiving
 
-    /// Drains the ROUTER; any message from a peer refreshes its liveness first.
+    /// Drains the ROUTER; any message from a peer refreshes its liveness first. Channel traffic
+    /// between clients and their workers is forwarded in place (Broker+Forwarding.swift);
+    /// everything else goes to the handlers in Broker+Peers.swift.
     private func handleRouter() {
         guard let router else { return }
         let now = ContinuousClock.now
+        // Messages come in runs from one peer: its liveness is refreshed once per run.
+        var lastHeard: PeerAddress = []
+        lastNotedSent = []
         for _ in 0..<512 {
-            let frames: [[UInt8]]
+            let address: PeerAddress
+            let more: Bool
             do {
-                guard let received = try router.receive(dontWait: true) else { return }
-                frames = received
+                guard let first = try router.withReceivedFrame(dontWait: true, { bytes, more in (PeerAddress(bytes), more) })
+                else { return }
+                (address, more) = first
             } catch {
                 logger.error("ROUTER receive failed: \(error)")
                 return
             }
             messagesIn += 1
-            guard frames.count >= 2 else {
-                logger.warning("dropped a message with \(frames.count) frames")
+            guard more else {
+                logger.warning("dropped a message with 1 frames")
                 continue
             }
-            let address = frames[0]
-            let body = frames.dropFirst()
-            table.heard(from: address, now: now)
-            switch table.kind(of: address) {
-            case .worker: handleWorker(address, body)
-            case .client: handleClient(address, body)
-            case .agent: handleAgent(address, body)
-            case nil: handleStranger(address, body)
+            if address != lastHeard {
+                table.heard(from: address, now: now)
+                lastHeard = address
+            }
+            do {
+                try route(from: address, router, now: now)
+            } catch {
+                logger.error("ROUTER receive failed: \(error)")
+                return
             }
         }
     }

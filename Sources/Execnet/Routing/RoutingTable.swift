@@ -5,6 +5,20 @@
 /// A peer's ZeroMQ routing id.
 typealias PeerAddress = [UInt8]
 
+/// A routing id as a dictionary key. `[UInt8]`'s own `Hashable` feeds the hasher one byte at a
+/// time; the broker looks up the sender of every message it routes, so this feeds it whole words.
+struct PeerKey: Hashable, Sendable {
+    let bytes: PeerAddress
+
+    init(_ bytes: PeerAddress) { self.bytes = bytes }
+
+    static func == (lhs: PeerKey, rhs: PeerKey) -> Bool { lhs.bytes == rhs.bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
 /// What the routing table knows about a client.
 struct ClientRecord: Sendable {
     let address: PeerAddress
@@ -44,10 +58,10 @@ struct WorkerRecord: Sendable {
 
 /// Registered peers and their relations. See the file comment.
 struct RoutingTable: Sendable {
-    private(set) var clients: [PeerAddress: ClientRecord] = [:]
-    private(set) var agents: [PeerAddress: AgentRecord] = [:]
-    private(set) var workers: [PeerAddress: WorkerRecord] = [:]
-    private(set) var liveness: [PeerAddress: PeerLiveness] = [:]
+    private(set) var clients: [PeerKey: ClientRecord] = [:]
+    private(set) var agents: [PeerKey: AgentRecord] = [:]
+    private(set) var workers: [PeerKey: WorkerRecord] = [:]
+    private(set) var liveness: [PeerKey: PeerLiveness] = [:]
     let settings: LivenessSettings
 
     init(settings: LivenessSettings) {
@@ -58,31 +72,39 @@ struct RoutingTable: Sendable {
     enum Kind: Sendable, Equatable { case client, agent, worker }
 
     func kind(of address: PeerAddress) -> Kind? {
-        if workers[address] != nil { return .worker }
-        if clients[address] != nil { return .client }
-        if agents[address] != nil { return .agent }
+        let key = PeerKey(address)
+        if workers[key] != nil { return .worker }
+        if clients[key] != nil { return .client }
+        if agents[key] != nil { return .agent }
         return nil
     }
+
+    /// The worker registered at `address`, if any.
+    func worker(_ address: PeerAddress) -> WorkerRecord? { workers[PeerKey(address)] }
+
+    func isClient(_ address: PeerAddress) -> Bool { clients[PeerKey(address)] != nil }
 
     // MARK: - Registration
 
     mutating func registerClient(_ address: PeerAddress, hostname: String, pid: Int64, now: ContinuousClock.Instant) {
-        if clients[address] == nil {
-            clients[address] = ClientRecord(address: address, hostname: hostname, pid: pid)
+        let key = PeerKey(address)
+        if clients[key] == nil {
+            clients[key] = ClientRecord(address: address, hostname: hostname, pid: pid)
         }
-        liveness[address] = PeerLiveness(now: now, settings: settings)
+        liveness[key] = PeerLiveness(now: now, settings: settings)
     }
 
     mutating func registerAgent(_ address: PeerAddress, name: String, hostname: String, slots: Int, now: ContinuousClock.Instant) {
-        if var existing = agents[address] {
+        let key = PeerKey(address)
+        if var existing = agents[key] {
             existing.name = name
             existing.hostname = hostname
             existing.slots = slots
-            agents[address] = existing
+            agents[key] = existing
         } else {
-            agents[address] = AgentRecord(address: address, name: name, hostname: hostname, slots: slots)
+            agents[key] = AgentRecord(address: address, name: name, hostname: hostname, slots: slots)
         }
-        liveness[address] = PeerLiveness(now: now, settings: settings)
+        liveness[key] = PeerLiveness(now: now, settings: settings)
     }
 
     /// Picks the agent for a new worker: the named host, or the agent with the most free slots.
@@ -101,22 +123,24 @@ struct RoutingTable: Sendable {
     mutating func reserveWorker(
         _ address: PeerAddress, owner: PeerAddress, agent: PeerAddress, gatewayID: String, now: ContinuousClock.Instant
     ) -> Bool {
-        guard workers[address] == nil, clients[owner] != nil, let agentRecord = agents[agent] else { return false }
-        workers[address] = WorkerRecord(address: address, owner: owner, agent: agent, gatewayID: gatewayID, host: agentRecord.name)
-        clients[owner]!.workers.insert(address)
-        agents[agent]!.workers.insert(address)
+        let key = PeerKey(address), ownerKey = PeerKey(owner), agentKey = PeerKey(agent)
+        guard workers[key] == nil, clients[ownerKey] != nil, let agentRecord = agents[agentKey] else { return false }
+        workers[key] = WorkerRecord(address: address, owner: owner, agent: agent, gatewayID: gatewayID, host: agentRecord.name)
+        clients[ownerKey]!.workers.insert(address)
+        agents[agentKey]!.workers.insert(address)
         // A starting worker gets the agent's start-up allowance before its own heartbeats count.
-        liveness[address] = PeerLiveness(now: now, settings: settings)
+        liveness[key] = PeerLiveness(now: now, settings: settings)
         return true
     }
 
     mutating func workerConnected(_ address: PeerAddress, pid: Int64) {
-        workers[address]?.connected = true
-        if pid != 0 { workers[address]?.pid = pid }
+        let key = PeerKey(address)
+        workers[key]?.connected = true
+        if pid != 0 { workers[key]?.pid = pid }
     }
 
     mutating func workerSpawned(_ address: PeerAddress, pid: Int64) {
-        workers[address]?.pid = pid
+        workers[PeerKey(address)]?.pid = pid
     }
 
     // MARK: - Removal (one place unlinks from every index)
@@ -124,24 +148,27 @@ struct RoutingTable: Sendable {
     /// Removes a worker from every index.
     @discardableResult
     mutating func removeWorker(_ address: PeerAddress) -> WorkerRecord? {
-        guard let record = workers.removeValue(forKey: address) else { return nil }
-        clients[record.owner]?.workers.remove(address)
-        agents[record.agent]?.workers.remove(address)
-        liveness[address] = nil
+        let key = PeerKey(address)
+        guard let record = workers.removeValue(forKey: key) else { return nil }
+        clients[PeerKey(record.owner)]?.workers.remove(address)
+        agents[PeerKey(record.agent)]?.workers.remove(address)
+        liveness[key] = nil
         return record
     }
 
     /// Removes a client; returns it and the workers it owned (still registered, to be killed).
     mutating func removeClient(_ address: PeerAddress) -> (ClientRecord, [WorkerRecord])? {
-        guard let record = clients.removeValue(forKey: address) else { return nil }
-        liveness[address] = nil
-        return (record, record.workers.compactMap { workers[$0] })
+        let key = PeerKey(address)
+        guard let record = clients.removeValue(forKey: key) else { return nil }
+        liveness[key] = nil
+        return (record, record.workers.compactMap { workers[PeerKey($0)] })
     }
 
     /// Removes an agent and every worker on it.
     mutating func removeAgent(_ address: PeerAddress) -> (AgentRecord, [WorkerRecord])? {
-        guard let record = agents.removeValue(forKey: address) else { return nil }
-        liveness[address] = nil
+        let key = PeerKey(address)
+        guard let record = agents.removeValue(forKey: key) else { return nil }
+        liveness[key] = nil
         let lost = record.workers.compactMap { removeWorker($0) }
         return (record, lost)
     }
@@ -150,21 +177,21 @@ struct RoutingTable: Sendable {
 
     /// Any traffic from a peer counts as a sign of life.
     mutating func heard(from address: PeerAddress, now: ContinuousClock.Instant) {
-        liveness[address]?.heard(now: now, settings: settings)
+        liveness[PeerKey(address)]?.heard(now: now, settings: settings)
     }
 
     mutating func sent(to address: PeerAddress, now: ContinuousClock.Instant) {
-        liveness[address]?.lastSent = now
+        liveness[PeerKey(address)]?.lastSent = now
     }
 
     /// Peers silent past their expiry.
     func expiredPeers(now: ContinuousClock.Instant) -> [PeerAddress] {
-        liveness.filter { $0.value.isExpired(now: now) }.map(\.key)
+        liveness.filter { $0.value.isExpired(now: now) }.map(\.key.bytes)
     }
 
     /// Peers we have sent nothing to for an interval.
     func peersNeedingHeartbeat(now: ContinuousClock.Instant) -> [PeerAddress] {
-        liveness.filter { $0.value.needsHeartbeat(now: now, settings: settings) }.map(\.key)
+        liveness.filter { $0.value.needsHeartbeat(now: now, settings: settings) }.map(\.key.bytes)
     }
 
     // MARK: - Channels (for status)
@@ -172,10 +199,11 @@ struct RoutingTable: Sendable {
     /// Notes a channel message between a worker and its client: a channel is open from its first
     /// message until either side closes it.
     mutating func noteChannelMessage(worker address: PeerAddress, channelID: Int32, type: MessageType) {
-        guard channelID != 0, workers[address] != nil else { return }
+        let key = PeerKey(address)
+        guard channelID != 0, workers[key] != nil else { return }
         switch type {
-        case .exec, .data: workers[address]!.openChannels.insert(channelID)
-        case .close, .closeError: workers[address]!.openChannels.remove(channelID)
+        case .exec, .data: workers[key]!.openChannels.insert(channelID)
+        case .close, .closeError: workers[key]!.openChannels.remove(channelID)
         default: break
         }
     }
