@@ -43,14 +43,15 @@ SCRATCH="${BENCH_SCRATCH:-.build}"
 log() { echo "[compare] $*" >&2; }
 
 # --- Build: the release benchmark and its worker, the C baseline, the venv with execnet. ---
+# Statically linked Swift runtime, as deploy/ builds every executable (smaller and faster to start).
 if [ "$BUILD" = 1 ]; then
     log "building release (scratch path $SCRATCH)"
-    swift build -c release --scratch-path "$SCRATCH" --product execnet-bench 2>&1 | grep -v "prohibited flag" >&2
-    swift build -c release --scratch-path "$SCRATCH" --product ExecnetBenchWorker 2>&1 | grep -v "prohibited flag" >&2
-    swift build -c release --scratch-path "$SCRATCH" --product execnet-broker 2>&1 | grep -v "prohibited flag" >&2
-    swift build -c release --scratch-path "$SCRATCH" --product execnet-agent 2>&1 | grep -v "prohibited flag" >&2
+    swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product execnet-bench 2>&1 | grep -v "prohibited flag" >&2
+    swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product ExecnetBenchWorker 2>&1 | grep -v "prohibited flag" >&2
+    swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product execnet-broker 2>&1 | grep -v "prohibited flag" >&2
+    swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product execnet-agent 2>&1 | grep -v "prohibited flag" >&2
 fi
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
+BIN="$(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --show-bin-path)"
 for exe in execnet-bench ExecnetBenchWorker execnet-broker execnet-agent; do
     [ -x "$BIN/$exe" ] || { log "release binary $exe missing in $BIN"; exit 1; }
 done
@@ -126,7 +127,7 @@ run() {
                 "${args[@]}" "${TASKS[@]}" \
                 | sed 's/"impl": "swift"/"impl": "swift_broker"/')" || status=$? ;;
         execnet) output="$(timeout 300 "$VENV/bin/python" bench/execnet_bench.py "${args[@]}" "${TASKS[@]}")" || status=$? ;;
-        c_direct) output="$(timeout 300 bench/.bin/baseline direct "${args[@]}")" || status=$? ;;
+        c_direct) output="$(timeout 300 bench/.bin/baseline direct "${args[@]}" "${TASKS[@]}")" || status=$? ;;
         c_relay) output="$(timeout 300 bench/.bin/baseline relay "${args[@]}")" || status=$? ;;
     esac
     if [ "$status" != 0 ]; then
@@ -143,6 +144,7 @@ impls_for() {
         startup) echo "swift execnet c_direct swift_broker" ;;
         group8|idle-rss) echo "swift execnet c_direct" ;;
         rtt|oneway) echo "swift execnet c_direct c_relay swift_broker" ;;
+        taskserver) echo "swift execnet c_direct" ;;
         *) echo "swift execnet" ;;
     esac
 }

@@ -28,6 +28,7 @@ FIGURES = [
     ("group8_startup_ms", "group of 8, one reply each", "ms"),
     ("rtt_us_median", "round trip, median", "µs"),
     ("rtt_us_p99", "round trip, p99", "µs"),
+    ("rtt_pool_us_median", "round trip from the pool (no I/O-thread preference), median", "µs"),
     ("rtt_blocking_us_median", "round trip, blocking API, median", "µs"),
     ("oneway_small_msgs_per_s", "one-way small ints", "msgs/s"),
     ("oneway_1kib_msgs_per_s", "one-way 1 KiB", "msgs/s"),
