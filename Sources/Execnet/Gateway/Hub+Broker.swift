@@ -41,7 +41,7 @@ final class BrokerLink {
     var expiry: ContinuousClock.Instant
     var lastSent: ContinuousClock.Instant
     /// Gateways on this broker, by worker address.
-    var gateways: [[UInt8]: Gateway] = [:]
+    var gateways: [PeerKey: Gateway] = [:]
     /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
     var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
@@ -102,7 +102,7 @@ extension Hub {
             launch.gateway.failStart(error)
             return
         }
-        link.gateways[launch.gateway.routingID] = launch.gateway
+        link.gateways[PeerKey(launch.gateway.routingID)] = launch.gateway
         if case .ready = link.phase {
             link.send(WireMessage(channelID: 0, type: .spawn, payload: launch.request), to: [])
         } else {
@@ -130,25 +130,29 @@ extension Hub {
 
     /// Drains a broker link: control messages (empty address) and broker gateways' messages.
     private func handleLink(_ link: BrokerLink) {
+        var received = 0
+        defer {
+            // Any traffic from the broker is a sign of life (one clock read per batch).
+            if received > 0 { link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry) }
+        }
         for _ in 0..<512 {
-            let frames: [[UInt8]]
+            let next: ReceivedWireMessage
             do {
-                guard let received = try link.socket.receive(dontWait: true) else { return }
-                frames = received
+                guard let message = try link.socket.receiveWire(routed: true) else { return }
+                next = message
             } catch {
                 logger.error("receive from broker \(link.key.endpoint) failed: \(error)")
                 return
             }
-            // Any traffic from the broker is a sign of life.
-            link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
-            guard frames.count == 4, let message = try? WireMessage.parse(frames.dropFirst()) else {
+            received += 1
+            guard case .success(let message) = next.message else {
                 logger.warning("dropped a malformed message from broker \(link.key.endpoint)")
                 continue
             }
-            let address = frames[0]
+            let address = next.routingID
             if address.isEmpty {
                 handleBrokerControl(link, message)
-            } else if let gateway = link.gateways[address] {
+            } else if let gateway = link.gateways[PeerKey(address)] {
                 handleRemoteGateway(link, gateway, address, message)
             }
         }
@@ -194,7 +198,7 @@ extension Hub {
         case .spawned:
             if let pid = ControlPayload(decoding: message.payload)?.int("pid") { gateway.spawned(pid: Int32(truncatingIfNeeded: pid)) }
         case .spawnFailed:
-            link.gateways[address] = nil
+            link.gateways[PeerKey(address)] = nil
             gateway.failStart(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
                                            gatewayID: gateway.id))
             gateway.processExited(.exited(-1), cause: "the worker never started")
@@ -202,7 +206,7 @@ extension Hub {
             link.send(WireMessage(channelID: 0, type: .farewell, payload: []), to: address)
             gateway.byeReceived()
         case .peerLost:
-            link.gateways[address] = nil
+            link.gateways[PeerKey(address)] = nil
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
             gateway.processExited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)")
@@ -257,7 +261,7 @@ extension Hub {
         guard let link = links[key] else { return }
         if let index = link.pendingSpawns.firstIndex(where: { $0.address == address }) {
             link.pendingSpawns.remove(at: index)
-            if let gateway = link.gateways.removeValue(forKey: address) {
+            if let gateway = link.gateways.removeValue(forKey: PeerKey(address)) {
                 gateway.processExited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started")
             }
             return

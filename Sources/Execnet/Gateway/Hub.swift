@@ -48,7 +48,7 @@ final class Hub: IOThreadRole {
     let logger: Logger
     let context: ZMQContext
     private var router: ZMQSocket?
-    private var peers: [[UInt8]: Peer] = [:]
+    private var peers: [PeerKey: Peer] = [:]
     private var outbox: RouterOutbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
@@ -85,7 +85,7 @@ final class Hub: IOThreadRole {
         case .launch(let launch):
             handleLaunch(launch, loop)
         case .signal(let routingID, let signal):
-            if let peer = peers[routingID], peer.pidfd >= 0 {
+            if let peer = peers[PeerKey(routingID)], peer.pidfd >= 0 {
                 _ = cexecnetSignal(peer.pidfd, signal)
             }
         case .launchRemote(let launch):
@@ -138,7 +138,7 @@ final class Hub: IOThreadRole {
                 return
             }
             let routingID = received.routingID
-            guard let peer = peers[routingID] else {
+            guard let peer = peers[PeerKey(routingID)] else {
                 logger.warning("dropped a message from an unknown peer \(hexDump(routingID))")
                 continue
             }
@@ -201,7 +201,7 @@ final class Hub: IOThreadRole {
             return
         }
         gateway.spawned(pid: spawned.pid)
-        peers[gateway.routingID] = Peer(
+        peers[PeerKey(gateway.routingID)] = Peer(
             gateway: gateway, pidfd: spawned.pidfd, pid: spawned.pid, outputFDs: [spawned.stdout, spawned.stderr])
         loop.addFileDescriptor(spawned.pidfd) { [unowned self, unowned loop] in
             self.handleExit(gateway.routingID, loop)
@@ -214,18 +214,18 @@ final class Hub: IOThreadRole {
     }
 
     private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
-        guard let found = peers[routingID], found.pidfd >= 0 else { return }
+        guard let found = peers[PeerKey(routingID)], found.pidfd >= 0 else { return }
         guard let exit = WorkerProcess.reap(pidfd: found.pidfd) else { return }
         // Whatever the worker sent before it died is taken first.
         handleRouter()
-        for (index, fd) in found.outputFDs.enumerated() where peers[routingID]?.outputFDs.contains(fd) == true {
+        for (index, fd) in found.outputFDs.enumerated() where peers[PeerKey(routingID)]?.outputFDs.contains(fd) == true {
             handleOutput(fd, index == 0 ? .stdout : .stderr, found.gateway, loop)
         }
-        var peer = peers[routingID] ?? found
+        var peer = peers[PeerKey(routingID)] ?? found
         loop.removeFileDescriptor(peer.pidfd)
         close(peer.pidfd)
         peer.pidfd = -1
-        peers[routingID] = nil
+        peers[PeerKey(routingID)] = nil
         outbox?.forget(routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
         peer.gateway.processExited(exit)
@@ -254,9 +254,9 @@ final class Hub: IOThreadRole {
             }
             loop.removeFileDescriptor(fd)
             close(fd)
-            if var peer = peers[gateway.routingID] {
+            if var peer = peers[PeerKey(gateway.routingID)] {
                 peer.outputFDs.removeAll { $0 == fd }
-                peers[gateway.routingID] = peer
+                peers[PeerKey(gateway.routingID)] = peer
             }
             return
         }
