@@ -71,9 +71,11 @@ struct AgentCommand: AsyncParsableCommand {
             }
             keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverFile), keyPair: try CurveKeyPair.load(secretKeyFile: secretFile))
         }
-        _ = heartbeatInterval
+        guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         let configuration = AgentConfiguration(broker: broker, name: agentName, slots: slotCount, allowedWorkers: allowed,
-                                               keys: keys, logger: logger)
+                                               keys: keys,
+                                               liveness: LivenessSettings(interval: .milliseconds(max(1, Int64((heartbeatInterval * 1000).rounded())))),
+                                               logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: AgentService(configuration: configuration))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -25,9 +25,16 @@ tasks.registerOnIOThread("oneway") { context in
     _ = try await context.channel.receive()
     if size == 0 {
         for index in 0..<count { try await context.channel.send(.int(index)) }
-    } else {
+    } else if size < 64 * 1024 {
         let item = Value.bytes([UInt8](repeating: 0x61, count: Int(size)))
         for _ in 0..<count { try await context.channel.send(item) }
+    } else {
+        // Large items: encoding each one (a copy of the whole item) runs on the cooperative pool,
+        // where it overlaps with the I/O thread's sending, instead of on the I/O thread itself.
+        try await withTaskExecutorPreference(globalConcurrentExecutor) {
+            let item = Value.bytes([UInt8](repeating: 0x61, count: Int(size)))
+            for _ in 0..<count { try await context.channel.send(item) }
+        }
     }
 }
 // The seed's taskserver processor without the sleep: "ready", then x*10 per item until none.

@@ -82,6 +82,40 @@ extension ProcessTests {
             await group.terminate(timeout: .seconds(1))
         }
 
+        @Test func theAgentsAllowListComparesResolvedPaths() async throws {
+            let fixture = try BrokerFixture.current()
+            var template = Array("/tmp/execnet-allow-XXXXXX".utf8CString)
+            guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+                throw ExecnetError(.transport, "mkdtemp failed")
+            }
+            let directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            defer {
+                unlink("\(directory)/linked-worker")
+                unlink("\(directory)/linked-true")
+                rmdir(directory)
+            }
+            #expect(symlink("\(buildDirectory())/ExecnetTestWorker", "\(directory)/linked-worker") == 0)
+            #expect(symlink("/bin/true", "\(directory)/linked-true") == 0)
+            let group = try Group()
+            // Another name for an allowed file is allowed (and the resolved file is what runs).
+            let gateway = try await group.makeGateway("broker=\(fixture.endpoint)//worker=\(directory)/linked-worker",
+                                                      startupTimeout: .seconds(10))
+            let echo = try gateway.remoteExec("echo")
+            try await echo.send("linked")
+            #expect(try await echo.receive(timeout: .seconds(10)) == "linked")
+            try echo.close()
+            // A link to a file that is not allowed is refused, and so is a path that does not exist.
+            await expectExecnetError(.spawnFailed) {
+                try await group.makeGateway("broker=\(fixture.endpoint)//worker=\(directory)/linked-true", startupTimeout: .seconds(10))
+            }
+            await expectExecnetError(.spawnFailed) {
+                try await group.makeGateway("broker=\(fixture.endpoint)//worker=\(directory)/missing", startupTimeout: .seconds(10))
+            }
+            let pids = group.gateways.compactMap(\.pid)
+            await group.terminate(timeout: .seconds(2))
+            #expect(await waitUntilGone(pids))
+        }
+
         @Test func aGroupBoundToABrokerMakesItsGatewaysThere() async throws {
             let fixture = try BrokerFixture.current()
             let worker = "\(buildDirectory())/ExecnetTestWorker"

@@ -44,6 +44,13 @@ extension ProcessTests {
             #expect(output.contains("USAGE"))
         }
 
+        @Test func theAgentRefusesANonPositiveHeartbeatInterval() throws {
+            let agent = "\(buildDirectory())/execnet-agent"
+            let refused = try runToCompletion(agent, ["--connect", "tcp://127.0.0.1:1", "--heartbeat-interval", "0"])
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("heartbeat-interval"))
+        }
+
         @Test func keygenWritesAPairAndRefusesToOverwrite() throws {
             let directory = "/tmp/execnet-keygen-\(getpid())"
             mkdir(directory, 0o700)

@@ -23,6 +23,8 @@ public struct AgentConfiguration: Sendable {
     public var allowedWorkers: [String]
     /// CURVE keys towards the broker (the worker processes get them through their environment).
     public var keys: CurveClientKeys?
+    /// Heartbeat settings until the broker's WELCOME gives its own.
+    public var liveness: LivenessSettings
     /// The logger.
     public var logger: Logger
 
@@ -34,9 +36,11 @@ public struct AgentConfiguration: Sendable {
     ///   - slots: How many workers may run at once.
     ///   - allowedWorkers: Worker executables the agent may run; the first is the default.
     ///   - keys: CURVE keys, or `nil` for a loopback broker.
+    ///   - liveness: Heartbeat settings until the broker's WELCOME gives its own.
     ///   - logger: The logger.
     public init(broker: String, name: String, slots: Int, allowedWorkers: [String], keys: CurveClientKeys? = nil,
-                logger: Logger = Logger(label: "execnet.agent")) {
+                liveness: LivenessSettings = .default, logger: Logger = Logger(label: "execnet.agent")) {
+        self.liveness = liveness
         self.broker = broker
         self.name = name
         self.slots = slots
@@ -66,6 +70,11 @@ public final class HostAgent: Sendable {
         for path in configuration.allowedWorkers where access(path, X_OK) != 0 {
             throw ExecnetError(.workerNotFound, "allowed worker \(path) is not an executable file")
         }
+        // Paths are compared (and run) resolved, so a symlinked build directory or `./worker`
+        // names the same allowed file, and a symlink cannot be swapped between check and exec.
+        var resolved = configuration
+        resolved.allowedWorkers = configuration.allowedWorkers.map { resolvedPath($0) ?? $0 }
+        let configuration = resolved
         let shared = AgentShared()
         let context = try ZMQContext()
         self.shared = shared
@@ -113,7 +122,7 @@ final class AgentConnection: IOThreadRole {
     let shared: AgentShared
     var logger: Logger { configuration.logger }
     private var dealer: ZMQSocket?
-    private var settings = LivenessSettings.default
+    private var settings: LivenessSettings
     private var registered = false
     private var expiry = ContinuousClock.now
     private var lastSent = ContinuousClock.now
@@ -123,6 +132,7 @@ final class AgentConnection: IOThreadRole {
 
     init(configuration: AgentConfiguration, context: ZMQContext, shared: AgentShared) {
         self.configuration = configuration
+        self.settings = configuration.liveness
         self.context = context
         self.shared = shared
     }
@@ -252,9 +262,9 @@ final class AgentConnection: IOThreadRole {
             send(.spawnFailed, report.encoded)
         }
         guard workers.count < configuration.slots else { return fail("no free slot") }
-        let executable = request.string("worker") ?? configuration.allowedWorkers[0]
-        guard configuration.allowedWorkers.contains(executable) else {
-            return fail("worker \(executable) is not on this agent's allow-list")
+        let requested = request.string("worker") ?? configuration.allowedWorkers[0]
+        guard let executable = resolvedPath(requested), configuration.allowedWorkers.contains(executable) else {
+            return fail("worker \(requested) is not on this agent's allow-list")
         }
         let gatewayID = request.string("gateway") ?? "gw"
         var environment = WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") || $0.hasPrefix("EXECNET_DEBUG=") }
@@ -337,4 +347,11 @@ final class AgentConnection: IOThreadRole {
             return
         }
     }
+}
+
+/// `path` with symlinks, `.` and `..` resolved (realpath(3)), or `nil` if it does not exist.
+func resolvedPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
 }
