@@ -10,7 +10,8 @@
 #   bench/compare.sh [--rounds N] [--json PATH] [--smoke] [--no-build] [--figures LIST]
 #
 #   --rounds N      interleaved rounds (default 5)
-#   --json PATH     where the results go (default bench/results.json)
+#   --json PATH     where the results go (default bench/results.json for a full run, else
+#                   bench/.bin/results-partial.json, so a subset never overwrites the published run)
 #   --smoke         one round with small counts, for CI: checks that everything runs; targets
 #                   are reported, never asserted
 #   --no-build      use the release binaries already built
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COMMAND="bench/compare.sh${*:+ $*}"
 ROUNDS=5
-JSON=bench/results.json
+JSON=
 SMOKE=0
 BUILD=1
 FIGURE_LIST=startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss
@@ -35,10 +36,19 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1; ROUNDS=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --figures) FIGURE_LIST="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+# bench/results.json holds the published full run; a subset or smoke run goes elsewhere unless told.
+if [ -z "$JSON" ]; then
+    if [ "$SMOKE" = 0 ] && [ "$FIGURE_LIST" = startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss ]; then
+        JSON=bench/results.json
+    else
+        mkdir -p bench/.bin
+        JSON=bench/.bin/results-partial.json
+    fi
+fi
 SCRATCH="${BENCH_SCRATCH:-.build}"
 log() { echo "[compare] $*" >&2; }
 
