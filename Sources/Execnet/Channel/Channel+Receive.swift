@@ -41,8 +41,9 @@ extension Channel {
         connection.send(WireMessage(channelID: id, type: .credit, payload: payload))
     }
 
-    /// Receives the next item's raw payload.
-    func receivePayload(timeout: Duration?) async throws -> [UInt8] {
+    /// The next item's payload if one is queued (or the end, thrown), without suspending: the
+    /// common case of a busy channel costs no async call (each one checks the task's executor).
+    func takeQueuedPayload() throws -> [UInt8]? {
         switch try state.withLock({ try takeImmediate(&$0) }) {
         case .item(let payload, let grant):
             sendCredit(grant)
@@ -50,8 +51,13 @@ extension Channel {
         case .end(let error):
             throw error
         case .wait:
-            break
+            return nil
         }
+    }
+
+    /// Receives the next item's raw payload.
+    func receivePayload(timeout: Duration?) async throws -> [UInt8] {
+        if let payload = try takeQueuedPayload() { return payload }
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let timer = startDeadlineTimer(deadline) { [weak self] in self?.expireReceiver(waiterID, timeout: timeout!) }
@@ -105,7 +111,8 @@ extension Channel {
     ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
     ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
     public func receive(timeout: Duration? = nil) async throws -> Value {
-        try connection.decode(try await receivePayload(timeout: timeout))
+        if let payload = try takeQueuedPayload() { return try connection.decode(payload) }
+        return try connection.decode(try await receivePayload(timeout: timeout))
     }
 
     /// Receives the next item as a `Decodable` type, converted with ``ValueDecoder``.
@@ -171,6 +178,7 @@ extension Channel: AsyncSequence {
         /// The next item, or `nil` at the end of the channel.
         public mutating func next() async throws -> Value? {
             do {
+                if let payload = try channel.takeQueuedPayload() { return try channel.connection.decode(payload) }
                 return try await channel.receive()
             } catch let error as ExecnetError where error.code == .endOfChannel {
                 return nil

@@ -60,7 +60,9 @@ public final class Channel: Sendable {
     ///   cannot be serialized; `CancellationError` if cancelled while waiting for credit (nothing sent).
     public func send(_ value: Value) async throws {
         let payload = try connection.encode(value)
-        try await waitForCredit(payload.count)
+        if try !takeCreditNow(payload.count) {
+            try await waitForCredit(payload.count)
+        }
         transmit(payload)
     }
 
@@ -112,8 +114,10 @@ public final class Channel: Sendable {
         }
     }
 
-    private func waitForCredit(_ bytes: Int) async throws {
-        let ready: Bool = try state.withLock { state in
+    /// Takes credit for `bytes` if the window has room and nobody waits before us (no suspension,
+    /// no async call: the common case of a sender within its window).
+    private func takeCreditNow(_ bytes: Int) throws -> Bool {
+        try state.withLock { state in
             try checkCanSend(state)
             if state.senders.isEmpty && state.hasCredit(for: bytes) {
                 state.takeCredit(bytes)
@@ -121,7 +125,10 @@ public final class Channel: Sendable {
             }
             return false
         }
-        if ready { return }
+    }
+
+    private func waitForCredit(_ bytes: Int) async throws {
+        if try takeCreditNow(bytes) { return }
         let waiterID = nextWaiterID()
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
