@@ -205,17 +205,35 @@ extension ZMQSocket {
     ///   consumed either way).
     /// - Important: Owning thread only. Blocks the calling thread unless `dontWait` is set.
     public func withReceivedFrame<R>(dontWait: Bool, _ body: (UnsafeRawBufferPointer, _ more: Bool) throws -> R) throws -> R? {
+        var result: R?
+        guard try visitReceivedFrame(dontWait: dontWait, { bytes, more in result = try body(bytes, more) }) else { return nil }
+        return result
+    }
+
+    /// Receives one frame and lends its bytes to `body`, like ``withReceivedFrame(dontWait:_:)``
+    /// but not generic: a generic function called from another module runs unspecialized and
+    /// looks up its type metadata on every call, which a receive loop pays per frame.
+    ///
+    /// - Parameters:
+    ///   - dontWait: Return `false` instead of blocking when nothing is waiting.
+    ///   - body: Reads the frame (valid only during the call) and whether more frames follow.
+    /// - Returns: Whether a frame was received (and `body` called).
+    /// - Throws: ``ZMQError`` like ``receive(dontWait:)``, or what `body` threw (the frame is
+    ///   consumed either way).
+    /// - Important: Owning thread only. Blocks the calling thread unless `dontWait` is set.
+    public func visitReceivedFrame(dontWait: Bool, _ body: (UnsafeRawBufferPointer, _ more: Bool) throws -> Void) throws -> Bool {
         let socket = try liveHandle("zmq_msg_recv")
         let flags = dontWait ? ZMQ_DONTWAIT : 0
         var message = zmq_msg_t()
-        return try withUnsafeMutablePointer(to: &message) { message -> R? in
+        return try withUnsafeMutablePointer(to: &message) { message -> Bool in
             zmqMustSucceed("zmq_msg_init") { zmq_msg_init(message) }
             defer { zmqMustSucceed("zmq_msg_close") { zmq_msg_close(message) } }
             guard try zmqCall("zmq_msg_recv", { zmq_msg_recv(message, socket, flags) }) != nil else {
-                return nil
+                return false
             }
             let bytes = UnsafeRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message))
-            return try body(bytes, zmq_msg_more(message) != 0)
+            try body(bytes, zmq_msg_more(message) != 0)
+            return true
         }
     }
 

@@ -153,7 +153,8 @@ final class Broker: IOThreadRole {
             let address: PeerAddress
             let more: Bool
             do {
-                guard let first = try router.withReceivedFrame(dontWait: true, { bytes, more in (PeerAddress(bytes), more) })
+                var first: (PeerAddress, Bool) = ([], false)
+                guard try router.visitReceivedFrame(dontWait: true, { bytes, hasMore in first = (PeerAddress(bytes), hasMore) })
                 else { return }
                 (address, more) = first
             } catch {

@@ -60,7 +60,9 @@ extension Channel {
         if let payload = try takeQueuedPayload() { return payload }
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let timer = startDeadlineTimer(deadline) { [weak self] in self?.expireReceiver(waiterID, timeout: timeout!) }
+        // The timer holds the channel only until it fires or is cancelled below. A weak capture would
+        // give the channel a side table for good, and make every retain of it slower.
+        let timer = startDeadlineTimer(deadline) { [self] in expireReceiver(waiterID, timeout: timeout!) }
         defer { timer?.cancel() }
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in

@@ -208,8 +208,8 @@ public final class Gateway: Sendable {
     @discardableResult
     public func join(timeout: Duration? = nil) async -> WorkerExit? {
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
-        let timer = startDeadlineTimer(timeout.map { ContinuousClock.now.advanced(by: $0) }) { [weak self] in
-            self?.releaseExitWaiter(waiterID)
+        let timer = startDeadlineTimer(timeout.map { ContinuousClock.now.advanced(by: $0) }) { [self] in
+            releaseExitWaiter(waiterID)
         }
         defer { timer?.cancel() }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

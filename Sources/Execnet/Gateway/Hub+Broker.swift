@@ -221,8 +221,10 @@ extension Hub {
 
     private func scheduleLinkTick(_ link: BrokerLink, _ loop: IOLoop) {
         let period = min(link.settings.interval / 2, .milliseconds(250))
-        loop.schedule(at: .now.advanced(by: period)) { [weak self, weak link, unowned loop] in
-            guard let self, let link, self.links[link.key] === link else { return }
+        // The timer holds the link until it fires; a link that was replaced or closed is let go
+        // then. (No weak captures: they would slow every retain of the hub and the link.)
+        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+            guard self.links[link.key] === link else { return }
             self.linkTick(link)
             self.scheduleLinkTick(link, loop)
         }

@@ -52,8 +52,9 @@ final class Hub: IOThreadRole {
     private var outbox: RouterOutbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
-    /// The loop this role runs on (set in setUp).
-    private(set) weak var loop: IOLoop?
+    /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
+    /// unowned, so there is no cycle, and a weak reference would slow every retain of the loop.
+    private(set) var loop: IOLoop?
     /// Links to brokers, one per endpoint and key set (Hub+Broker.swift).
     var links: [BrokerLinkKey: BrokerLink] = [:]
 

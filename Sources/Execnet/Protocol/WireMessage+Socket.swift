@@ -56,7 +56,7 @@ extension ZMQSocket {
         var index = routed ? -1 : 0
         var more = true
         while more {
-            let received = try withReceivedFrame(dontWait: index == (routed ? -1 : 0)) { bytes, hasMore -> Bool in
+            let received = try visitReceivedFrame(dontWait: index == (routed ? -1 : 0)) { bytes, hasMore in
                 switch index {
                 case -1:
                     routingID = Array(bytes)
@@ -77,13 +77,12 @@ extension ZMQSocket {
                 default:
                     break
                 }
-                return hasMore
+                more = hasMore
             }
-            guard let received else {
+            guard received else {
                 precondition(index == (routed ? -1 : 0), "libzmq delivered part of a multipart message.")
                 return nil
             }
-            more = received
             index += 1
         }
         if index != 3 {
