@@ -16,6 +16,16 @@ private func blockingReceiveError(_ channel: Channel) -> ExecnetError? {
     }
 }
 
+/// `waitCloseBlocking` and `sendBlocking` from synchronous code.
+private func otherBlockingErrors(_ channel: Channel) -> [ExecnetError.Code?] {
+    var codes: [ExecnetError.Code?] = []
+    do { try channel.waitCloseBlocking(timeout: .milliseconds(10)); codes.append(nil) } catch {
+        codes.append((error as? ExecnetError)?.code)
+    }
+    do { try channel.sendBlocking(1); codes.append(nil) } catch { codes.append((error as? ExecnetError)?.code) }
+    return codes
+}
+
 extension ProcessTests {
     @Suite struct IOThreadTests {
         @Test(arguments: GatewayKind.allCases) func clientCodeRunsOnTheIOThreadAndKeepsOrderWithThePool(kind: GatewayKind) async throws {
@@ -104,6 +114,8 @@ extension ProcessTests {
                 let channel = try group[0].remoteExec("echo")
                 let error = try await withExecnetIOThread { blockingReceiveError(channel) }
                 #expect(error?.code == .invalidState)
+                let others = try await withExecnetIOThread { otherBlockingErrors(channel) }
+                #expect(others == [.invalidState, .invalidState])
                 // Off the I/O thread the same call only times out.
                 #expect(blockingReceiveError(channel)?.code == .timeout)
                 try channel.close()

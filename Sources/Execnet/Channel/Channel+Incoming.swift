@@ -302,6 +302,7 @@ extension Channel {
     /// - Important: Blocks the calling thread.
     @available(*, noasync, message: "blocks the calling thread; use waitClose(timeout:)")
     public func waitCloseBlocking(timeout: Duration? = nil) throws {
+        try checkMayBlock()
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<Void>()
         let immediate: Result<Void, any Error>? = state.withLock { state in
