@@ -190,6 +190,8 @@ extension Channel {
         registration?.onEnd?()
         let waiters = state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
             state.callbackDrained = true
+            // Nothing arrives after the end: drop the closures, which often capture this channel.
+            state.callback = state.callback?.spent
             return takeCloseWaiters(&state)
         }
         for (waiter, result) in waiters { waiter.resume(result) }

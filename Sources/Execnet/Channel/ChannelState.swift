@@ -96,6 +96,13 @@ struct CallbackRegistration: Sendable {
     /// instead of on the callback thread. Only for internal callbacks that never block and take
     /// no channel lock: receive queues, which so save a thread hand-off per item.
     var direct = false
+
+    /// The same registration with its closures dropped, for after the endmarker step: the channel
+    /// still counts as a callback channel, but lets go of what the closures captured (a receive
+    /// queue's subscription, or a user's callback, usually captures the channel itself).
+    var spent: CallbackRegistration {
+        CallbackRegistration(callback: { _ in }, endmarker: nil, onEnd: nil, direct: direct)
+    }
 }
 
 /// Outcomes of a credit grant that arrived: the senders it unblocks.

@@ -26,10 +26,12 @@ public final class ReceiveQueue: Sendable {
     /// Subscribes to a channel's items (and its end).
     func subscribe(_ channel: Channel, endmarker: Value?) throws {
         state.withLock { $0.openChannels += 1 }
+        // Held strongly until the channel's end, when the channel drops its registration; a weak
+        // capture would give the queue a side table and slow every retain of it.
         try channel.register(CallbackRegistration(
-            callback: { [weak self] value in self?.put(channel, value) },
+            callback: { [self] value in put(channel, value) },
             endmarker: endmarker,
-            onEnd: { [weak self] in self?.channelEnded() },
+            onEnd: { [self] in channelEnded() },
             direct: true))
     }
 
@@ -75,8 +77,8 @@ public final class ReceiveQueue: Sendable {
         if let pair = state.withLock({ $0.items.popFirst() }) { return pair }
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let timer = startDeadlineTimer(deadline) { [weak self] in
-            self?.removeWaiter(waiterID)?.resume(throwing: ExecnetError(.timeout, "no item in the receive queue within \(timeout!)"))
+        let timer = startDeadlineTimer(deadline) { [self] in
+            removeWaiter(waiterID)?.resume(throwing: ExecnetError(.timeout, "no item in the receive queue within \(timeout!)"))
         }
         defer { timer?.cancel() }
         return try await withTaskCancellationHandler {

@@ -1,0 +1,52 @@
+// A channel that has ended lets go of its subscribers: a receive queue's subscription captures
+// the channel (to pair items with it), so keeping the registration after the end would keep the
+// channel alive forever through itself.
+
+@testable import Execnet
+import Testing
+
+@Suite struct ChannelLifetimeTests {
+    @Test func anEndedChannelWithAReceiveQueueIsFreed() async throws {
+        weak var weakChannel: Channel?
+        weak var weakQueue: ReceiveQueue?
+        do {
+            let channel = Channel(id: 1)
+            weakChannel = channel
+            let queue = try MultiChannel([channel]).makeReceiveQueue(endmarker: "end")
+            weakQueue = queue
+            channel.markPeerEnded(nil)
+            #expect(try await queue.get(timeout: .seconds(5)).1 == "end")
+            // Still a callback channel after the end: receive is refused, as before.
+            await expectInvalidState { try await channel.receive(timeout: .milliseconds(10)) }
+        }
+        #expect(weakChannel == nil)
+        #expect(weakQueue == nil)
+    }
+
+    @Test func anEndedChannelWithACallbackIsFreed() async throws {
+        weak var weakChannel: Channel?
+        do {
+            let channel = Channel(id: 3)
+            weakChannel = channel
+            try channel.setCallback { [channel] _ in _ = channel.id }
+            channel.markPeerEnded(nil)
+            try await channel.waitClose(timeout: .seconds(5))
+        }
+        // The callback thread lets go of the channel when its endmarker step returns, just after
+        // it has woken `waitClose`.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(2))
+        while weakChannel != nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(weakChannel == nil)
+    }
+}
+
+private func expectInvalidState(_ body: () async throws -> Value) async {
+    do {
+        _ = try await body()
+        Issue.record("expected invalidState")
+    } catch let error as ExecnetError {
+        #expect(error.code == .invalidState)
+    } catch {
+        Issue.record("expected invalidState, got \(error)")
+    }
+}
