@@ -1,4 +1,6 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
+//
+// Tools 6.2: the channel API is `nonisolated(nonsending)` (SE-0461), which needs a Swift 6.2 compiler.
 //
 // swift-execnet: execnet's gateways, channels and groups for Swift, over ZeroMQ.
 // Modules are cut by layer: C shims at the bottom, a thin ZeroMQ layer, the Execnet core on top,

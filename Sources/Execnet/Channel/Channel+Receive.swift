@@ -56,7 +56,7 @@ extension Channel {
     }
 
     /// Receives the next item's raw payload.
-    func receivePayload(timeout: Duration?) async throws -> [UInt8] {
+    nonisolated(nonsending) func receivePayload(timeout: Duration?) async throws -> [UInt8] {
         if let payload = try takeQueuedPayload() { return payload }
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
@@ -106,13 +106,16 @@ extension Channel {
 
     /// Receives the next item.
     ///
+    /// Runs on the caller's executor (`nonisolated(nonsending)`); a queued item is taken without
+    /// suspending.
+    ///
     /// - Parameter timeout: How long to wait; `nil` waits until an item arrives or the channel ends.
     /// - Returns: The item.
     /// - Throws: ``RemoteError`` once if the peer closed with an error or its worker died;
     ///   ``ExecnetError`` `endOfChannel` after that or after a plain close, `timeout`, or
     ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
     ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
-    public func receive(timeout: Duration? = nil) async throws -> Value {
+    nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {
         if let payload = try takeQueuedPayload() { return try connection.decode(payload) }
         return try connection.decode(try await receivePayload(timeout: timeout))
     }
@@ -178,7 +181,7 @@ extension Channel: AsyncSequence {
         let channel: Channel
 
         /// The next item, or `nil` at the end of the channel.
-        public mutating func next() async throws -> Value? {
+        nonisolated(nonsending) public mutating func next() async throws -> Value? {
             do {
                 if let payload = try channel.takeQueuedPayload() { return try channel.connection.decode(payload) }
                 return try await channel.receive()

@@ -64,7 +64,7 @@ public final class ReceiveQueue: Sendable {
     /// - Returns: The channel the item came from, and the item (or the endmarker).
     /// - Throws: ``ExecnetError`` `timeout`; `endOfChannel` once every channel has ended and the
     ///   queue is empty; `CancellationError` if cancelled (nothing is taken).
-    public func get(timeout: Duration? = nil) async throws -> (Channel, Value) {
+    nonisolated(nonsending) public func get(timeout: Duration? = nil) async throws -> (Channel, Value) {
         if let pair = state.withLock({ $0.items.popFirst() }) { return pair }
         guard let pair = try await next(timeout: timeout) else {
             throw ExecnetError(.endOfChannel, "every channel of the receive queue has ended and the queue is empty")
@@ -73,7 +73,7 @@ public final class ReceiveQueue: Sendable {
     }
 
     /// The next pair, or `nil` once every channel ended and nothing is left.
-    func next(timeout: Duration?) async throws -> (Channel, Value)? {
+    nonisolated(nonsending) func next(timeout: Duration?) async throws -> (Channel, Value)? {
         if let pair = state.withLock({ $0.items.popFirst() }) { return pair }
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
