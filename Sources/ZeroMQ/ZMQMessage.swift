@@ -19,7 +19,9 @@ import CZeroMQ
 ///   noncopyability already prevents.
 public struct ZMQMessage: ~Copyable {
     /// The libzmq message, at a stable heap address, initialized for the struct's whole life.
-    let pointer: UnsafeMutablePointer<zmq_msg_t>
+    /// (Visible to inlined code, so reading a frame in another module is not an unspecialized
+    /// generic call.)
+    @usableFromInline let pointer: UnsafeMutablePointer<zmq_msg_t>
 
     /// Creates an empty frame (count 0).
     ///
@@ -88,6 +90,7 @@ public struct ZMQMessage: ~Copyable {
     ///
     /// - Returns: The number of content bytes.
     /// - Important: Owner only.
+    @inlinable
     public var count: Int {
         zmq_msg_size(pointer)
     }
@@ -99,6 +102,7 @@ public struct ZMQMessage: ~Copyable {
     ///
     /// - Returns: `true` if the sender set `ZMQ_SNDMORE` on this frame.
     /// - Important: Owner only.
+    @inlinable
     public var hasMore: Bool {
         zmq_msg_more(pointer) != 0
     }
@@ -112,6 +116,7 @@ public struct ZMQMessage: ~Copyable {
     /// - Returns: What `body` returns.
     /// - Throws: What `body` throws.
     /// - Important: Owner only.
+    @inlinable
     public func withUnsafeBytes<Result, E: Error>(
         _ body: (UnsafeRawBufferPointer) throws(E) -> Result
     ) throws(E) -> Result {

@@ -11,9 +11,10 @@ import ZeroMQ
 extension Broker {
     /// Receives the frames after `address` and routes the message.
     func route(from address: PeerAddress, _ router: ZMQSocket, now: ContinuousClock.Instant) throws {
-        if let worker = table.worker(address) {
-            try routeFromWorker(worker, router, now: now)
-        } else if table.isClient(address) {
+        let key = PeerKey(address)
+        if let owner = table.workerOwner(key) {
+            try routeFromWorker(address, key: key, owner: owner, router, now: now)
+        } else if table.isClient(key) {
             try routeFromClient(address, router, now: now)
         } else {
             let body = try Self.receiveRest(router)[...]
@@ -27,8 +28,9 @@ extension Broker {
 
     // MARK: - Workers: [channel][type][payload] to [owner][worker][channel][type][payload]
 
-    private func routeFromWorker(_ worker: WorkerRecord, _ router: ZMQSocket, now: ContinuousClock.Instant) throws {
-        let address = worker.address
+    private func routeFromWorker(
+        _ address: PeerAddress, key: PeerKey, owner: PeerAddress, _ router: ZMQSocket, now: ContinuousClock.Instant
+    ) throws {
         var channel = try Self.nextFrame(router)
         guard channel.hasMore else { return handleWorker(address, [channel.bytes][...]) }
         var type = try Self.nextFrame(router)
@@ -40,9 +42,9 @@ extension Broker {
         guard let channelID = channel.channelID, let kind = type.messageType, kind.isForwardedChannelTraffic else {
             return handleWorker(address, [channel.bytes, type.bytes, payload.bytes][...])
         }
-        noteForwarded(worker, channelID: channelID, type: kind)
-        if !forward(to: worker.owner, prefix: address, &channel, &type, &payload, now: now) {
-            logger.debug("the owner of \(worker.gatewayID) is not connected; dropped \(kind)")
+        noteForwarded(address, key: key, channelID: channelID, type: kind)
+        if !forward(to: owner, prefix: address, &channel, &type, &payload, now: now) {
+            logger.debug("the owner of \(table.worker(address)?.gatewayID ?? "?") is not connected; dropped \(kind)")
         }
     }
 
@@ -61,14 +63,15 @@ extension Broker {
             let rest = try Self.receiveRest(router)
             return handleClient(client, ([targetAddress, channel.bytes, type.bytes, payload.bytes] + rest)[...])
         }
+        let targetKey = PeerKey(targetAddress)
         guard !targetAddress.isEmpty, let channelID = channel.channelID, let kind = type.messageType,
-            kind.isForwardedChannelTraffic, let worker = table.worker(targetAddress), worker.owner == client
+            kind.isForwardedChannelTraffic, table.workerOwner(targetKey) == client
         else {
             return handleClient(client, [targetAddress, channel.bytes, type.bytes, payload.bytes][...])
         }
-        noteForwarded(worker, channelID: channelID, type: kind)
+        noteForwarded(targetAddress, key: targetKey, channelID: channelID, type: kind)
         if !forward(to: targetAddress, prefix: nil, &channel, &type, &payload, now: now) {
-            logger.debug("worker \(worker.gatewayID) is not connected; dropped \(kind)")
+            logger.debug("worker \(table.worker(targetAddress)?.gatewayID ?? "?") is not connected; dropped \(kind)")
         }
     }
 
@@ -115,11 +118,11 @@ extension Broker {
     }
 
     /// Keeps the open-channel count for status: the table is written only when a channel opens or closes.
-    private func noteForwarded(_ worker: WorkerRecord, channelID: Int32, type: MessageType) {
-        let open = worker.openChannels.contains(channelID)
+    private func noteForwarded(_ address: PeerAddress, key: PeerKey, channelID: Int32, type: MessageType) {
+        let open = table.isChannelOpen(worker: key, channelID)
         switch type {
         case .data where !open, .close where open, .closeError where open:
-            table.noteChannelMessage(worker: worker.address, channelID: channelID, type: type)
+            table.noteChannelMessage(worker: address, channelID: channelID, type: type)
         default:
             break
         }

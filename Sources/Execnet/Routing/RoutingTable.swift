@@ -84,6 +84,20 @@ struct RoutingTable: Sendable {
 
     func isClient(_ address: PeerAddress) -> Bool { clients[PeerKey(address)] != nil }
 
+    // The forwarding hot path asks only what it needs, by a key hashed once, and copies no
+    // record (a `WorkerRecord` holds six reference-counted fields).
+
+    /// The owner of the worker at `key`, if it is a worker.
+    func workerOwner(_ key: PeerKey) -> PeerAddress? { workers[key]?.owner }
+
+    /// Whether `key` is a registered client.
+    func isClient(_ key: PeerKey) -> Bool { clients[key] != nil }
+
+    /// Whether the worker at `key` has `channelID` open.
+    func isChannelOpen(worker key: PeerKey, _ channelID: Int32) -> Bool {
+        workers[key]?.openChannels.contains(channelID) ?? false
+    }
+
     // MARK: - Registration
 
     mutating func registerClient(_ address: PeerAddress, hostname: String, pid: Int64, now: ContinuousClock.Instant) {
