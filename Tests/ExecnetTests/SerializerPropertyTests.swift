@@ -192,3 +192,29 @@ import Testing
         #expect(throws: SerializerError(.tooLarge, "")) { try loads(longer) }
     }
 }
+
+/// The small-int fast paths of the channel form agree with the general encoder and decoder.
+@Suite struct SmallIntFastPathTests {
+    @Test(arguments: [0, 1, -1, 42, 255, 256, -129, Int64(Int32.min), Int64(Int32.max),
+                      Int64(Int32.max) + 1, Int64(Int32.min) - 1, Int64.max, Int64.min])
+    func smallIntsEncodeAndDecodeAsTheGeneralPathDoes(_ number: Int64) throws {
+        var fast: [UInt8] = []
+        try Serializer.encodeInternal(.int(number), into: &fast)
+        // The general path: the versioned form without its version byte.
+        let general = Array(try Serializer.encodeVersioned(.int(number)).dropFirst())
+        #expect(fast == general)
+        #expect(try Serializer.decodeInternal(fast, resolveChannel: nil) == .int(number))
+        // A payload that only looks like a small int at the edges still goes the general way.
+        var appended: [UInt8] = [0xAA]
+        try Serializer.encodeInternal(.int(number), into: &appended)
+        #expect(Array(appended.dropFirst()) == general)
+    }
+
+    @Test func aSixBytePayloadThatIsNotASmallIntDecodesAsBefore() throws {
+        // "A" (bytes), length 0 ... is not an int: the fast path must not take it.
+        let bytes = try Serializer.encodeVersioned(.bytes([]))
+        let program = Array(bytes.dropFirst())
+        #expect(try Serializer.decodeInternal(program, resolveChannel: nil) == .bytes([]))
+        #expect(throws: (any Error).self) { try Serializer.decodeInternal([Serializer.Opcode.int, 0, 0, 0, 1, 0x00], resolveChannel: nil) }
+    }
+}

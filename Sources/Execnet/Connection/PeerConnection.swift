@@ -29,6 +29,8 @@ enum ConnectionSide: Sendable {
 final class PeerConnection: Sendable {
     private struct Registry {
         var channels: [Int32: Channel] = [:]
+        /// The channel looked up last: a stream of messages on one channel skips the hash.
+        var recent: Channel?
         var nextID: Int32
         /// Set once the peer is gone; new channels start closed with this.
         var ended: RemoteError??
@@ -71,9 +73,14 @@ final class PeerConnection: Sendable {
     /// (a channel the peer opened and sent over another channel, or the task channel of an EXEC).
     func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
         registry.withLock { registry in
-            if let existing = registry.channels[id] { return existing }
+            if let recent = registry.recent, recent.id == id { return recent }
+            if let existing = registry.channels[id] {
+                registry.recent = existing
+                return existing
+            }
             let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
+            registry.recent = channel
             if let ended = registry.ended { channel.markPeerEnded(ended) }
             return channel
         }
@@ -81,13 +88,17 @@ final class PeerConnection: Sendable {
 
     /// The registered channel with `id`, if any.
     func existingChannel(_ id: Int32) -> Channel? {
-        registry.withLock { $0.channels[id] }
+        registry.withLock { registry in
+            if let recent = registry.recent, recent.id == id { return recent }
+            return registry.channels[id]
+        }
     }
 
     /// Forgets a channel that both sides have closed.
     func forget(_ channel: Channel) {
         registry.withLock { registry in
             if registry.channels[channel.id] === channel { registry.channels[channel.id] = nil }
+            if registry.recent === channel { registry.recent = nil }
         }
     }
 

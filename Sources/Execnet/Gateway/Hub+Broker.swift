@@ -41,7 +41,14 @@ final class BrokerLink {
     var expiry: ContinuousClock.Instant
     var lastSent: ContinuousClock.Instant
     /// Gateways on this broker, by worker address.
-    var gateways: [PeerKey: Gateway] = [:]
+    var gateways: [PeerKey: Gateway] = [:] {
+        didSet {
+            // Only a gateway still on the link may be found through the one-entry cache.
+            if let recent = recentGateway, gateways[PeerKey(recent.routingID)] !== recent { recentGateway = nil }
+        }
+    }
+    /// The gateway whose message came last (see `Hub.handleLink`).
+    var recentGateway: Gateway?
     /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
     var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
@@ -152,7 +159,11 @@ extension Hub {
             let address = next.routingID
             if address.isEmpty {
                 handleBrokerControl(link, message)
+            } else if let recent = link.recentGateway, recent.routingID == address {
+                // A stream from one gateway skips the hash of its address.
+                handleRemoteGateway(link, recent, address, message)
             } else if let gateway = link.gateways[PeerKey(address)] {
+                link.recentGateway = gateway
                 handleRemoteGateway(link, gateway, address, message)
             }
         }

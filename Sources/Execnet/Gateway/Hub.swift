@@ -48,7 +48,14 @@ final class Hub: IOThreadRole {
     let logger: Logger
     let context: ZMQContext
     private var router: ZMQSocket?
-    private var peers: [PeerKey: Peer] = [:]
+    private var peers: [PeerKey: Peer] = [:] {
+        didSet {
+            // Only a gateway still registered may be found through the one-entry cache.
+            if let recent = recentGateway, peers[PeerKey(recent.routingID)]?.gateway !== recent { recentGateway = nil }
+        }
+    }
+    /// The gateway whose message came last: a stream from one worker skips the hash of its address.
+    private var recentGateway: Gateway?
     private var outbox: RouterOutbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
@@ -139,7 +146,13 @@ final class Hub: IOThreadRole {
                 return
             }
             let routingID = received.routingID
-            guard let peer = peers[PeerKey(routingID)] else {
+            let gateway: Gateway
+            if let recent = recentGateway, recent.routingID == routingID {
+                gateway = recent
+            } else if let peer = peers[PeerKey(routingID)] {
+                gateway = peer.gateway
+                recentGateway = gateway
+            } else {
                 logger.warning("dropped a message from an unknown peer \(hexDump(routingID))")
                 continue
             }
@@ -147,19 +160,19 @@ final class Hub: IOThreadRole {
             do {
                 message = try received.message.get()
             } catch {
-                logger.warning("dropped a malformed message from \(peer.gateway.id): \(error)")
+                logger.warning("dropped a malformed message from \(gateway.id): \(error)")
                 continue
             }
             switch message.type {
             case .hello:
-                handleHello(message, peer.gateway)
+                handleHello(message, gateway)
             case .bye:
                 if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
-                peer.gateway.byeReceived()
+                gateway.byeReceived()
             case .data, .close, .closeError, .credit:
-                peer.gateway.connection.dispatch(message)
+                gateway.connection.dispatch(message)
             default:
-                logger.warning("dropped \(message.type) from worker \(peer.gateway.id): not a worker message")
+                logger.warning("dropped \(message.type) from worker \(gateway.id): not a worker message")
             }
         }
     }

@@ -16,6 +16,13 @@ extension Serializer {
     /// - Throws: ``SerializerError`` with code ``SerializerError/Code/tooLarge``,
     ///   ``SerializerError/Code/tooDeep`` or ``SerializerError/Code/unhashable`` (see ``dumps(_:)``).
     package static func encodeInternal(_ value: Value, into buffer: inout [UInt8]) throws(SerializerError) {
+        // The commonest payload by far, a small int, is written directly (`F`, 4 bytes, `Q`).
+        if buffer.isEmpty, case .int(let number) = value, let small = Int32(exactly: number) {
+            let raw = UInt32(bitPattern: small)
+            buffer = [Opcode.int, UInt8(truncatingIfNeeded: raw >> 24), UInt8(truncatingIfNeeded: raw >> 16),
+                      UInt8(truncatingIfNeeded: raw >> 8), UInt8(truncatingIfNeeded: raw), Opcode.stop]
+            return
+        }
         let size = try encodedSize(value)
         if buffer.isEmpty {
             buffer = writeProgram(value, prefix: nil, size: size)
