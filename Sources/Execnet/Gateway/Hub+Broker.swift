@@ -152,7 +152,7 @@ extension Hub {
                 return
             }
             received += 1
-            guard case .success(let message) = next.message else {
+            guard let message = next.message else {
                 logger.warning("dropped a malformed message from broker \(link.key.endpoint)")
                 continue
             }

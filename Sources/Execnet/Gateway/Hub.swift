@@ -158,7 +158,7 @@ final class Hub: IOThreadRole {
             }
             let message: WireMessage
             do {
-                message = try received.message.get()
+                message = try received.get()
             } catch {
                 logger.warning("dropped a malformed message from \(gateway.id): \(error)")
                 continue

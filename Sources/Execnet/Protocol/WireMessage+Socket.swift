@@ -11,7 +11,17 @@ let zeroCopyPayloadSize = 32 << 10
 /// why the frames after the routing id were not a protocol message.
 struct ReceivedWireMessage {
     var routingID: [UInt8]
-    var message: Result<WireMessage, ExecnetError>
+    /// The message, or `nil` if its frames were malformed (see `problem`). Two optionals rather
+    /// than a `Result`: a multi-payload enum of two large structs is handled through the runtime
+    /// on every message.
+    var message: WireMessage?
+    var problem: ExecnetError?
+
+    /// The message, or the problem with its frames.
+    func get() throws(ExecnetError) -> WireMessage {
+        if let message { return message }
+        throw problem ?? ExecnetError(.protocolViolation, "malformed message")
+    }
 }
 
 extension ZMQSocket {
@@ -88,8 +98,8 @@ extension ZMQSocket {
         if index != 3 {
             problem = ExecnetError(.protocolViolation, "expected 3 frames (channel, type, payload), got \(max(index, 0))")
         }
-        if let problem { return ReceivedWireMessage(routingID: routingID, message: .failure(problem)) }
+        if let problem { return ReceivedWireMessage(routingID: routingID, message: nil, problem: problem) }
         return ReceivedWireMessage(
-            routingID: routingID, message: .success(WireMessage(channelID: channelID, type: type!, payload: payload)))
+            routingID: routingID, message: WireMessage(channelID: channelID, type: type!, payload: payload), problem: nil)
     }
 }

@@ -169,7 +169,7 @@ final class WorkerConnection: IOThreadRole {
             }
             let message: WireMessage
             do {
-                message = try received.message.get()
+                message = try received.get()
             } catch {
                 logger.warning("dropped a malformed message from the client: \(error)")
                 continue
