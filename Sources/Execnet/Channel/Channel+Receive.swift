@@ -42,8 +42,8 @@ extension Channel {
     }
 
     /// The next item's payload if one is queued (or the end, thrown), without suspending: the
-    /// common case of a busy channel costs no async call (each one checks the task's executor).
-    func takeQueuedPayload() throws -> [UInt8]? {
+    /// common case of a busy channel needs no continuation, timer or cancellation handler.
+    private func takeQueuedPayload() throws -> [UInt8]? {
         switch try state.withLock({ try takeImmediate(&$0) }) {
         case .item(let payload, let grant):
             sendCredit(grant)
@@ -116,8 +116,7 @@ extension Channel {
     ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
     ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
     nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {
-        if let payload = try takeQueuedPayload() { return try connection.decode(payload) }
-        return try connection.decode(try await receivePayload(timeout: timeout))
+        try connection.decode(try await receivePayload(timeout: timeout))
     }
 
     /// Receives the next item as a `Decodable` type, converted with ``ValueDecoder``.
@@ -183,7 +182,6 @@ extension Channel: AsyncSequence {
         /// The next item, or `nil` at the end of the channel.
         nonisolated(nonsending) public mutating func next() async throws -> Value? {
             do {
-                if let payload = try channel.takeQueuedPayload() { return try channel.connection.decode(payload) }
                 return try await channel.receive()
             } catch let error as ExecnetError where error.code == .endOfChannel {
                 return nil

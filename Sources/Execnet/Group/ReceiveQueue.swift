@@ -65,7 +65,6 @@ public final class ReceiveQueue: Sendable {
     /// - Throws: ``ExecnetError`` `timeout`; `endOfChannel` once every channel has ended and the
     ///   queue is empty; `CancellationError` if cancelled (nothing is taken).
     nonisolated(nonsending) public func get(timeout: Duration? = nil) async throws -> (Channel, Value) {
-        if let pair = state.withLock({ $0.items.popFirst() }) { return pair }
         guard let pair = try await next(timeout: timeout) else {
             throw ExecnetError(.endOfChannel, "every channel of the receive queue has ended and the queue is empty")
         }
