@@ -196,23 +196,8 @@ extension ZMQSocket {
 
     /// Receives one frame and lends its bytes to `body` without copying them out of libzmq.
     ///
-    /// - Parameters:
-    ///   - dontWait: Return `nil` instead of blocking when nothing is waiting.
-    ///   - body: Reads the frame (valid only during the call) and whether more frames of the
-    ///     same message follow; they are already here and can be received without waiting.
-    /// - Returns: What `body` returned, or `nil` if no frame was waiting.
-    /// - Throws: ``ZMQError`` like ``receive(dontWait:)``, or what `body` threw (the frame is
-    ///   consumed either way).
-    /// - Important: Owning thread only. Blocks the calling thread unless `dontWait` is set.
-    public func withReceivedFrame<R>(dontWait: Bool, _ body: (UnsafeRawBufferPointer, _ more: Bool) throws -> R) throws -> R? {
-        var result: R?
-        guard try visitReceivedFrame(dontWait: dontWait, { bytes, more in result = try body(bytes, more) }) else { return nil }
-        return result
-    }
-
-    /// Receives one frame and lends its bytes to `body`, like ``withReceivedFrame(dontWait:_:)``
-    /// but not generic: a generic function called from another module runs unspecialized and
-    /// looks up its type metadata on every call, which a receive loop pays per frame.
+    /// Not generic on purpose: a generic function called from another module runs unspecialized
+    /// and looks up its type metadata on every call, which a receive loop would pay per frame.
     ///
     /// - Parameters:
     ///   - dontWait: Return `false` instead of blocking when nothing is waiting.

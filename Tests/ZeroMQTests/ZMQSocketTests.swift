@@ -174,3 +174,31 @@ import ZeroMQ
         #expect(try dealer.events.contains(.writable))
     }
 }
+
+@Suite struct VisitReceivedFrameTests {
+    @Test func framesAreLentInOrderWithTheirMoreFlagAndNothingWaitingIsFalse() throws {
+        let context = try ZMQContext()
+        defer { context.terminate() }
+        let router = try ZMQSocket(context: context, type: .router)
+        defer { router.close() }
+        let dealer = try ZMQSocket(context: context, type: .dealer)
+        defer { dealer.close() }
+        try router.setReceiveTimeout(milliseconds: generousWait)
+        try dealer.setRoutingID(Array("d".utf8))
+        try dealer.connect(try router.bind(uniqueInprocEndpoint("visit")))
+        #expect(try router.visitReceivedFrame(dontWait: true) { _, _ in Issue.record("no frame was sent") } == false)
+        try dealer.send([[1, 2], [], [3]])
+        var seen: [([UInt8], Bool)] = []
+        var more = true
+        var first = true
+        while more {
+            #expect(try router.visitReceivedFrame(dontWait: !first) { bytes, hasMore in
+                seen.append((Array(bytes), hasMore))
+                more = hasMore
+            })
+            first = false
+        }
+        #expect(seen.map(\.0) == [Array("d".utf8), [1, 2], [], [3]])
+        #expect(seen.map(\.1) == [true, true, true, false])
+    }
+}
