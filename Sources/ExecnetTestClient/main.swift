@@ -1,7 +1,8 @@
 // execnet-test-client: a client process for the integration tests that kill a client. By default
 // it is also its own worker (`worker=self`), which tests that path; an argument gives another spec
 // (and a second the task to run, default self-echo). It starts two gateways, checks a round trip
-// through each, prints "READY <pid> <pid>" and waits to be killed.
+// through each, prints "READY <pid> <pid>" (or "ERROR <error>" and exits 1) and waits to be killed.
+// `exec-child SPEC` leaves a command running through the exec task instead.
 
 import Execnet
 #if canImport(Glibc)
@@ -60,15 +61,50 @@ if CommandLine.arguments.count == 5, CommandLine.arguments[1] == "kill-host-chec
     exit(passed ? 0 : 1)
 }
 
-let arguments = CommandLine.arguments.dropFirst()
-let spec = arguments.first ?? "popen//worker=self"
-let task = arguments.dropFirst().first ?? "self-echo"
-let group = try await Group([spec, spec])
-for gateway in group {
-    let channel = try gateway.remoteExec(task)
-    try await channel.send("ping")
-    guard try await channel.receive(timeout: .seconds(10)) == "ping" else { exit(1) }
+/// `exec-child SPEC`: one gateway; its `exec` task starts a shell that starts `sleep 1000` in the
+/// background. Prints "READY <gateway pid> <worker pid> <sleep pid>": the first is the process the
+/// gateway spawned, the second the worker that said hello (they differ for a wrapper script).
+func execChild(_ spec: String) async throws -> Group {
+    let group = try Group()
+    let gateway = try await group.makeGateway(spec)
+    let exec = try gateway.remoteExec("exec", .list(["/bin/sh", "-c", "sleep 1000 & echo $!; wait"]))
+    guard case .tuple(let parts) = try await exec.receive(timeout: .seconds(10)), parts.count == 2,
+        case .bytes(let bytes) = parts[1], let sleeper = Int32(String(decoding: bytes.filter { $0 != 10 }, as: UTF8.self))
+    else { throw ExecnetError(.protocolViolation, "exec did not report the sleeper's pid") }
+    print("READY \(gateway.pid ?? 0) \(gateway.remoteInfo?.pid ?? 0) \(sleeper)")
+    return group
 }
-print("READY " + group.gateways.compactMap(\.pid).map(String.init).joined(separator: " "))
+
+/// Two gateways of SPEC (default: this program as its own worker), a round trip through each
+/// running TASK (default self-echo); prints "READY <pid> <pid>".
+func twoGateways(_ spec: String, _ task: String) async throws -> Group {
+    let group = try await Group([spec, spec])
+    for gateway in group {
+        let channel = try gateway.remoteExec(task)
+        try await channel.send("ping")
+        guard try await channel.receive(timeout: .seconds(10)) == "ping" else { exit(1) }
+    }
+    print("READY " + group.gateways.compactMap(\.pid).map(String.init).joined(separator: " "))
+    return group
+}
+
+// A failure is one line for the test to read ("ERROR ..."), not a crash. The group lives until
+// the process is killed.
+let group: Group
+do {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if arguments.count == 2, arguments[0] == "exec-child" {
+        group = try await execChild(arguments[1])
+    } else {
+        group = try await twoGateways(arguments.first ?? "popen//worker=self", arguments.dropFirst().first ?? "self-echo")
+    }
+} catch {
+    print("ERROR \(error)")
+    fflush(nil)
+    exit(1)
+}
 fflush(nil)
-while true { try await Task.sleep(for: .seconds(60)) }
+while true {
+    try await Task.sleep(for: .seconds(60))
+    withExtendedLifetime(group) {}
+}

@@ -1,6 +1,7 @@
 // POSIX and Linux calls that Swift cannot import as they are: variadic syscalls (pidfd_open),
 // variadic prctl, and the wait-status macros. Each wrapper is a direct pass-through that returns
-// -1 and sets errno on failure, exactly like the call it wraps.
+// -1 and sets errno on failure, exactly like the call it wraps; the exceptions (spawning, the
+// parent-death handler) say what they do.
 #ifndef CEXECNET_SHIMS_H
 #define CEXECNET_SHIMS_H
 
@@ -37,6 +38,28 @@ int cexecnet_wtermsig(int status);
 /// waitid(P_PIDFD, pidfd, WEXITED | WNOHANG): 1 and the status if exited, 0 if still running, -1 on error.
 /// `*code` gets the exit code or the signal; `*signaled` is 1 if killed by a signal.
 int cexecnet_waitid_pidfd(int pidfd, int *code, int *signaled);
+
+/// Starts `path` like posix_spawn, plus what posix_spawn cannot do: the child's own process group
+/// and a parent-death signal. In the child (vfork, so only system calls run before execve):
+/// `new_group` makes it the leader of a new process group (setpgid); `parent_death_signal`
+/// (0 for none) is armed with PR_SET_PDEATHSIG and the child exits at once (127) if the calling
+/// thread's process is already gone; fds `stdout_fd`/`stderr_fd` become 1 and 2, stdin is
+/// /dev/null; `cwd` (NULL for none) is entered; every signal gets its default action and none is
+/// blocked. The parent death signal follows the *calling thread*: call it on a thread that lives
+/// as long as the child should.
+/// Returns 0 and the pid, or an errno value (the child's, if chdir or execve failed there).
+int cexecnet_spawn(const char *path, char *const argv[], char *const envp[], int stdout_fd, int stderr_fd,
+                   const char *cwd, int new_group, int parent_death_signal, pid_t *pid);
+
+/// Makes this process's parent's death end it and, if `kill_group` is 1, its whole process group
+/// (kill(0, SIGKILL)): arms PR_SET_PDEATHSIG with a signal whose handler does that. For workers,
+/// whose process group was made for them at spawn, so commands they started die with them even
+/// when nobody is left to kill them. Returns 0, or -1 with errno.
+int cexecnet_arm_parent_death(int kill_group);
+
+/// waitid(P_PIDFD, pidfd, WEXITED | WNOHANG | WNOWAIT): 1 if the process has exited (it stays a
+/// zombie, so its pid and process group id are not reused yet), 0 if not, -1 on error.
+int cexecnet_pidfd_exited(int pidfd);
 
 /// pipe2(fds, O_CLOEXEC).
 int cexecnet_pipe_cloexec(int fds[2]);

@@ -154,6 +154,7 @@ final class AgentConnection: IOThreadRole {
 
     func tearDown(_ loop: IOLoop) {
         for worker in workers.values {
+            WorkerProcess.killGroup(worker.pid)
             _ = cexecnet_pidfd_send_signal(worker.pidfd, SIGKILL)
         }
         for worker in workers.values {
@@ -292,7 +293,8 @@ final class AgentConnection: IOThreadRole {
         }
         let spawned: SpawnedWorker
         do {
-            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment)
+            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment,
+                                              newProcessGroup: true, parentDeathSignal: SIGKILL)
         } catch {
             return fail("\(error)")
         }
@@ -311,7 +313,8 @@ final class AgentConnection: IOThreadRole {
     }
 
     private func workerExited(_ address: [UInt8]) {
-        guard let worker = workers[address], let exit = WorkerProcess.reap(pidfd: worker.pidfd) else { return }
+        guard let worker = workers[address], let exit = WorkerProcess.reap(pidfd: worker.pidfd, killingGroup: worker.pid)
+        else { return }
         for fd in worker.outputs { forwardOutput(fd, address) }
         loop?.removeFileDescriptor(worker.pidfd)
         close(worker.pidfd)

@@ -113,6 +113,8 @@ final class Hub: IOThreadRole {
         for link in links.values { link.close() }
         links = [:]
         for (_, peer) in peers where peer.pidfd >= 0 {
+            // Not reaped yet, so the group id is still the worker's.
+            WorkerProcess.killGroup(peer.pid)
             _ = cexecnetSignal(peer.pidfd, SIGKILL)
         }
         outbox = nil
@@ -208,8 +210,10 @@ final class Hub: IOThreadRole {
         let gateway = launch.gateway
         let spawned: SpawnedWorker
         do {
+            // A process group of its own, killed when it exits; SIGKILL when this (I/O) thread ends.
             spawned = try WorkerProcess.spawn(
-                executable: launch.executable, arguments: [], environment: launch.environment)
+                executable: launch.executable, arguments: [], environment: launch.environment,
+                newProcessGroup: true, parentDeathSignal: SIGKILL)
         } catch {
             gateway.failStart(error)
             return
@@ -229,7 +233,8 @@ final class Hub: IOThreadRole {
 
     private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
         guard let found = peers[PeerKey(routingID)], found.pidfd >= 0 else { return }
-        guard let exit = WorkerProcess.reap(pidfd: found.pidfd) else { return }
+        // What the worker started dies with it (its process group), then it is reaped.
+        guard let exit = WorkerProcess.reap(pidfd: found.pidfd, killingGroup: found.pid) else { return }
         // Whatever the worker sent before it died is taken first.
         handleRouter()
         for (index, fd) in found.outputFDs.enumerated() where peers[PeerKey(routingID)]?.outputFDs.contains(fd) == true {

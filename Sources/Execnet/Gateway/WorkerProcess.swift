@@ -1,6 +1,7 @@
-// Starting a worker process: finding its executable, posix_spawn with stdin on /dev/null and
-// stdout/stderr on pipes, a pidfd to watch it, and reaping it. Called on the I/O thread, which
-// lives as long as the client, so the worker's parent-death signal stays armed.
+// Starting a worker process: finding its executable, spawning it (stdin on /dev/null, stdout/stderr
+// on pipes, a process group of its own, a parent-death signal), a pidfd to watch it, and reaping it
+// together with its process group. Called on the I/O thread, which lives as long as the client, so
+// the worker's parent-death signal stays armed.
 
 import CExecnetShims
 #if canImport(Glibc)
@@ -60,8 +61,15 @@ enum WorkerProcess {
     /// Spawns `executable` with `environment` (`NAME=value` strings), stdin on /dev/null and
     /// stdout/stderr on new pipes.
     ///
+    /// - Parameters:
+    ///   - cwd: The directory the process starts in; `nil` keeps ours.
+    ///   - newProcessGroup: Whether the process leads a process group of its own, so that it and
+    ///     everything it starts can be killed together (``killGroup(_:)``).
+    ///   - parentDeathSignal: A signal the process gets when the *calling thread* ends (Linux's
+    ///     parent-death signal, armed before the program runs); `nil` for none.
     /// - Throws: ``ExecnetError`` `transport` if a pipe, the spawn or the pidfd fails.
-    static func spawn(executable: String, arguments: [String], environment: [String]) throws -> SpawnedWorker {
+    static func spawn(executable: String, arguments: [String], environment: [String], cwd: String? = nil,
+                      newProcessGroup: Bool = true, parentDeathSignal: Int32? = nil) throws -> SpawnedWorker {
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         guard cexecnet_pipe_cloexec(&outPipe) == 0 else { throw systemError("pipe2") }
@@ -71,24 +79,6 @@ enum WorkerProcess {
         }
         defer { close(outPipe[1]); close(errPipe[1]) }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
         defer {
@@ -96,15 +86,20 @@ enum WorkerProcess {
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let rc = withOptionalCString(cwd) { cwdPointer in
+            cexecnet_spawn(executable, argv, envp, outPipe[1], errPipe[1], cwdPointer, newProcessGroup ? 1 : 0,
+                           parentDeathSignal ?? 0, &pid)
+        }
         guard rc == 0 else {
             close(outPipe[0]); close(errPipe[0])
-            throw ExecnetError(.transport, "posix_spawn \(executable) failed: \(String(cString: strerror(rc)))")
+            let place = cwd.map { " in \($0)" } ?? ""
+            throw ExecnetError(.transport, "starting \(executable)\(place) failed: \(String(cString: strerror(rc)))")
         }
         let pidfd = cexecnet_pidfd_open(pid)
         guard pidfd >= 0 else {
             let error = systemError("pidfd_open")
-            kill(pid, SIGKILL)
+            if newProcessGroup { Glibc.kill(-pid, SIGKILL) }
+            Glibc.kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             close(outPipe[0]); close(errPipe[0])
@@ -113,6 +108,26 @@ enum WorkerProcess {
         _ = fcntl(outPipe[0], F_SETFL, fcntl(outPipe[0], F_GETFL) | O_NONBLOCK)
         _ = fcntl(errPipe[0], F_SETFL, fcntl(errPipe[0], F_GETFL) | O_NONBLOCK)
         return SpawnedWorker(pid: pid, pidfd: pidfd, stdout: outPipe[0], stderr: errPipe[0])
+    }
+
+    /// Kills the process group a worker leads (the worker and everything it started that stayed in
+    /// its group) with SIGKILL.
+    ///
+    /// Call it only while the leader is running or a zombie (before ``reap(pidfd:killingGroup:)``
+    /// reaps it): until then its pid, which is the group's id, cannot be reused.
+    static func killGroup(_ leader: pid_t) {
+        guard leader > 0 else { return }
+        _ = Glibc.kill(-leader, SIGKILL)
+    }
+
+    /// Reaps the process behind `pidfd` if it has exited, first killing the process group it led
+    /// (what it started dies with it).
+    ///
+    /// - Returns: How it ended, or `nil` if it is still running.
+    static func reap(pidfd: Int32, killingGroup leader: pid_t) -> WorkerExit? {
+        guard cexecnet_pidfd_exited(pidfd) == 1 else { return nil }
+        killGroup(leader)
+        return reap(pidfd: pidfd)
     }
 
     /// Reaps the process behind `pidfd` if it has exited.
@@ -135,6 +150,11 @@ enum WorkerProcess {
             pointer += 1
         }
         return result
+    }
+
+    private static func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+        guard let text else { return body(nil) }
+        return text.withCString { body($0) }
     }
 
     static func systemError(_ operation: String) -> ExecnetError {

@@ -20,7 +20,8 @@ extension TaskRegistry {
     ///   it only moves messages).
     /// - `exec`: runs `argv` (a list of strings; keyword `env` a dict of strings, `cwd` a string),
     ///   sends `("stdout", bytes)` and `("stderr", bytes)` chunks as they come, then
-    ///   `("exit", code)` or `("signal", number)`. Closing the channel kills the command.
+    ///   `("exit", code)` or `("signal", number)`. Closing the channel kills the command; the
+    ///   command and what it starts die with the worker.
     /// - `info`: sends one dict: `pid`, `cwd`, `hostname`, `executable`, `platform`.
     public mutating func registerBuiltins() {
         registerOnIOThread("echo") { context in
@@ -65,7 +66,11 @@ private func runCommandTask(_ context: TaskContext) throws {
     }
     var cwd: String?
     if case .string(let directory)? = context["cwd"] { cwd = directory }
-    let child = try spawnCommand(executable: executable, argv: argv, environment: environment, cwd: cwd)
+    // The command stays in the worker's process group, which its gateway kills when the worker
+    // ends, and it gets SIGKILL if this thread (so the worker) dies first.
+    let child = try WorkerProcess.spawn(executable: executable, arguments: Array(argv.dropFirst()),
+                                        environment: environment, cwd: cwd, newProcessGroup: false,
+                                        parentDeathSignal: SIGKILL)
     defer {
         close(child.pidfd)
     }
@@ -107,30 +112,5 @@ private func waitForExit(_ pidfd: Int32) -> WorkerExit {
         if let exit = WorkerProcess.reap(pidfd: pidfd) { return exit }
         var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         _ = poll(&pfd, 1, 1000)
-    }
-}
-
-private func spawnCommand(executable: String, argv: [String], environment: [String], cwd: String?) throws -> SpawnedWorker {
-    guard let cwd else {
-        return try WorkerProcess.spawn(executable: executable, arguments: Array(argv.dropFirst()), environment: environment)
-    }
-    // posix_spawn has no portable chdir action here; run through /bin/sh's cd to keep one spawn path.
-    let quoted = ([executable] + argv.dropFirst()).map { "'" + $0.replacingAll("'", with: "'\\''") + "'" }
-    let script = "cd '\(cwd.replacingAll("'", with: "'\\''"))' && exec " + quoted.joined(separator: " ")
-    return try WorkerProcess.spawn(executable: "/bin/sh", arguments: ["-c", script], environment: environment)
-}
-
-extension String {
-    /// Replaces every occurrence of `target` (no Foundation).
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = Substring(self)
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
     }
 }

@@ -33,12 +33,7 @@ public enum WorkerMain {
             _ = message.withCString { write(2, $0, strlen($0)) }
             exit(2)
         }
-        // The client's death (its spawning thread's, which is its I/O thread) kills us too; if it
-        // already died before this line, the parent pid has changed.
-        _ = cexecnet_set_parent_death_signal(SIGKILL)
-        if let expected = getenv("EXECNET_PARENT_PID").flatMap({ Int32(String(cString: $0)) }), getppid() != expected {
-            exit(3)
-        }
+        guard armParentDeath() else { exit(3) }
         let logger = makeExecnetLogger(label: "execnet.worker")
         keepFreedBuffers()
         if let directory = getenv("EXECNET_CHDIR").map({ String(cString: $0) }) {
@@ -76,6 +71,33 @@ public enum WorkerMain {
     public static func runIfWorkerProcess(tasks: TaskRegistry) {
         if isWorkerProcess { serve(tasks: tasks) }
     }
+}
+
+/// Makes the death of the process that started us end us, and everything in our process group.
+///
+/// The gateway (or agent) that spawned the worker gave it a process group of its own
+/// (`EXECNET_PARENT_PID` names that spawner); commands the worker starts stay in it. When the
+/// spawning thread ends, the kernel's parent-death signal runs a handler that kills the whole group,
+/// so nothing the worker started outlives it even when nobody is left to kill them. A wrapper
+/// script may stand between the spawner and the worker (`#!/bin/sh` running the worker as a
+/// child): its own parent-death signal (armed at spawn) ends it, and its death ends us.
+///
+/// - Returns: `false` if the parent is already gone (or is not the spawner nor a wrapper in our
+///   group), so the worker must exit at once.
+private func armParentDeath() -> Bool {
+    let spawner = getenv("EXECNET_PARENT_PID").flatMap { pid_t(String(cString: $0)) }
+    // Our group is one made for us only if the spawner is in another one; else a kill would hit it.
+    var ownGroup = false
+    if let spawner {
+        let spawnerGroup = getpgid(spawner)
+        guard spawnerGroup >= 0 else { return false }
+        ownGroup = spawnerGroup != getpgrp()
+    }
+    guard cexecnet_arm_parent_death(ownGroup ? 1 : 0) == 0 else { return false }
+    // Armed: if the parent died before this, it has already been replaced by a reaper.
+    guard let spawner else { return true }
+    let parent = getppid()
+    return parent == spawner || (ownGroup && getpgid(parent) == getpgrp())
 }
 
 /// Tunes malloc for the worker process, which is the runtime's own: keep freed large buffers for

@@ -1,0 +1,122 @@
+// What a client may do to the processes and files around it, against real processes: the
+// environment it may give a worker (through a real agent and through popen), the exec task of an
+// agent without --allow-exec, the runtime directory another user made (or a link planted in it),
+// and the processes a worker leaves behind when it, or its client, is killed.
+
+@testable import Execnet
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether `pid` is a process that still runs: it exists and is not a zombie (an orphan's zombie
+/// waits for a reaper that may never come in a test machine's init).
+func isRunning(_ pid: Int32) -> Bool {
+    let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 512)
+    let count = read(fd, &buffer, buffer.count)
+    guard count > 0, let paren = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")), paren + 2 < count else { return false }
+    let state = buffer[paren + 2]
+    return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+}
+
+/// Waits up to `timeout` until none of `pids` runs; true if none does.
+func waitUntilNotRunning(_ pids: [Int32], timeout: Duration = .seconds(10)) async -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < deadline {
+        if !pids.contains(where: isRunning) { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return !pids.contains(where: isRunning)
+}
+
+/// A new private (0700) directory under /tmp.
+func makePrivateDirectory(_ prefix: String) throws -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+        throw ExecnetError(.transport, "mkdtemp failed")
+    }
+    return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Removes a test directory tree (no symbolic link is followed).
+func removeTree(_ path: String) {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return }
+    if info.st_mode & S_IFMT == S_IFDIR {
+        if let dir = opendir(path) {
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(dir)
+            for name in names { removeTree("\(path)/\(name)") }
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+/// Runs ExecnetTestClient with `arguments` and `environment`; returns its first line and stops it.
+func runTestClient(_ arguments: [String] = [], environment: [String]) throws -> String {
+    let (client, line) = try startChild("\(buildDirectory())/ExecnetTestClient", arguments, environment: environment)
+    stopChild(client)
+    return line
+}
+
+/// The output of an exec channel until it has `lines` lines.
+func execLines(_ channel: Channel, _ lines: Int) async throws -> [String] {
+    var text: [UInt8] = []
+    while text.count(where: { $0 == 10 }) < lines {
+        guard case .tuple(let parts) = try await channel.receive(timeout: .seconds(10)), parts.count == 2,
+            case .bytes(let chunk) = parts[1]
+        else { break }
+        text += chunk
+    }
+    return String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+extension ProcessTests {
+    @Suite struct ProcessSafetyTests {
+        // MARK: - Orphans
+
+        @Test(arguments: GatewayKind.allCases) func anExecCommandAndWhatItStartedDieWithTheirKilledWorker(kind: GatewayKind) async throws {
+            let group = try await Group([try testWorkerSpec(kind)])
+            let exec = try group[0].remoteExec("exec", .list(["/bin/sh", "-c", "echo $$; sleep 1000 & echo $!; wait"]))
+            let pids = try await execLines(exec, 2).compactMap { Int32($0) }
+            #expect(pids.count == 2)
+            #expect(pids.allSatisfy(isRunning))
+            group[0].kill(signal: SIGKILL)
+            await group.terminate(timeout: .seconds(2))
+            #expect(await waitUntilNotRunning(pids), "survivors: \(pids.filter(isRunning))")
+        }
+
+        @Test(arguments: [false, true]) func aKilledClientLeavesNoProcessBehind(wrapper: Bool) async throws {
+            let worker = "\(buildDirectory())/ExecnetTestWorker"
+            // The wrapper runs the worker as its child (the command after it keeps the shell).
+            let script = makeScript("\(worker) \"$@\"\nexit $?")
+            defer { unlink(script) }
+            let spec = "popen//worker=\(wrapper ? script : worker)"
+            let (client, line) = try startChild("\(buildDirectory())/ExecnetTestClient", ["exec-child", spec])
+            let words = line.split(separator: " ")
+            guard words.first == "READY", words.count == 4 else {
+                stopChild(client)
+                Issue.record("the client did not start: \(line)")
+                return
+            }
+            let pids = words.dropFirst().compactMap { Int32($0) }
+            #expect(pids.count == 3)
+            #expect(wrapper == (pids[0] != pids[1]), "spawned \(pids[0]), said hello \(pids[1])")
+            #expect(pids.allSatisfy(isRunning))
+            _ = cexecnetSignal(client.pidfd, SIGKILL)
+            var status: Int32 = 0
+            waitpid(client.pid, &status, 0)
+            close(client.pidfd)
+            #expect(await waitUntilNotRunning(pids), "survivors: \(pids.filter(isRunning))")
+        }
+    }
+}
