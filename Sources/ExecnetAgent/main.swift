@@ -1,6 +1,7 @@
 // execnet-agent: a host agent. Registers this host with a broker and starts one worker process per
-// gateway that clients ask for, running only worker executables on its allow-list. SIGTERM/SIGINT
-// kill its workers and leave. A separate executable, so the popen worker stays lean.
+// gateway that clients ask for, running only worker executables on its allow-list (and the built-in
+// exec task only with --allow-exec). SIGTERM/SIGINT kill its workers and leave. A separate
+// executable, so the popen worker stays lean.
 
 import ArgumentParser
 import Execnet
@@ -27,6 +28,9 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "A worker executable this agent may run (repeatable). Default: execnet-worker beside this program.")
     var allow: [String] = []
+
+    @Flag(name: .long, help: "Let clients run the built-in exec task (any command, as this agent's user) in its workers. Off by default.")
+    var allowExec = false
 
     @Option(name: .long, help: "The broker's CURVE public key file. Default: $EXECNET_SERVER_KEY_FILE.")
     var serverKey: String?
@@ -73,7 +77,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         let configuration = AgentConfiguration(broker: broker, name: agentName, slots: slotCount, allowedWorkers: allowed,
-                                               keys: keys,
+                                               keys: keys, allowExec: allowExec,
                                                liveness: LivenessSettings(interval: .milliseconds(max(1, Int64((heartbeatInterval * 1000).rounded())))),
                                                logger: logger)
         let group = ServiceGroup(configuration: .init(

@@ -24,7 +24,11 @@ struct ChildProcess: Sendable {
 
 /// Starts `executable` and returns it with the first stdout line (within 20 s).
 func startChild(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws -> (ChildProcess, String) {
-    let environment = WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") } + extra
+    // An entry of `extra` replaces an inherited one of the same name.
+    let names = Set(extra.map { $0.prefix { $0 != "=" } })
+    let environment = WorkerProcess.currentEnvironment().filter {
+        !$0.hasPrefix("EXECNET_") && !names.contains($0.prefix { $0 != "=" })
+    } + extra
     let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments, environment: environment)
     var line: [UInt8] = []
     var byte: UInt8 = 0
@@ -94,7 +98,7 @@ final class BrokerFixture: Sendable {
         let (broker, endpoint) = try startBroker()
         self.broker = broker
         self.endpoint = endpoint
-        agent = try startAgent(endpoint, name: "testhost", slots: 300)
+        agent = try startAgent(endpoint, name: "testhost", slots: 300, ["--allow-exec"])
     }
 }
 

@@ -107,11 +107,11 @@ extension ProcessTests {
         @Test func chdirIsCreatedAndEnvironmentIsSet() async throws {
             let directory = "/tmp/execnet-test-chdir-\(getpid())/nested"
             let group = try Group()
-            let gateway = try await group.makeGateway(testWorkerSpec("//chdir=\(directory)//env:EXECNET_TEST_MODE=fast"))
+            let gateway = try await group.makeGateway(testWorkerSpec("//chdir=\(directory)//env:TEST_MODE=fast"))
             #expect(gateway.remoteInfo?.cwd == directory)
             let pid = try #require(gateway.pid)
             defer { Task { #expect(await waitUntilGone([pid])) } }
-            let exec = try gateway.remoteExec("exec", .list(["/bin/sh", "-c", "printf %s \"$EXECNET_TEST_MODE\""]))
+            let exec = try gateway.remoteExec("exec", .list(["/bin/sh", "-c", "printf %s \"$TEST_MODE\""]))
             let first = try await exec.receive(timeout: .seconds(10))
             #expect(first == .tuple(["stdout", .bytes(Array("fast".utf8))]))
             await group.terminate(timeout: .seconds(2))

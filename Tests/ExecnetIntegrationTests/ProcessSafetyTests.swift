@@ -82,6 +82,79 @@ func execLines(_ channel: Channel, _ lines: Int) async throws -> [String] {
 
 extension ProcessTests {
     @Suite struct ProcessSafetyTests {
+        // MARK: - The environment a client gives a worker
+
+        @Test func anAgentRefusesClientVariablesThatLoadCodeOrShadowItsOwn() async throws {
+            let fixture = try BrokerFixture.current()
+            let spec = "broker=\(fixture.endpoint)//worker=\(buildDirectory())/ExecnetTestWorker"
+            let group = try Group()
+            for variable in ["LD_PRELOAD=/tmp/evil.so", "EXECNET_ENDPOINT=tcp://127.0.0.1:1", "EXECNET_EXEC_DISABLED=0",
+                             "GCONV_PATH=/tmp", "BASH_ENV=/tmp/x", "MALLOC_TRACE=/tmp/x"] {
+                let name = String(variable.prefix { $0 != "=" })
+                do {
+                    _ = try await group.makeGateway("\(spec)//env:\(variable)", startupTimeout: .seconds(10))
+                    Issue.record("the agent started a worker with \(name) set by the client")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .spawnFailed, "\(error)")
+                    #expect(error.message.contains(name), "\(error)")
+                }
+            }
+            // An ordinary variable still reaches the worker (and what it runs).
+            let gateway = try await group.makeGateway("\(spec)//env:TEST_MODE=fast", startupTimeout: .seconds(10))
+            let exec = try gateway.remoteExec("exec", .list(["/bin/sh", "-c", "printf '%s\\n' \"$TEST_MODE\""]))
+            #expect(try await execLines(exec, 1) == ["fast"])
+            let pids = group.gateways.compactMap(\.pid)
+            await group.terminate(timeout: .seconds(2))
+            #expect(await waitUntilGone(pids))
+        }
+
+        @Test func aPopenGatewayAppliesTheSameRule() async throws {
+            let group = try Group()
+            for variable in ["LD_PRELOAD=/tmp/evil.so", "EXECNET_ENDPOINT=ipc:///tmp/x", "BASH_FUNC_ls%%=() { :; }"] {
+                do {
+                    _ = try await group.makeGateway(testWorkerSpec("//env:\(variable)"))
+                    Issue.record("a popen worker started with \(variable)")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .invalidSpec, "\(error)")
+                    #expect(error.message.contains(String(variable.prefix { $0 != "=" })), "\(error)")
+                }
+            }
+            #expect(group.gateways.allSatisfy { $0.pid == nil })
+            await group.terminate(timeout: .seconds(1))
+        }
+
+        @Test func execRunsOnlyInWorkersOfAnAgentStartedWithAllowExec() async throws {
+            let fixture = try BrokerFixture.current()
+            let agent = try startAgent(fixture.endpoint, name: "noexechost")
+            defer { stopChild(agent) }
+            let group = try Group()
+            for worker in ["execnet-worker", "ExecnetTestWorker"] {
+                let spec = "broker=\(fixture.endpoint)//worker=\(buildDirectory())/\(worker)"
+                let refused = try await group.makeGateway(spec + "//host=noexechost", startupTimeout: .seconds(10))
+                let marker = "/tmp/execnet-exec-ran-\(getpid())"
+                do {
+                    _ = try await refused.remoteExec("exec", .list(["/bin/touch", .string(marker)])).receive(timeout: .seconds(10))
+                    Issue.record("exec ran in a worker of an agent without --allow-exec")
+                } catch let error as RemoteError {
+                    #expect(error.text.contains("--allow-exec"), "\(error.text)")
+                }
+                #expect(access(marker, F_OK) != 0)
+                unlink(marker)
+                // Other tasks still run there.
+                let echo = try refused.remoteExec("echo")
+                try await echo.send("still serving")
+                #expect(try await echo.receive(timeout: .seconds(10)) == "still serving")
+                try echo.close()
+                // The fixture's agent runs with --allow-exec.
+                let allowed = try await group.makeGateway(spec + "//host=testhost", startupTimeout: .seconds(10))
+                let exec = try allowed.remoteExec("exec", .list(["/bin/sh", "-c", "echo ran"]))
+                #expect(try await execLines(exec, 1) == ["ran"])
+            }
+            let pids = group.gateways.compactMap(\.pid)
+            await group.terminate(timeout: .seconds(2))
+            #expect(await waitUntilGone(pids))
+        }
+
         // MARK: - Orphans
 
         @Test(arguments: GatewayKind.allCases) func anExecCommandAndWhatItStartedDieWithTheirKilledWorker(kind: GatewayKind) async throws {

@@ -23,6 +23,10 @@ public struct AgentConfiguration: Sendable {
     public var allowedWorkers: [String]
     /// CURVE keys towards the broker (the worker processes get them through their environment).
     public var keys: CurveClientKeys?
+    /// Whether the built-in `exec` task (any command, as the agent's user) may run in this agent's
+    /// workers; off by default, since it makes allowing the stock worker the same as allowing
+    /// everything.
+    public var allowExec: Bool
     /// Heartbeat settings until the broker's WELCOME gives its own.
     public var liveness: LivenessSettings
     /// The logger.
@@ -36,10 +40,13 @@ public struct AgentConfiguration: Sendable {
     ///   - slots: How many workers may run at once.
     ///   - allowedWorkers: Worker executables the agent may run; the first is the default.
     ///   - keys: CURVE keys, or `nil` for a loopback broker.
+    ///   - allowExec: Whether the built-in `exec` task may run in this agent's workers.
     ///   - liveness: Heartbeat settings until the broker's WELCOME gives its own.
     ///   - logger: The logger.
     public init(broker: String, name: String, slots: Int, allowedWorkers: [String], keys: CurveClientKeys? = nil,
-                liveness: LivenessSettings = .default, logger: Logger = Logger(label: "execnet.agent")) {
+                allowExec: Bool = false, liveness: LivenessSettings = .default,
+                logger: Logger = Logger(label: "execnet.agent")) {
+        self.allowExec = allowExec
         self.liveness = liveness
         self.broker = broker
         self.name = name
@@ -268,28 +275,10 @@ final class AgentConnection: IOThreadRole {
             return fail("worker \(requested) is not on this agent's allow-list")
         }
         let gatewayID = request.string("gateway") ?? "gw"
-        var environment = WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") || $0.hasPrefix("EXECNET_DEBUG=") }
-        if case .dict(let extra)? = request["env"] {
-            for (key, value) in extra {
-                guard case .string(let name) = key, case .string(let text) = value else { continue }
-                environment.removeAll { $0.hasPrefix(name + "=") }
-                environment.append("\(name)=\(text)")
-            }
-        }
-        environment += [
-            "EXECNET_WORKER_MODE=1",
-            "EXECNET_ENDPOINT=\(configuration.broker)",
-            "EXECNET_ROUTING_ID=\(String(decoding: address, as: UTF8.self))",
-            "EXECNET_GATEWAY_ID=\(gatewayID)",
-            "EXECNET_PARENT_PID=\(getpid())",
-            "EXECNET_HEARTBEAT_MS=\(settings.interval.clampedMilliseconds)",
-            "EXECNET_LIVENESS=\(settings.liveness)",
-        ]
-        if let chdir = request.string("chdir") { environment.append("EXECNET_CHDIR=\(chdir)") }
-        if let nice = request.int("nice") { environment.append("EXECNET_NICE=\(nice)") }
-        if let keys = configuration.keys {
-            environment.append("EXECNET_CURVE_SERVER_KEY=\(keys.serverKey)")
-            environment.append("EXECNET_CURVE_SECRET_KEY=\(keys.keyPair.secretKey)")
+        let environment: [String]
+        switch workerEnvironment(request, address: address, gatewayID: gatewayID) {
+        case .success(let built): environment = built
+        case .failure(let refusal): return fail(refusal.description)
         }
         let spawned: SpawnedWorker
         do {
@@ -310,6 +299,46 @@ final class AgentConnection: IOThreadRole {
         report["pid"] = .int(Int64(spawned.pid))
         report["host"] = .string(configuration.name)
         send(.spawned, report.encoded)
+    }
+
+    /// The environment of the worker a SPAWN asks for: the agent's own (minus `EXECNET_*`), the
+    /// client's variables if the rule allows each (``WorkerEnvironment``), then the agent's settings.
+    private func workerEnvironment(_ request: ControlPayload, address: [UInt8], gatewayID: String)
+        -> Result<[String], WorkerEnvironment.Refusal> {
+        var client: [(name: String, value: String)] = []
+        switch request["env"] {
+        case nil:
+            break
+        case .dict(let extra)?:
+            for (key, value) in extra {
+                guard case .string(let name) = key, case .string(let text) = value else {
+                    return .failure(.init(name: "\(key)", reason: "names and values are strings"))
+                }
+                client.append((name, text))
+            }
+        case let other?:
+            return .failure(.init(name: "\(other)", reason: "env is a dict of strings"))
+        }
+        var own = [
+            "EXECNET_WORKER_MODE=1",
+            "EXECNET_ENDPOINT=\(configuration.broker)",
+            "EXECNET_ROUTING_ID=\(String(decoding: address, as: UTF8.self))",
+            "EXECNET_GATEWAY_ID=\(gatewayID)",
+            "EXECNET_PARENT_PID=\(getpid())",
+            "EXECNET_HEARTBEAT_MS=\(settings.interval.clampedMilliseconds)",
+            "EXECNET_LIVENESS=\(settings.liveness)",
+            // The stock worker's exec task runs any command: only with --allow-exec.
+            "EXECNET_EXEC_DISABLED=\(configuration.allowExec ? 0 : 1)",
+        ]
+        if let chdir = request.string("chdir") { own.append("EXECNET_CHDIR=\(chdir)") }
+        if let nice = request.int("nice") { own.append("EXECNET_NICE=\(nice)") }
+        if let keys = configuration.keys {
+            own.append("EXECNET_CURVE_SERVER_KEY=\(keys.serverKey)")
+            own.append("EXECNET_CURVE_SECRET_KEY=\(keys.keyPair.secretKey)")
+        }
+        return Result { () throws(WorkerEnvironment.Refusal) in
+            try WorkerEnvironment.build(inherited: WorkerProcess.currentEnvironment(), client: client, own: own)
+        }
     }
 
     private func workerExited(_ address: [UInt8]) {

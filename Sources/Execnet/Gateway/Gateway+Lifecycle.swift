@@ -33,20 +33,23 @@ extension Gateway {
             return
         }
         let executable = try WorkerProcess.resolveExecutable(spec: spec)
-        var environment = WorkerProcess.currentEnvironment().filter { entry in
-            !entry.hasPrefix("EXECNET_WORKER_MODE=") && !entry.hasPrefix("EXECNET_ENDPOINT=")
+        var own = [
+            "EXECNET_WORKER_MODE=1",
+            "EXECNET_ENDPOINT=\(runtime.endpoint)",
+            "EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))",
+            "EXECNET_GATEWAY_ID=\(id)",
+            "EXECNET_PARENT_PID=\(getpid())",
+        ]
+        if let chdir = spec.chdir { own.append("EXECNET_CHDIR=\(chdir)") }
+        if let nice = spec.nice { own.append("EXECNET_NICE=\(nice)") }
+        let environment: [String]
+        do {
+            environment = try WorkerEnvironment.build(
+                inherited: WorkerProcess.currentEnvironment(),
+                client: spec.environment.map { (name: $0.key, value: $0.value) }, own: own)
+        } catch {
+            throw ExecnetError(.invalidSpec, "env:\(error.name) is refused: \(error.reason)", gatewayID: id)
         }
-        for (name, value) in spec.environment {
-            environment.removeAll { $0.hasPrefix(name + "=") }
-            environment.append("\(name)=\(value)")
-        }
-        environment.append("EXECNET_WORKER_MODE=1")
-        environment.append("EXECNET_ENDPOINT=\(runtime.endpoint)")
-        environment.append("EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))")
-        environment.append("EXECNET_GATEWAY_ID=\(id)")
-        environment.append("EXECNET_PARENT_PID=\(getpid())")
-        if let chdir = spec.chdir { environment.append("EXECNET_CHDIR=\(chdir)") }
-        if let nice = spec.nice { environment.append("EXECNET_NICE=\(nice)") }
         let launch = WorkerLaunch(gateway: self, executable: executable, environment: environment)
         try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launch(launch)) }
     }

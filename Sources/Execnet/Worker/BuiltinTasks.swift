@@ -21,7 +21,8 @@ extension TaskRegistry {
     /// - `exec`: runs `argv` (a list of strings; keyword `env` a dict of strings, `cwd` a string),
     ///   sends `("stdout", bytes)` and `("stderr", bytes)` chunks as they come, then
     ///   `("exit", code)` or `("signal", number)`. Closing the channel kills the command; the
-    ///   command and what it starts die with the worker.
+    ///   command and what it starts die with the worker. Refused in workers of a host agent
+    ///   started without `--allow-exec`.
     /// - `info`: sends one dict: `pid`, `cwd`, `hostname`, `executable`, `platform`.
     public mutating func registerBuiltins() {
         registerOnIOThread("echo") { context in
@@ -38,9 +39,16 @@ extension TaskRegistry {
     }
 }
 
+/// Whether the `exec` task refuses to run: a host agent started without `--allow-exec` sets
+/// `EXECNET_EXEC_DISABLED=1` for its workers (a client cannot set or unset `EXECNET_*` names).
+private let execDisabled = getenv("EXECNET_EXEC_DISABLED").map { String(cString: $0) != "0" } ?? false
+
 /// The `exec` task: see ``TaskRegistry/registerBuiltins()``.
 @available(*, noasync)
 private func runCommandTask(_ context: TaskContext) throws {
+    if execDisabled {
+        throw ExecnetError(.invalidState, "exec is disabled in this worker: its host agent runs without --allow-exec")
+    }
     guard case .list(let rawArgv)? = context.arguments.first ?? context["argv"], !rawArgv.isEmpty else {
         throw ExecnetError(.invalidState, "exec needs argv: a non-empty list of strings")
     }
