@@ -182,7 +182,7 @@ extension ProcessTests {
         }
 
         @Test func aKilledClientTakesItsWorkersWithItAndLeavesNoStaleDirectory() async throws {
-            let base = "/tmp/execnet-\(getuid())"
+            let base = ClientRuntime.baseDirectory()
             func spawnClient() throws -> (pid: Int32, pids: [Int32]) {
                 let worker = try WorkerProcess.spawn(
                     executable: "\(buildDirectory())/ExecnetTestClient", arguments: [],

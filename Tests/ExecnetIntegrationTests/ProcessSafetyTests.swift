@@ -155,6 +155,66 @@ extension ProcessTests {
             #expect(await waitUntilGone(pids))
         }
 
+        // MARK: - The runtime directory
+
+        @Test func aRuntimeDirectoryAnotherUserCouldEnterIsRefused() throws {
+            let runtime = try makePrivateDirectory("execnet-xdg")
+            defer { removeTree(runtime) }
+            let base = "\(runtime)/execnet"
+            let environment = ["XDG_RUNTIME_DIR=\(runtime)"]
+            // Made by another user (root would pass any access check: ownership is what counts).
+            if geteuid() == 0 {
+                #expect(mkdir(base, 0o700) == 0)
+                #expect(chown(base, 65534, 65534) == 0)
+                let line = try runTestClient(environment: environment)
+                #expect(line.hasPrefix("ERROR") && line.contains(base) && line.contains("owned by uid 65534"), "\(line)")
+                rmdir(base)
+            }
+            // Ours, but open to everyone.
+            #expect(mkdir(base, 0o700) == 0)
+            #expect(chmod(base, 0o777) == 0)
+            var line = try runTestClient(environment: environment)
+            #expect(line.hasPrefix("ERROR") && line.contains(base) && line.contains("mode 0777"), "\(line)")
+            rmdir(base)
+            // A link to a directory elsewhere.
+            let elsewhere = try makePrivateDirectory("execnet-elsewhere")
+            defer { removeTree(elsewhere) }
+            #expect(symlink(elsewhere, base) == 0)
+            line = try runTestClient(environment: environment)
+            #expect(line.hasPrefix("ERROR") && line.contains("symbolic link"), "\(line)")
+            unlink(base)
+            // A private one is used.
+            line = try runTestClient(environment: environment)
+            #expect(line.hasPrefix("READY"), "\(line)")
+            #expect(privateDirectoryProblem(base, owner: geteuid()) == nil)
+        }
+
+        @Test func staleDirectoryCleanupNeverFollowsALink() throws {
+            let runtime = try makePrivateDirectory("execnet-xdg")
+            defer { removeTree(runtime) }
+            let base = "\(runtime)/execnet"
+            #expect(mkdir(base, 0o700) == 0)
+            // A victim directory with a file, and a link to it named like a dead client's directory.
+            let victim = try makePrivateDirectory("execnet-victim")
+            defer { removeTree(victim) }
+            let precious = "\(victim)/precious"
+            let fd = open(precious, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            #expect(fd >= 0)
+            close(fd)
+            let deadPid = "2147483646"
+            #expect(symlink(victim, "\(base)/\(deadPid)-planted") == 0)
+            // A real stale directory of a dead client, which cleanup removes.
+            #expect(mkdir("\(base)/\(deadPid)-stale", 0o700) == 0)
+            let socket = open("\(base)/\(deadPid)-stale/hub", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            close(socket)
+            let line = try runTestClient(environment: ["XDG_RUNTIME_DIR=\(runtime)"])
+            #expect(line.hasPrefix("READY"), "\(line)")
+            #expect(access("\(base)/\(deadPid)-stale", F_OK) != 0, "the stale directory was not removed")
+            #expect(access(precious, F_OK) == 0, "cleanup deleted a file through a link")
+            var info = stat()
+            #expect(lstat(victim, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR)
+        }
+
         // MARK: - Orphans
 
         @Test(arguments: GatewayKind.allCases) func anExecCommandAndWhatItStartedDieWithTheirKilledWorker(kind: GatewayKind) async throws {
