@@ -80,6 +80,12 @@ func execLines(_ channel: Channel, _ lines: Int) async throws -> [String] {
     return String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init)
 }
 
+/// Receives the rest of a channel (the exec task's exit status) until it ends, so the gateway is
+/// terminated with no traffic in flight.
+func drain(_ channel: Channel) async throws {
+    for try await _ in channel {}
+}
+
 extension ProcessTests {
     @Suite struct ProcessSafetyTests {
         // MARK: - The environment a client gives a worker
@@ -103,6 +109,7 @@ extension ProcessTests {
             let gateway = try await group.makeGateway("\(spec)//env:TEST_MODE=fast", startupTimeout: .seconds(10))
             let exec = try gateway.remoteExec("exec", .list(["/bin/sh", "-c", "printf '%s\\n' \"$TEST_MODE\""]))
             #expect(try await execLines(exec, 1) == ["fast"])
+            try await drain(exec)
             let pids = group.gateways.compactMap(\.pid)
             await group.terminate(timeout: .seconds(2))
             #expect(await waitUntilGone(pids))
@@ -149,6 +156,7 @@ extension ProcessTests {
                 let allowed = try await group.makeGateway(spec + "//host=testhost", startupTimeout: .seconds(10))
                 let exec = try allowed.remoteExec("exec", .list(["/bin/sh", "-c", "echo ran"]))
                 #expect(try await execLines(exec, 1) == ["ran"])
+                try await drain(exec)
             }
             let pids = group.gateways.compactMap(\.pid)
             await group.terminate(timeout: .seconds(2))
