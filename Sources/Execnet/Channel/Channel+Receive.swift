@@ -25,6 +25,9 @@ extension Channel {
     func endError(_ end: ChannelEnd) -> any Error {
         switch end {
         case .remoteError(let error): error
+        case .peerLost(let cause):
+            ExecnetError(.endOfChannel, "channel \(id) has ended: \(cause.reason)", gatewayID: gatewayID, channelID: id,
+                         cause: cause)
         case .endOfChannel:
             ExecnetError(.endOfChannel, "channel \(id) has ended", gatewayID: gatewayID, channelID: id)
         }

@@ -183,7 +183,9 @@ public final class Channel: Sendable {
             state.localClosed = true
             // Each side sends its own close exactly once, even after the peer's: the peer then
             // knows nothing more comes and lets the channel go (see docs/PROTOCOL.md, Closing).
-            return takeCloseEffects(&state, notifyPeer: !connection.hasPeerEnded)
+            let notify = !state.closeSent && !state.remoteClosed
+            state.closeSent = true
+            return takeCloseEffects(&state, notifyPeer: notify)
         }
         guard let effects else { return }
         if effects.notifyPeer {

@@ -1,0 +1,86 @@
+// Channel lifecycles against real workers: each side closes once and forgets a channel once both
+// have closed, so finished tasks cost nothing on either side; channels made by a task reach the
+// client inside values, and come back as the same object.
+
+import Execnet
+import Testing
+
+extension ProcessTests {
+    @Suite struct ChannelLifecycleTests {
+        @Test(arguments: GatewayKind.allCases) func finishedTasksLeaveNoChannelOnEitherSide(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let gateway = group[0]
+                let workerBaseline = try await gateway.remoteStatus().channelCount
+                let clientBaseline = gateway.channelCount
+                for index in 0..<60 {
+                    let channel = try gateway.remoteExec("send", .int(Int64(index)))
+                    #expect(try await channel.receive(timeout: .seconds(10)) == .int(Int64(index)))
+                    try await channel.waitClose(timeout: .seconds(10))
+                }
+                // Tasks whose channel the client closes while they still wait.
+                for _ in 0..<20 {
+                    let channel = try gateway.remoteExec("wait-release")
+                    try channel.close()
+                }
+                // The client forgets a channel when the worker's close arrives.
+                try await waitFor { gateway.channelCount == clientBaseline }
+                #expect(gateway.channelCount == clientBaseline)
+                // The worker forgets it when the client's close arrives, which went before this STATUS.
+                let status = try await gateway.remoteStatus()
+                #expect(status.channelCount == workerBaseline)
+                #expect(status.executingCount == 0)
+            }
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aTaskSendsAChannelItOpenedAndTheClientReceivesOnIt(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let channel = try group[0].remoteExec("make-channel", 1, "two", 3)
+                guard case .channel(let side) = try await channel.receive(timeout: .seconds(10)) else {
+                    Issue.record("expected a channel")
+                    return
+                }
+                #expect(side.id % 2 == 0)
+                #expect(side.gatewayID == group[0].id)
+                var items: [Value] = []
+                for try await item in side { items.append(item) }
+                #expect(items == [1, "two", 3])
+                try await channel.waitClose(timeout: .seconds(10))
+                try await waitFor { group[0].channelCount == 0 }
+                #expect(group[0].channelCount == 0)
+            }
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aWorkerChannelThatComesBackIsTheSameObjectThere(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let channel = try group[0].remoteExec("channel-comes-back")
+                guard case .channel(let side) = try await channel.receive(timeout: .seconds(10)) else {
+                    Issue.record("expected a channel")
+                    return
+                }
+                try await side.send("hi")
+                try await channel.send(.channel(side))
+                #expect(try await channel.receive(timeout: .seconds(10)) == .tuple([true, .int(Int64(side.id)), "hi"]))
+            }
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aClientChannelThatComesBackIsTheSameObject(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let mine = group[0].newChannel()
+                #expect(mine.id % 2 == 1)
+                let channel = try group[0].remoteExec("return-channel")
+                try await channel.send(.channel(mine))
+                guard case .channel(let back) = try await channel.receive(timeout: .seconds(10)) else {
+                    Issue.record("expected a channel")
+                    return
+                }
+                #expect(back === mine)
+            }
+        }
+    }
+}
+
+/// Waits (with a bound of 10 s) until `condition` holds.
+private func waitFor(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+    while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+}
