@@ -334,7 +334,8 @@ extension Channel {
     ///
     /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
     /// - Throws: ``RemoteError`` if the peer closed with an error that was not yet reported;
-    ///   ``ExecnetError`` `timeout`; `CancellationError`.
+    ///   ``ExecnetError`` `endOfChannel` with a ``PeerEnd`` cause if the peer went away without
+    ///   closing (as execnet raises EOFError); `timeout`; `CancellationError`.
     public func waitClose(timeout: Duration? = nil) async throws {
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }

@@ -114,8 +114,9 @@ extension Channel {
     ///
     /// - Parameter timeout: How long to wait; `nil` waits until an item arrives or the channel ends.
     /// - Returns: The item.
-    /// - Throws: ``RemoteError`` once if the peer closed with an error or its worker died;
-    ///   ``ExecnetError`` `endOfChannel` after that or after a plain close, `timeout`, or
+    /// - Throws: ``RemoteError`` once if the peer closed with an error; ``ExecnetError``
+    ///   `endOfChannel` after that, after a plain close, or when the peer went away (its
+    ///   ``ExecnetError/peerEnd`` gives the cause), `timeout`, or
     ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
     ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
     nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {

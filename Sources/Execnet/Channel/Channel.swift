@@ -9,8 +9,10 @@ import Synchronization
 ///
 /// A channel carries ``Value``s (or any `Codable` type, through ``ValueEncoder``) in order, in both
 /// directions. Receiving blocks (suspends) until an item arrives, the channel ends, or a timeout.
-/// When the peer closes the channel with an error, or its worker dies, the next `receive` or
-/// `waitClose` throws ``RemoteError`` once; later calls throw ``ExecnetError`` `endOfChannel`.
+/// When the peer closes the channel with an error, the next `receive` or `waitClose` throws
+/// ``RemoteError`` once; later calls throw ``ExecnetError`` `endOfChannel`. When the peer goes
+/// away without closing (its worker died or exited, the gateway was terminated, the broker lost
+/// it), every `receive` and `waitClose` throws `endOfChannel` whose ``ExecnetError/peerEnd`` says why.
 ///
 /// Sending is flow-controlled: a sender may be ahead of its receiver by at most a window of
 /// 1,024 messages or 16 MiB; beyond that `send` suspends until the receiver consumes items.

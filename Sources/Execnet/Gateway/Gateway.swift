@@ -35,7 +35,7 @@ public struct RemoteStatus: Sendable, Hashable {
 ///
 /// Gateways are made by ``Group/makeGateway(_:startupTimeout:)`` or ``makeGateway(_:startupTimeout:)``.
 /// A gateway whose worker died stays usable for inspection: ``exitStatus`` says how it ended, and
-/// its channels ended with a ``RemoteError`` naming the cause.
+/// its channels ended (``ExecnetError`` `endOfChannel`) with a ``PeerEnd`` cause naming how.
 public final class Gateway: Sendable {
     enum Phase: Sendable {
         case starting
