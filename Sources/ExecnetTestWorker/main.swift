@@ -122,6 +122,13 @@ tasks.register("exit") { context in
     guard case .int(let code)? = context.arguments.first else { throw TaskFailure(description: "needs a code") }
     exit(Int32(code))
 }
+// Writes its last words to stderr, then exits the worker process with the given code.
+tasks.register("stderr-then-exit") { context in
+    guard case .int(let code)? = context.arguments.first else { throw TaskFailure(description: "needs a code") }
+    let words = Array("first words\nlast words\n".utf8)
+    _ = words.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    exit(Int32(code))
+}
 // Sends its pid, then sleeps until killed.
 tasks.register("pid-then-sleep") { context in
     try await context.channel.send(.int(Int64(getpid())))

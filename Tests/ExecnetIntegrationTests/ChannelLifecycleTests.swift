@@ -32,6 +32,45 @@ extension ProcessTests {
             }
         }
 
+        @Test(arguments: GatewayKind.allCases) func aTaskAbandonedByExitEndsItsChannelAsTerminated(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let waiting = try group[0].remoteExec("wait-release")
+                let plain = try group[0].remoteExec("send", 1)
+                try await plain.waitClose(timeout: .seconds(10))
+                group[0].exit()
+                // Not a clean close and not a RemoteError: the end of the channel, with the cause.
+                for attempt in 0..<2 {
+                    do {
+                        _ = try await waiting.receive(timeout: .seconds(10))
+                        Issue.record("expected endOfChannel (attempt \(attempt))")
+                    } catch let error as ExecnetError {
+                        #expect(error.code == .endOfChannel)
+                        #expect(error.peerEnd?.reason.contains("terminated") == true)
+                    }
+                }
+                await expectExecnetError(.endOfChannel) { try await waiting.waitClose(timeout: .seconds(5)) }
+                // A channel that had closed before stays a clean close.
+                try await plain.waitClose(timeout: .seconds(1))
+                #expect(try await plain.receive(timeout: .seconds(1)) == 1)
+            }
+        }
+
+        @Test func aDeadWorkersChannelsCarryItsExitAndLastStderrLines() async throws {
+            try await withTestGroup(1, kind: .popen) { group in
+                let channel = try group[0].remoteExec("stderr-then-exit", 3)
+                do {
+                    _ = try await channel.receive(timeout: .seconds(10))
+                    Issue.record("expected endOfChannel")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .endOfChannel)
+                    let cause = try #require(error.peerEnd)
+                    #expect(cause.exit == .exited(3))
+                    #expect(cause.stderr.suffix(2) == ["first words", "last words"])
+                    #expect(cause.gatewayID == group[0].id)
+                }
+            }
+        }
+
         @Test(arguments: GatewayKind.allCases) func aTaskSendsAChannelItOpenedAndTheClientReceivesOnIt(kind: GatewayKind) async throws {
             try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("make-channel", 1, "two", 3)

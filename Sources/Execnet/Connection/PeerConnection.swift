@@ -34,9 +34,10 @@ final class PeerConnection: Sendable {
         var nextID: Int32
         /// Set once the peer is gone; new channels start closed with this.
         var ended: PeerEnd??
-        /// Peer channels made by a frame (DATA or CLOSE) that no decoded value has named yet: they
-        /// stay registered after the peer's close, so the value that names them finds them.
-        var unresolved: Set<Int32> = []
+        /// Peer channels made by a frame (DATA or CLOSE) that no decoded value has named yet, and
+        /// whether they were closed on both sides: they stay registered after that, so the value
+        /// that names them finds them, and are let go when it is decoded.
+        var unresolved: [Int32: Bool] = [:]
     }
 
     /// The gateway's id (`gw0`).
@@ -86,26 +87,27 @@ final class PeerConnection: Sendable {
     /// - Parameter resolving: `true` when a channel value in a payload names it: a peer channel
     ///   that ended before any value named it was kept registered for this moment, and is let go now.
     func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false, resolving: Bool = false) -> Channel {
-        let (channel, ended, resolved) = registry.withLock { registry -> (Channel, PeerEnd??, Bool) in
-            if let recent = registry.recent, recent.id == id {
-                return (recent, nil, resolving && registry.unresolved.remove(id) != nil)
-            }
+        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
             if let existing = registry.channels[id] {
                 registry.recent = existing
-                return (existing, nil, resolving && registry.unresolved.remove(id) != nil)
+                // Named at last: a channel already closed on both sides is let go now.
+                if resolving, let closed = registry.unresolved.removeValue(forKey: id), closed {
+                    registry.channels[id] = nil
+                    registry.recent = nil
+                }
+                return (existing, nil)
             }
             let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             registry.recent = channel
             // Made by a frame, not by a value naming it: keep it until a value names it.
-            if !resolving && !isTaskChannel && !isOwnID(id) { registry.unresolved.insert(id) }
-            return (channel, registry.ended, false)
+            if !resolving && !isTaskChannel && !isOwnID(id) { registry.unresolved[id] = false }
+            return (channel, registry.ended)
         }
         if let ended {
             logger.warning("frame for channel \(id) from \(gatewayID) after the peer ended")
             channel.markPeerEnded(ended)
         }
-        if resolved && channel.state.withLock({ $0.remoteClosed }) { forget(channel) }
         return channel
     }
 
@@ -122,7 +124,10 @@ final class PeerConnection: Sendable {
     /// Forgets a channel that both sides have closed.
     func forget(_ channel: Channel) {
         registry.withLock { registry in
-            if registry.unresolved.contains(channel.id) { return }
+            if registry.unresolved[channel.id] != nil {
+                registry.unresolved[channel.id] = true
+                return
+            }
             if registry.channels[channel.id] === channel { registry.channels[channel.id] = nil }
             if registry.recent === channel { registry.recent = nil }
         }
