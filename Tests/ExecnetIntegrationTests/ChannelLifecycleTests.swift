@@ -71,6 +71,28 @@ extension ProcessTests {
             }
         }
 
+        @Test(arguments: GatewayKind.allCases) func hasReceiverIsTrueUntilEitherSideLetsGo(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let live = try group[0].remoteExec("wait-release")
+                #expect(live.hasReceiver)
+                let finished = try group[0].remoteExec("send", 1)
+                try await finished.waitClose(timeout: .seconds(10))
+                #expect(!finished.hasReceiver)
+                // A channel the task opened and sent: the task holds it open, so it receives.
+                let maker = try group[0].remoteExec("channel-comes-back")
+                guard case .channel(let side) = try await maker.receive(timeout: .seconds(10)) else {
+                    Issue.record("expected a channel")
+                    return
+                }
+                #expect(side.hasReceiver)
+                try live.close()
+                #expect(!live.hasReceiver)
+                try await side.send("x")
+                try await maker.send(.channel(side))
+                _ = try await maker.receive(timeout: .seconds(10))
+            }
+        }
+
         @Test(arguments: GatewayKind.allCases) func aTaskSendsAChannelItOpenedAndTheClientReceivesOnIt(kind: GatewayKind) async throws {
             try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("make-channel", 1, "two", 3)

@@ -69,6 +69,25 @@ extension ProcessTests {
             try await expectAnHonestGatewayWorks()
         }
 
+        @Test func aSideThatClosedSendsNoCreditForItemsTakenAfterwards() async throws {
+            try await withRogueWorker { gateway, rogue in
+                let channel = try gateway.remoteExec("anything")
+                _ = try #require(try await rogue.receive(.exec))
+                for index in 0..<600 { try rogue.send(.data, channel.id, encodeInternal(.int(Int64(index)))) }
+                let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+                while channel.state.withLock({ $0.items.count }) < 600 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                try channel.close()
+                // Items that arrived stay receivable; taking more than half a window of them
+                // grants no credit: the peer may already have forgotten the channel.
+                for index in 0..<600 { #expect(try await channel.receive(timeout: .seconds(5)) == .int(Int64(index))) }
+                #expect(try await rogue.receive(.close)?.channelID == channel.id)
+                let after = try await rogue.collect(for: .milliseconds(300))
+                #expect(after.filter { $0.type == .credit }.isEmpty)
+            }
+        }
+
         @Test func aPeerChannelThatIsClosedBeforeItIsNamedIsFoundByTheValueThatNamesIt() async throws {
             try await withRogueWorker { gateway, rogue in
                 let channel = try gateway.remoteExec("anything")

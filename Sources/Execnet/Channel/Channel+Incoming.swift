@@ -283,7 +283,7 @@ extension Channel {
             var grant: (messages: Int, bytes: Int)?
             var failure: (any Error)?
             for payload in queued where failure == nil {
-                if !state.remoteClosed, let next = state.consume(bytes: payload.count) {
+                if !state.isEnded, let next = state.consume(bytes: payload.count) {
                     grant = (messages: (grant?.messages ?? 0) + next.messages, bytes: (grant?.bytes ?? 0) + next.bytes)
                 }
                 failure = runDirectCallback(payload, registration)

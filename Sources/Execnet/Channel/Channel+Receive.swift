@@ -15,7 +15,7 @@ extension Channel {
                                gatewayID: gatewayID, channelID: id)
         }
         if let item = state.items.popFirst() {
-            let grant = state.remoteClosed ? nil : state.consume(bytes: item.count)
+            let grant = state.isEnded ? nil : state.consume(bytes: item.count)  // no CREDIT after either close
             return .item(item, grant: grant)
         }
         if state.isEnded { return .end(endError(state.takeEnd())) }

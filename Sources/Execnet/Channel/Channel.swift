@@ -201,6 +201,14 @@ public final class Channel: Sendable {
         perform(effects)
     }
 
+    /// Whether something on the other side still receives what is sent here: neither side has
+    /// closed the channel and its peer has not gone away.
+    ///
+    /// execnet's counterpart is a channel that is neither closed nor "send-only": once the peer
+    /// let go of its end (closed it, returned from its task, died), this is `false` and `send`
+    /// fails; items that already arrived stay receivable.
+    public var hasReceiver: Bool { state.withLock { !$0.localClosed && !$0.remoteClosed } }
+
     /// Whether the channel is closed: this side closed it, or the peer did (and, with a callback,
     /// every item and the endmarker were delivered).
     public var isClosed: Bool { state.withLock { $0.isClosed } }
