@@ -123,7 +123,10 @@ extension Channel {
             receiver.resume(.success(payload))
         case .direct(let grant, let failure):
             sendCredit(grant)
-            if let failure { closeLocally(error: "callback on channel \(id) raised: \(failure)") }
+            if let failure {
+                connection.logger.debug("callback on channel \(id) threw: \(failure)")
+                closeLocally(error: "callback on channel \(id) raised: \(failure)")
+            }
         }
     }
 
@@ -133,7 +136,7 @@ extension Channel {
             try registration.callback(try connection.decode(payload))
             return nil
         } catch {
-            connection.logger.debug("callback on channel \(id) threw: \(error)")
+            // Logged by the caller, after unlocking (a log handler is the user's code).
             return error
         }
     }
@@ -295,7 +298,10 @@ extension Channel {
             return
         }
         sendCredit(grant)
-        if let failure { closeLocally(error: "callback on channel \(id) raised: \(failure)") }
+        if let failure {
+            connection.logger.debug("callback on channel \(id) threw: \(failure)")
+            closeLocally(error: "callback on channel \(id) raised: \(failure)")
+        }
         if ended { runEndmarkerStep() }
     }
 

@@ -69,13 +69,15 @@ extension Channel {
         defer { timer?.cancel() }
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                var grantToSend: (messages: Int, bytes: Int)?
                 let immediate: Result<[UInt8], any Error>? = state.withLock { state in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     do {
                         switch try takeImmediate(&state) {
                         case .item(let payload, let grant):
-                            // The transport only queues, so sending the grant under the lock cannot block.
-                            sendCredit(grant)
+                            // Sent after unlocking: on the I/O thread the transport may act at
+                            // once, and nothing is called out under a channel's lock.
+                            grantToSend = grant
                             return .success(payload)
                         case .end(let error): return .failure(error)
                         case .wait: break
@@ -87,6 +89,7 @@ extension Channel {
                     state.receivers.append(.async(id: waiterID, continuation))
                     return nil
                 }
+                sendCredit(grantToSend)
                 if let immediate { continuation.resume(with: immediate) }
             }
         } onCancel: {
@@ -146,11 +149,12 @@ extension Channel {
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<[UInt8]>()
+        var grantToSend: (messages: Int, bytes: Int)?
         let immediate: Result<[UInt8], any Error>? = state.withLock { state in
             do {
                 switch try takeImmediate(&state) {
                 case .item(let payload, let grant):
-                    sendCredit(grant)
+                    grantToSend = grant
                     return .success(payload)
                 case .end(let error): return .failure(error)
                 case .wait: break
@@ -161,6 +165,7 @@ extension Channel {
             state.receivers.append(.blocking(id: waiterID, outcome))
             return nil
         }
+        sendCredit(grantToSend)
         if let immediate { return try connection.decode(immediate.get()) }
         if let result = outcome.wait(deadline: deadline) { return try connection.decode(result.get()) }
         let removed = state.withLock { state -> Bool in
