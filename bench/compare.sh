@@ -16,7 +16,7 @@
 #                   are reported, never asserted
 #   --no-build      use the release binaries already built
 #   --figures LIST  only these figures, comma-separated (default: startup,group8,rtt,oneway,
-#                   taskserver,terminate,death,idle-rss)
+#                   taskserver,terminate,death,idle-rss,worker-soak)
 #
 # BENCH_SCRATCH sets the SwiftPM scratch path (default .build). Exits nonzero only if something
 # failed to build or run, never because a target was missed.
@@ -28,7 +28,7 @@ ROUNDS=5
 JSON=
 SMOKE=0
 BUILD=1
-FIGURE_LIST=startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss
+FIGURE_LIST=startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss,worker-soak
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="$2"; shift 2 ;;
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
 done
 # bench/results.json holds the published full run; a subset or smoke run goes elsewhere unless told.
 if [ -z "$JSON" ]; then
-    if [ "$SMOKE" = 0 ] && [ "$FIGURE_LIST" = startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss ]; then
+    if [ "$SMOKE" = 0 ] && [ "$FIGURE_LIST" = startup,group8,rtt,oneway,taskserver,terminate,death,idle-rss,worker-soak ]; then
         JSON=bench/results.json
     else
         mkdir -p bench/.bin
@@ -81,9 +81,11 @@ fi
 if [ "$SMOKE" = 1 ]; then
     COUNTS=(--startup-samples 2 --samples 1 --rtt-count 300 --small-count 2000 --kib-count 1000 --mib-count 5)
     TASKS=(--tasks 300)
+    SOAK=(--soak-tasks 2000)
 else
     COUNTS=(--startup-samples 10 --samples 5 --rtt-count 20000 --small-count 200000 --kib-count 200000 --mib-count 200)
     TASKS=(--tasks 20000)
+    SOAK=(--soak-tasks 100000)
 fi
 
 RAW="$(mktemp)"
@@ -129,12 +131,12 @@ run() {
         swift)
             # The round trip also with the blocking API from a thread of its own (reported apart).
             [ "$figure" = rtt ] && args+=(--blocking)
-            output="$(timeout 300 "$BIN/execnet-bench" runtime "${args[@]}" "${TASKS[@]}")" || status=$? ;;
+            output="$(timeout 300 "$BIN/execnet-bench" runtime "${args[@]}" "${TASKS[@]}" "${SOAK[@]}")" || status=$? ;;
         swift_broker)
             # The same figures through the broker; only the implementation's name differs. The
             # worker is named as the agent's allow-list names it.
             output="$(timeout 300 "$BIN/execnet-bench" runtime --broker "$BROKER" --worker "$BIN/ExecnetBenchWorker" \
-                "${args[@]}" "${TASKS[@]}" \
+                "${args[@]}" "${TASKS[@]}" "${SOAK[@]}" \
                 | sed 's/"impl": "swift"/"impl": "swift_broker"/')" || status=$? ;;
         execnet) output="$(timeout 300 "$VENV/bin/python" bench/execnet_bench.py "${args[@]}" "${TASKS[@]}")" || status=$? ;;
         c_direct) output="$(timeout 300 bench/.bin/baseline direct "${args[@]}" "${TASKS[@]}")" || status=$? ;;
@@ -155,6 +157,7 @@ impls_for() {
         group8|idle-rss) echo "swift execnet c_direct" ;;
         rtt|oneway) echo "swift execnet c_direct c_relay swift_broker" ;;
         taskserver) echo "swift execnet c_direct" ;;
+        worker-soak) echo "swift swift_broker" ;;
         *) echo "swift execnet" ;;
     esac
 }

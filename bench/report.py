@@ -38,6 +38,10 @@ FIGURES = [
     ("death_ms", "death seen (SIGKILL to endmarker)", "ms"),
     ("idle_worker_rss_mib", "idle worker RSS", "MiB"),
     ("client_peak_rss_mib", "client peak RSS during one-way", "MiB"),
+    ("worker_soak_rss_100_mib", "worker RSS after 100 tasks", "MiB"),
+    ("worker_soak_rss_mib", "worker RSS after the soak (100,000 tasks)", "MiB"),
+    ("worker_soak_channels_100", "worker channels after 100 tasks", "channels"),
+    ("worker_soak_channels", "worker channels after the soak", "channels"),
 ]
 
 # figure -> [(other implementation, operator, ratio, must)]; ratio = this project / other.

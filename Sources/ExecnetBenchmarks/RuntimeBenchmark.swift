@@ -16,7 +16,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         abstract: "Runtime figures (start-up, round trip, one-way, taskserver, terminate, death, RSS) as JSON lines.",
         discussion: "Run by bench/compare.sh, which compares them with Python's execnet and a C libzmq baseline.")
 
-    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, terminate, death, idle-rss, all.")
+    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, terminate, death, idle-rss, worker-soak, all.")
     var figure = "all"
 
     @Option(help: "Samples for startup (median of these).")
@@ -39,6 +39,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
 
     @Option(help: "Tasks for the taskserver figure.")
     var tasks = 20_000
+
+    @Option(help: "Tasks for the worker-soak figure (measured after 100 and after this many).")
+    var soakTasks = 100_000
 
     @Option(help: "Worker executable (default: ExecnetBenchWorker beside this program).")
     var worker: String?
@@ -68,6 +71,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             case "terminate": try await bench.terminate()
             case "death": try await bench.death()
             case "idle-rss": try await bench.idleRSS()
+            case "worker-soak": try await bench.workerSoak()
             default: throw ValidationError("unknown figure '\(name)'")
             }
         }
@@ -95,6 +99,7 @@ struct RuntimeFigures: Sendable {
     let taskCount: Int
     let blocking: Bool
     let idleMilliseconds: Int
+    let soakTasks: Int
 
     init(spec: String, options: RuntimeBenchmark) {
         self.spec = spec
@@ -107,6 +112,7 @@ struct RuntimeFigures: Sendable {
         taskCount = options.tasks
         blocking = options.blocking
         idleMilliseconds = options.idleMilliseconds
+        soakTasks = options.soakTasks
     }
 
     // MARK: 1, 2: start-up
@@ -306,6 +312,37 @@ struct RuntimeFigures: Sendable {
         let memory = ProcessMemory.read(pid: pid)
         emit("idle_worker_rss_mib", memory.rss)
         emit("idle_worker_hwm_mib", memory.hwm)
+        await group.terminate(timeout: .seconds(5))
+    }
+
+    // MARK: 9: worker soak
+
+    /// One worker runs trivial tasks, 100 at a time: its RSS and channel count (from
+    /// `remoteStatus`) after 100 tasks and after `soakTasks`. Finished channels must cost nothing,
+    /// so both pairs should be equal.
+    func workerSoak() async throws {
+        let group = try Group()
+        let gateway = try await group.makeGateway(spec)
+        guard let pid = gateway.pid else { throw ValidationError("worker-soak: no pid") }
+        var done = 0
+        func run(until total: Int) async throws {
+            while done < total {
+                let batch = min(100, total - done)
+                var channels: [Channel] = []
+                for _ in 0..<batch { channels.append(try gateway.remoteExec("hello")) }
+                for channel in channels {
+                    _ = try await channel.receive(timeout: .seconds(30))
+                    try await channel.waitClose(timeout: .seconds(30))
+                }
+                done += batch
+            }
+        }
+        try await run(until: 100)
+        emit("worker_soak_channels_100", Double(try await gateway.remoteStatus().channelCount))
+        emit("worker_soak_rss_100_mib", ProcessMemory.read(pid: pid).rss)
+        try await run(until: max(soakTasks, 100))
+        emit("worker_soak_channels", Double(try await gateway.remoteStatus().channelCount))
+        emit("worker_soak_rss_mib", ProcessMemory.read(pid: pid).rss)
         await group.terminate(timeout: .seconds(5))
     }
 

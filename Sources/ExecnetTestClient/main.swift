@@ -39,9 +39,9 @@ func killHostCheck(_ spec1: String, _ spec2: String, agentPid: Int32) async thro
     check(elapsed < .seconds(3), "endmarker within the liveness bound (took \(elapsed))")
     do {
         try await doomed.waitClose(timeout: .seconds(2))
-        check(false, "a RemoteError for the killed host")
-    } catch let error as RemoteError {
-        check(true, "a RemoteError for the killed host: \(error.text)")
+        check(false, "the end of the channel for the killed host")
+    } catch let error as ExecnetError where error.code == .endOfChannel && error.peerEnd != nil {
+        check(true, "the end of the channel for the killed host: \(error.peerEnd!)")
     }
     var workerGone = false
     for _ in 0..<200 where !workerGone {

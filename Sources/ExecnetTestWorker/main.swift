@@ -12,6 +12,24 @@ struct TaskFailure: Error, CustomStringConvertible {
 
 var tasks = TaskRegistry.builtins
 
+// Opens a channel on the worker side, sends it, sends each argument on it, and closes it.
+tasks.register("make-channel") { context in
+    let side = context.newChannel()
+    try await context.channel.send(.channel(side))
+    for item in context.arguments { try await side.send(item) }
+    try side.close()
+}
+// Opens a channel on the worker side and sends it; the client sends it back (with an item on it
+// first); answers whether the channel that came back is the very same object, and the item.
+tasks.register("channel-comes-back") { context in
+    let side = context.newChannel()
+    try await context.channel.send(.channel(side))
+    guard case .channel(let returned) = try await context.channel.receive() else {
+        throw TaskFailure(description: "needs a channel back")
+    }
+    let item = try await side.receive()
+    try await context.channel.send(.tuple([.bool(returned === side), .int(Int64(side.id)), item]))
+}
 // Sends each positional argument, then returns.
 tasks.register("send") { context in
     for item in context.arguments { try await context.channel.send(item) }
@@ -102,6 +120,13 @@ tasks.register("write-raw") { context in
 // Exits the worker process with the given code.
 tasks.register("exit") { context in
     guard case .int(let code)? = context.arguments.first else { throw TaskFailure(description: "needs a code") }
+    exit(Int32(code))
+}
+// Writes its last words to stderr, then exits the worker process with the given code.
+tasks.register("stderr-then-exit") { context in
+    guard case .int(let code)? = context.arguments.first else { throw TaskFailure(description: "needs a code") }
+    let words = Array("first words\nlast words\n".utf8)
+    _ = words.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     exit(Int32(code))
 }
 // Sends its pid, then sleeps until killed.

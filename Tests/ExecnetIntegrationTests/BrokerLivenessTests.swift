@@ -43,11 +43,14 @@ extension ProcessTests {
                 kill(agent.pid, SIGKILL)
                 #expect(try await queue.get(timeout: .seconds(5)).1 == "lost")
                 #expect(killedAt.duration(to: .now) < .seconds(3))
+                // A lost peer is the end of the channel (execnet's EOFError), with the cause.
                 do {
                     try await doomed.waitClose(timeout: .seconds(1))
-                    Issue.record("expected RemoteError")
-                } catch let error as RemoteError {
-                    #expect(error.text.contains("doomedhost") || error.exit != nil)
+                    Issue.record("expected endOfChannel")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .endOfChannel)
+                    let cause = try #require(error.peerEnd)
+                    #expect(cause.reason.contains("doomedhost") || cause.exit != nil)
                 }
                 // The worker died with its agent (parent-death signal).
                 #expect(await waitUntilGone([doomedPid], timeout: .seconds(3)))
@@ -94,9 +97,10 @@ extension ProcessTests {
             #expect(try await queue.get(timeout: .seconds(5)).1 == "lost")
             do {
                 try await channel.waitClose(timeout: .seconds(1))
-                Issue.record("expected RemoteError")
-            } catch let error as RemoteError {
-                #expect(error.text.contains("broker"))
+                Issue.record("expected endOfChannel")
+            } catch let error as ExecnetError {
+                #expect(error.code == .endOfChannel)
+                #expect(error.peerEnd?.reason.contains("broker") == true)
             }
             // The agent registers again and new gateways work.
             let deadline = ContinuousClock.now.advanced(by: .seconds(10))

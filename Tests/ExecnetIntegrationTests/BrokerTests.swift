@@ -61,10 +61,11 @@ extension ProcessTests {
                 #expect(killedAt.duration(to: .now) < .seconds(1))
                 do {
                     try await doomed.waitClose(timeout: .seconds(1))
-                    Issue.record("expected RemoteError")
-                } catch let error as RemoteError {
-                    #expect(error.exit == .signaled(SIGKILL))
-                    #expect(error.text.contains("testhost"))
+                    Issue.record("expected endOfChannel")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .endOfChannel)
+                    #expect(error.peerEnd?.exit == .signaled(SIGKILL))
+                    #expect(error.peerEnd?.reason.contains("testhost") == true)
                 }
                 try await survivor.send("alive")
                 #expect(try await survivor.receive(timeout: .seconds(10)) == "alive")

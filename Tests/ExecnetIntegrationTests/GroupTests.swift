@@ -125,14 +125,24 @@ extension ProcessTests {
                 let queue = try MultiChannel([other]).makeReceiveQueue(endmarker: "ended")
                 let killedAt = ContinuousClock.now
                 kill(Int32(pid), SIGKILL)
+                // A dead worker is the end of the channel (execnet's EOFError), carrying the cause.
                 do {
                     _ = try await doomed.receive(timeout: .seconds(5))
-                    Issue.record("expected RemoteError")
-                } catch let error as RemoteError {
+                    Issue.record("expected endOfChannel")
+                } catch let error as ExecnetError {
                     #expect(killedAt.duration(to: .now) < .seconds(1))
+                    #expect(error.code == .endOfChannel)
                     #expect(error.gatewayID == "gw0")
-                    #expect(error.exit == .signaled(SIGKILL))
+                    #expect(error.peerEnd?.exit == .signaled(SIGKILL))
                     #expect(error.description.contains("SIGKILL"))
+                }
+                // Every later receive and waitClose reports the same end and cause.
+                do {
+                    try await doomed.waitClose(timeout: .seconds(5))
+                    Issue.record("expected endOfChannel")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .endOfChannel)
+                    #expect(error.peerEnd?.exit == .signaled(SIGKILL))
                 }
                 #expect(try await queue.get(timeout: .seconds(1)).1 == "ended")
                 #expect(group[0].exitStatus == .signaled(SIGKILL))
@@ -148,9 +158,10 @@ extension ProcessTests {
                 let channel = try group[0].remoteExec("exit", 7)
                 do {
                     _ = try await channel.receive(timeout: .seconds(5))
-                    Issue.record("expected RemoteError")
-                } catch let error as RemoteError {
-                    #expect(error.exit == .exited(7))
+                    Issue.record("expected endOfChannel")
+                } catch let error as ExecnetError {
+                    #expect(error.code == .endOfChannel)
+                    #expect(error.peerEnd?.exit == .exited(7))
                 }
                 #expect(await group[0].join(timeout: .seconds(5)) == .exited(7))
             }

@@ -26,7 +26,7 @@ extension Channel {
             effects.senders = Array(state.senders)
             state.senders.removeAll()
         }
-        if state.callback != nil && !state.endmarkerDelivered {
+        if state.callback != nil && !state.endmarkerDelivered && !state.replaying {
             effects.scheduleEnd = true
         }
         effects.closeWaiters = takeCloseWaiters(&state)
@@ -41,19 +41,27 @@ extension Channel {
         guard state.isClosed, !state.closeWaiters.isEmpty else { return [] }
         var result: [(CloseWaiter, Result<Void, any Error>)] = []
         for waiter in state.closeWaiters {
-            if let error = state.pendingError {
-                state.pendingError = nil
-                result.append((waiter, .failure(error)))
-            } else {
-                result.append((waiter, .success(())))
-            }
+            result.append((waiter, closeOutcome(&state)))
         }
         state.closeWaiters = []
         return result
     }
 
+    /// What `waitClose` gives on a closed channel: a pending remote error (once), the end with the
+    /// peer's cause if it went away (as execnet raises EOFError for a dying gateway), or success.
+    func closeOutcome(_ state: inout ChannelState) -> Result<Void, any Error> {
+        if let error = state.pendingError {
+            state.pendingError = nil
+            return .failure(error)
+        }
+        if let cause = state.endCause { return .failure(endError(.peerLost(cause))) }
+        return .success(())
+    }
+
     /// Carries out close effects, outside the lock.
     func perform(_ effects: CloseEffects) {
+        // Forgotten first: whoever a close wakes sees the registry without the channel.
+        if effects.forget { connection.forget(self) }
         for (receiver, error) in effects.receivers { receiver.resume(.failure(error)) }
         for sender in effects.senders {
             sender.resume(.failure(ExecnetError(.invalidState, "channel \(id) closed while sending",
@@ -61,7 +69,6 @@ extension Channel {
         }
         if effects.scheduleEnd { scheduleEndmarker() }
         for (waiter, result) in effects.closeWaiters { waiter.resume(result) }
-        if effects.forget { connection.forget(self) }
     }
 
     // MARK: - From the peer (I/O thread)
@@ -69,6 +76,7 @@ extension Channel {
     /// What `deliver` leaves to do after unlocking.
     private enum Delivery {
         case none
+        case afterEnd
         case handOff(ReceiveWaiter, grant: (messages: Int, bytes: Int)?)
         case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?)
     }
@@ -76,8 +84,12 @@ extension Channel {
     /// An item arrived from the peer.
     func deliver(_ payload: [UInt8]) {
         let delivery = state.withLock { state -> Delivery in
-            if state.localClosed || state.remoteClosed {
-                // This side closed it (the user no longer wants items) or the peer broke protocol.
+            if state.remoteClosed {
+                // The peer broke protocol (an item after its close), or it ended.
+                return .afterEnd
+            }
+            if state.localClosed {
+                // This side closed it: the user no longer wants items (the peer may not know yet).
                 return .none
             }
             if let registration = state.callback {
@@ -85,6 +97,11 @@ extension Channel {
                     // Under the lock, so items keep arrival order against the replay in `register`.
                     let grant = state.consume(bytes: payload.count)
                     return .direct(grant: grant, failure: runDirectCallback(payload, registration))
+                }
+                if state.replaying {
+                    // `setCallback` is still replaying earlier items on its caller's thread.
+                    state.items.append(payload)
+                    return .none
                 }
                 // Submitted under the lock so callback order is arrival order.
                 submitCallbackItem(payload, registration)
@@ -99,12 +116,17 @@ extension Channel {
         switch delivery {
         case .none:
             break
+        case .afterEnd:
+            connection.logger.warning("dropped DATA on channel \(id) from \(gatewayID): the channel had ended")
         case .handOff(let receiver, let grant):
             sendCredit(grant)
             receiver.resume(.success(payload))
         case .direct(let grant, let failure):
             sendCredit(grant)
-            if let failure { closeLocally(error: "callback on channel \(id) raised: \(failure)") }
+            if let failure {
+                connection.logger.debug("callback on channel \(id) threw: \(failure)")
+                closeLocally(error: "callback on channel \(id) raised: \(failure)")
+            }
         }
     }
 
@@ -114,28 +136,49 @@ extension Channel {
             try registration.callback(try connection.decode(payload))
             return nil
         } catch {
-            connection.logger.debug("callback on channel \(id) threw: \(error)")
+            // Logged by the caller, after unlocking (a log handler is the user's code).
             return error
         }
     }
 
     /// The peer closed the channel, with an error or without.
-    func remoteClosed(error: RemoteError?) {
+    ///
+    /// - Parameter reply: Send this side's own close if it has not gone yet (the peer forgets the
+    ///   channel only once it has it). `false` when the peer is gone.
+    func remoteClosed(error: RemoteError?, cause: PeerEnd? = nil, reply: Bool) {
         let effects = state.withLock { state -> CloseEffects? in
             if state.remoteClosed { return nil }
             state.remoteClosed = true
-            if !state.localClosed { state.pendingError = error }
-            return takeCloseEffects(&state, notifyPeer: false)
+            if !state.localClosed {
+                state.pendingError = error
+                state.endCause = cause
+            }
+            let notify = reply && !state.closeSent
+            if notify { state.closeSent = true }
+            return takeCloseEffects(&state, notifyPeer: notify)
         }
-        if let effects { perform(effects) }
+        guard let effects else {
+            // Logged outside the lock: a log handler is code of the user's.
+            if reply { connection.logger.warning("dropped a second close of channel \(id) from \(gatewayID)") }
+            return
+        }
+        if effects.notifyPeer { connection.send(WireMessage(channelID: id, type: .close, payload: [])) }
+        perform(effects)
     }
 
-    /// The peer (its worker) is gone: the channel ends with `error` (naming this channel's task)
-    /// unless it already ended.
-    func markPeerEnded(_ error: RemoteError?) {
-        remoteClosed(error: error.map {
-            RemoteError($0.text, taskName: taskName ?? $0.taskName, gatewayID: $0.gatewayID, exit: $0.exit)
-        })
+    /// The peer (its worker) is gone: the channel ends with `cause` unless it already ended.
+    func markPeerEnded(_ cause: PeerEnd?) {
+        remoteClosed(error: nil, cause: cause, reply: false)
+    }
+
+    /// Ends a channel that is not registered and will never be (a channel value naming a channel
+    /// of this side that is no longer open).
+    func endDetached() {
+        state.withLock { state in
+            state.localClosed = true
+            state.remoteClosed = true
+            state.closeSent = true
+        }
     }
 
     /// The peer consumed items and granted more window.
@@ -199,8 +242,9 @@ extension Channel {
 
     /// Registers a callback that receives every item, on the callback thread, in order.
     ///
-    /// Items that already arrived are replayed to it first; afterwards ``receive(timeout:)`` is
-    /// refused. Callbacks must not block for long: they share one thread. A callback that throws
+    /// Items that already arrived are delivered to it on the calling thread before this returns
+    /// (and the endmarker too, if the channel has already ended), as execnet does; later items
+    /// arrive on the callback thread. Afterwards ``receive(timeout:)`` is refused. Callbacks must not block for long: they share one thread. A callback that throws
     /// closes the channel with an error that the other side receives.
     ///
     /// - Parameter callback: Called with each item.
@@ -230,32 +274,62 @@ extension Channel {
                                    gatewayID: gatewayID, channelID: id)
             }
             state.callback = registration
-            let queued = state.items
-            state.items.removeAll()
             guard registration.direct else {
-                for payload in queued { submitCallbackItem(payload, registration) }
-                if state.isEnded { scheduleEndmarkerLocked() }
+                // Queued items and the endmarker are delivered on this thread before
+                // `setCallback` returns (as execnet does); see `replayQueued`.
+                state.replaying = true
                 return (false, nil, nil)
             }
+            let queued = state.items
+            state.items.removeAll()
             // Replayed under the lock, before any item the I/O thread delivers next.
             var grant: (messages: Int, bytes: Int)?
             var failure: (any Error)?
             for payload in queued where failure == nil {
-                if !state.remoteClosed, let next = state.consume(bytes: payload.count) {
+                if !state.isEnded, let next = state.consume(bytes: payload.count) {
                     grant = (messages: (grant?.messages ?? 0) + next.messages, bytes: (grant?.bytes ?? 0) + next.bytes)
                 }
                 failure = runDirectCallback(payload, registration)
             }
             return (state.isEnded, grant, failure)
         }
+        guard registration.direct else {
+            replayQueued(registration)
+            return
+        }
         sendCredit(grant)
-        if let failure { closeLocally(error: "callback on channel \(id) raised: \(failure)") }
+        if let failure {
+            connection.logger.debug("callback on channel \(id) threw: \(failure)")
+            closeLocally(error: "callback on channel \(id) raised: \(failure)")
+        }
         if ended { runEndmarkerStep() }
     }
 
-    /// `scheduleEndmarker` for a callback-thread registration, with the lock held.
-    private func scheduleEndmarkerLocked() {
-        SerialWorkQueue.callbacks.submit { [self] in runEndmarkerStep() }
+    /// Runs the callback on every queued item, then the endmarker if the channel has ended, on the
+    /// caller's thread and outside the lock. Items arriving meanwhile queue behind (`replaying`),
+    /// so order is arrival order; once the queue is empty, later items go to the callback thread.
+    private func replayQueued(_ registration: CallbackRegistration) {
+        while true {
+            let (payload, grant, runEnd) = state.withLock { state -> ([UInt8]?, (messages: Int, bytes: Int)?, Bool) in
+                if !state.localClosed, let payload = state.items.popFirst() {
+                    return (payload, state.remoteClosed ? nil : state.consume(bytes: payload.count), false)
+                }
+                state.items.removeAll()
+                state.replaying = false
+                return (nil, nil, state.isEnded && !state.endmarkerDelivered)
+            }
+            sendCredit(grant)
+            guard let payload else {
+                if runEnd { runEndmarkerStep() }
+                return
+            }
+            do {
+                try registration.callback(try connection.decode(payload))
+            } catch {
+                connection.logger.debug("callback on channel \(id) threw: \(error)")
+                closeLocally(error: "callback on channel \(id) raised: \(error)")
+            }
+        }
     }
 
     // MARK: - Waiting for the close
@@ -266,7 +340,8 @@ extension Channel {
     ///
     /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
     /// - Throws: ``RemoteError`` if the peer closed with an error that was not yet reported;
-    ///   ``ExecnetError`` `timeout`; `CancellationError`.
+    ///   ``ExecnetError`` `endOfChannel` with a ``PeerEnd`` cause if the peer went away without
+    ///   closing (as execnet raises EOFError); `timeout`; `CancellationError`.
     public func waitClose(timeout: Duration? = nil) async throws {
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
@@ -275,13 +350,7 @@ extension Channel {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let immediate: Result<Void, any Error>? = state.withLock { state in
-                    if state.isClosed {
-                        if let error = state.pendingError {
-                            state.pendingError = nil
-                            return .failure(error)
-                        }
-                        return .success(())
-                    }
+                    if state.isClosed { return closeOutcome(&state) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if let deadline, ContinuousClock.now >= deadline {
                         return .failure(ExecnetError(.timeout, "channel \(id) did not close within \(timeout!)",
@@ -308,13 +377,7 @@ extension Channel {
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<Void>()
         let immediate: Result<Void, any Error>? = state.withLock { state in
-            if state.isClosed {
-                if let error = state.pendingError {
-                    state.pendingError = nil
-                    return .failure(error)
-                }
-                return .success(())
-            }
+            if state.isClosed { return closeOutcome(&state) }
             state.closeWaiters.append(.blocking(id: waiterID, outcome))
             return nil
         }

@@ -15,7 +15,7 @@ extension Channel {
                                gatewayID: gatewayID, channelID: id)
         }
         if let item = state.items.popFirst() {
-            let grant = state.remoteClosed ? nil : state.consume(bytes: item.count)
+            let grant = state.isEnded ? nil : state.consume(bytes: item.count)  // no CREDIT after either close
             return .item(item, grant: grant)
         }
         if state.isEnded { return .end(endError(state.takeEnd())) }
@@ -25,6 +25,9 @@ extension Channel {
     func endError(_ end: ChannelEnd) -> any Error {
         switch end {
         case .remoteError(let error): error
+        case .peerLost(let cause):
+            ExecnetError(.endOfChannel, "channel \(id) has ended: \(cause.reason)", gatewayID: gatewayID, channelID: id,
+                         cause: cause)
         case .endOfChannel:
             ExecnetError(.endOfChannel, "channel \(id) has ended", gatewayID: gatewayID, channelID: id)
         }
@@ -66,13 +69,15 @@ extension Channel {
         defer { timer?.cancel() }
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                var grantToSend: (messages: Int, bytes: Int)?
                 let immediate: Result<[UInt8], any Error>? = state.withLock { state in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     do {
                         switch try takeImmediate(&state) {
                         case .item(let payload, let grant):
-                            // The transport only queues, so sending the grant under the lock cannot block.
-                            sendCredit(grant)
+                            // Sent after unlocking: on the I/O thread the transport may act at
+                            // once, and nothing is called out under a channel's lock.
+                            grantToSend = grant
                             return .success(payload)
                         case .end(let error): return .failure(error)
                         case .wait: break
@@ -84,6 +89,7 @@ extension Channel {
                     state.receivers.append(.async(id: waiterID, continuation))
                     return nil
                 }
+                sendCredit(grantToSend)
                 if let immediate { continuation.resume(with: immediate) }
             }
         } onCancel: {
@@ -111,8 +117,9 @@ extension Channel {
     ///
     /// - Parameter timeout: How long to wait; `nil` waits until an item arrives or the channel ends.
     /// - Returns: The item.
-    /// - Throws: ``RemoteError`` once if the peer closed with an error or its worker died;
-    ///   ``ExecnetError`` `endOfChannel` after that or after a plain close, `timeout`, or
+    /// - Throws: ``RemoteError`` once if the peer closed with an error; ``ExecnetError``
+    ///   `endOfChannel` after that, after a plain close, or when the peer went away (its
+    ///   ``ExecnetError/peerEnd`` gives the cause), `timeout`, or
     ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
     ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
     nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {
@@ -142,11 +149,12 @@ extension Channel {
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<[UInt8]>()
+        var grantToSend: (messages: Int, bytes: Int)?
         let immediate: Result<[UInt8], any Error>? = state.withLock { state in
             do {
                 switch try takeImmediate(&state) {
                 case .item(let payload, let grant):
-                    sendCredit(grant)
+                    grantToSend = grant
                     return .success(payload)
                 case .end(let error): return .failure(error)
                 case .wait: break
@@ -157,6 +165,7 @@ extension Channel {
             state.receivers.append(.blocking(id: waiterID, outcome))
             return nil
         }
+        sendCredit(grantToSend)
         if let immediate { return try connection.decode(immediate.get()) }
         if let result = outcome.wait(deadline: deadline) { return try connection.decode(result.get()) }
         let removed = state.withLock { state -> Bool in

@@ -9,8 +9,10 @@ import Synchronization
 ///
 /// A channel carries ``Value``s (or any `Codable` type, through ``ValueEncoder``) in order, in both
 /// directions. Receiving blocks (suspends) until an item arrives, the channel ends, or a timeout.
-/// When the peer closes the channel with an error, or its worker dies, the next `receive` or
-/// `waitClose` throws ``RemoteError`` once; later calls throw ``ExecnetError`` `endOfChannel`.
+/// When the peer closes the channel with an error, the next `receive` or `waitClose` throws
+/// ``RemoteError`` once; later calls throw ``ExecnetError`` `endOfChannel`. When the peer goes
+/// away without closing (its worker died or exited, the gateway was terminated, the broker lost
+/// it), every `receive` and `waitClose` throws `endOfChannel` whose ``ExecnetError/peerEnd`` says why.
 ///
 /// Sending is flow-controlled: a sender may be ahead of its receiver by at most a window of
 /// 1,024 messages or 16 MiB; beyond that `send` suspends until the receiver consumes items.
@@ -183,7 +185,9 @@ public final class Channel: Sendable {
             state.localClosed = true
             // Each side sends its own close exactly once, even after the peer's: the peer then
             // knows nothing more comes and lets the channel go (see docs/PROTOCOL.md, Closing).
-            return takeCloseEffects(&state, notifyPeer: !connection.hasPeerEnded)
+            let notify = !state.closeSent && !state.remoteClosed
+            state.closeSent = true
+            return takeCloseEffects(&state, notifyPeer: notify)
         }
         guard let effects else { return }
         if effects.notifyPeer {
@@ -196,6 +200,14 @@ public final class Channel: Sendable {
         }
         perform(effects)
     }
+
+    /// Whether something on the other side still receives what is sent here: neither side has
+    /// closed the channel and its peer has not gone away.
+    ///
+    /// execnet's counterpart is a channel that is neither closed nor "send-only": once the peer
+    /// let go of its end (closed it, returned from its task, died), this is `false` and `send`
+    /// fails; items that already arrived stay receivable.
+    public var hasReceiver: Bool { state.withLock { !$0.localClosed && !$0.remoteClosed } }
 
     /// Whether the channel is closed: this side closed it, or the peer did (and, with a callback,
     /// every item and the endmarker were delivered).

@@ -18,6 +18,8 @@ enum FlowWindow {
 enum ChannelEnd: Sendable {
     /// The remote error, reported once.
     case remoteError(RemoteError)
+    /// The peer went away (died, was terminated, was lost): an end of channel with this cause.
+    case peerLost(PeerEnd)
     /// Nothing more will come.
     case endOfChannel
 }
@@ -128,6 +130,12 @@ struct ChannelState {
     var remoteClosed = false
     /// The error the peer closed with, until it is reported once.
     var pendingError: RemoteError?
+    /// Why the peer went away, if it did without closing: every end reported after it carries it.
+    var endCause: PeerEnd?
+    /// This side's CLOSE or CLOSE_ERROR went out (each side sends one, once).
+    var closeSent = false
+    /// `setCallback` is replaying queued items on the caller's thread: new items queue behind them.
+    var replaying = false
     /// With a callback: the endmarker step ran, so the channel counts as closed.
     var callbackDrained = false
     /// Waiters for the channel to be closed.
@@ -161,6 +169,7 @@ struct ChannelState {
             pendingError = nil
             return .remoteError(error)
         }
+        if let endCause { return .peerLost(endCause) }
         return .endOfChannel
     }
 

@@ -33,7 +33,11 @@ final class PeerConnection: Sendable {
         var recent: Channel?
         var nextID: Int32
         /// Set once the peer is gone; new channels start closed with this.
-        var ended: RemoteError??
+        var ended: PeerEnd??
+        /// Peer channels made by a frame (DATA or CLOSE) that no decoded value has named yet, and
+        /// whether they were closed on both sides: they stay registered after that, so the value
+        /// that names them finds them, and are let go when it is decoded.
+        var unresolved: [Int32: Bool] = [:]
     }
 
     /// The gateway's id (`gw0`).
@@ -59,44 +63,71 @@ final class PeerConnection: Sendable {
 
     /// Opens a new channel with an id from this side's id space.
     func newChannel(taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
-        registry.withLock { registry in
+        // Nothing is called out under the registry lock: ending a channel may forget it, which
+        // takes this lock again (and a channel's lock is never taken inside this one).
+        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
             let id = registry.nextID
             registry.nextID &+= 2
             let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
-            if let ended = registry.ended { channel.markPeerEnded(ended) }
-            return channel
+            return (channel, registry.ended)
         }
+        if let ended { channel.markPeerEnded(ended) }
+        return channel
+    }
+
+    /// Whether `id` is in this side's id space (odd for the client, even for the worker).
+    func isOwnID(_ id: Int32) -> Bool {
+        (id & 1 == 1) == (side == .client)
     }
 
     /// The channel with `id`, created and registered if this side has not seen it yet
     /// (a channel the peer opened and sent over another channel, or the task channel of an EXEC).
-    func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
-        registry.withLock { registry in
-            if let recent = registry.recent, recent.id == id { return recent }
+    ///
+    /// - Parameter resolving: `true` when a channel value in a payload names it: a peer channel
+    ///   that ended before any value named it was kept registered for this moment, and is let go now.
+    func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false, resolving: Bool = false) -> Channel {
+        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
             if let existing = registry.channels[id] {
                 registry.recent = existing
-                return existing
+                // Named at last: a channel already closed on both sides is let go now.
+                if resolving, let closed = registry.unresolved.removeValue(forKey: id), closed {
+                    registry.channels[id] = nil
+                    registry.recent = nil
+                }
+                return (existing, nil)
             }
             let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             registry.recent = channel
-            if let ended = registry.ended { channel.markPeerEnded(ended) }
-            return channel
+            // Made by a frame, not by a value naming it: keep it until a value names it.
+            if !resolving && !isTaskChannel && !isOwnID(id) { registry.unresolved[id] = false }
+            return (channel, registry.ended)
         }
+        if let ended {
+            logger.warning("frame for channel \(id) from \(gatewayID) after the peer ended")
+            channel.markPeerEnded(ended)
+        }
+        return channel
     }
 
     /// The registered channel with `id`, if any.
     func existingChannel(_ id: Int32) -> Channel? {
         registry.withLock { registry in
             if let recent = registry.recent, recent.id == id { return recent }
-            return registry.channels[id]
+            let found = registry.channels[id]
+            if found != nil { registry.recent = found }
+            return found
         }
     }
 
     /// Forgets a channel that both sides have closed.
     func forget(_ channel: Channel) {
         registry.withLock { registry in
+            if registry.unresolved[channel.id] != nil {
+                registry.unresolved[channel.id] = true
+                return
+            }
             if registry.channels[channel.id] === channel { registry.channels[channel.id] = nil }
             if registry.recent === channel { registry.recent = nil }
         }
@@ -129,7 +160,7 @@ final class PeerConnection: Sendable {
     func decode(_ payload: [UInt8]) throws -> Value {
         try payload.withUnsafeBytes { raw in
             try Serializer.decodeInternal(raw, options: .channelDefault, resolveChannel: { id in
-                self.channel(forID: id)
+                self.resolveChannel(id)
             })
         }
     }
@@ -165,37 +196,79 @@ final class PeerConnection: Sendable {
     // MARK: - Incoming (I/O thread)
 
     /// Routes a channel message from the peer to its channel.
+    ///
+    /// A frame for an id this side never opened (or that is not a channel id at all) is logged and
+    /// dropped; so is anything for a channel that has ended. Nothing a peer sends ends this process.
     func dispatch(_ message: WireMessage) {
+        let id = message.channelID
         switch message.type {
         case .data:
-            channel(forID: message.channelID).deliver(message.payload)
-        case .close:
-            existingChannel(message.channelID)?.remoteClosed(error: nil)
-        case .closeError:
-            let text: String
-            if case .string(let decoded)? = try? decode(message.payload) {
-                text = decoded
+            if let channel = existingChannel(id) {
+                channel.deliver(message.payload)
+            } else if id > 0 && !isOwnID(id) {
+                // The first item of a channel the peer opened.
+                channel(forID: id).deliver(message.payload)
             } else {
-                text = "<undecodable error text>"
+                rogue(message, "a channel this side never opened")
             }
-            let channel = existingChannel(message.channelID)
-            channel?.remoteClosed(error: RemoteError(text, taskName: channel?.taskName, gatewayID: gatewayID))
+        case .close, .closeError:
+            var error: RemoteError?
+            if message.type == .closeError {
+                let text: String
+                if case .string(let decoded)? = try? decode(message.payload) {
+                    text = decoded
+                } else {
+                    text = "<undecodable error text>"
+                }
+                error = RemoteError(text, taskName: existingChannel(id)?.taskName, gatewayID: gatewayID)
+            }
+            if let channel = existingChannel(id) {
+                channel.remoteClosed(error: error, reply: true)
+            } else if id > 0 && !isOwnID(id) {
+                // A channel the peer opened and closed before sending anything on it or naming it
+                // in a value here: it is kept until a value names it, and our close lets the peer forget it.
+                channel(forID: id).remoteClosed(error: error, reply: true)
+            } else {
+                rogue(message, "a channel this side never opened or already forgot")
+            }
         case .credit:
             guard case .tuple(let parts)? = try? decode(message.payload), parts.count == 2,
                 case .int(let messages) = parts[0], case .int(let bytes) = parts[1],
                 messages >= 0, bytes >= 0
             else {
-                logger.warning("malformed CREDIT on channel \(message.channelID) from \(gatewayID): \(hexDump(message.payload))")
+                logger.warning("malformed CREDIT on channel \(id) from \(gatewayID): \(hexDump(message.payload))")
                 return
             }
-            existingChannel(message.channelID)?.grantCredit(messages: Int(messages), bytes: Int(bytes))
+            guard let channel = existingChannel(id) else {
+                rogue(message, "a channel that is not open")
+                return
+            }
+            channel.grantCredit(messages: Int(messages), bytes: Int(bytes))
         default:
-            logger.warning("unexpected \(message.type) on channel \(message.channelID) from \(gatewayID)")
+            logger.warning("unexpected \(message.type) on channel \(id) from \(gatewayID)")
         }
     }
 
-    /// The peer is gone: every channel that has not ended gets `error` (or a plain end if `nil`).
-    func peerEnded(_ error: RemoteError?) {
+    /// Logs and drops a frame the protocol does not allow here.
+    private func rogue(_ message: WireMessage, _ reason: String) {
+        logger.warning("dropped \(message.type) on channel \(message.channelID) from \(gatewayID): \(reason)")
+    }
+
+    /// The channel a decoded channel value names. An id of this side's own space that is not
+    /// registered (a channel both sides closed, or an id the peer made up) gives a channel that
+    /// has ended and is not registered: sending on it fails, receiving reports its end.
+    private func resolveChannel(_ id: Int32) -> Channel {
+        if isOwnID(id), existingChannel(id) == nil {
+            logger.debug("channel value names channel \(id) of \(gatewayID), which is not open here")
+            let channel = Channel(id: id, connection: self, taskName: nil, isTaskChannel: false)
+            channel.endDetached()
+            return channel
+        }
+        return channel(forID: id, resolving: true)
+    }
+
+    /// The peer is gone: every channel that has not ended ends with `cause` (or a plain end if `nil`).
+    func peerEnded(_ error: PeerEnd?) {
         let channels = registry.withLock { registry -> [Channel] in
             if registry.ended == nil { registry.ended = .some(error) }
             return Array(registry.channels.values)

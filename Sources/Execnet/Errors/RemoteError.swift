@@ -19,11 +19,13 @@ public enum WorkerExit: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// An error raised on the remote side of a channel (the task threw, the peer closed the channel
-/// with an error, or the worker died), re-raised locally.
+/// An error raised on the remote side of a channel (the task threw, or the peer closed the channel
+/// with an error), re-raised locally.
 ///
 /// A channel reports its remote error exactly once: the first `receive` or `waitClose` after it
-/// arrived throws it; later calls see the end of the channel.
+/// arrived throws it; later calls see the end of the channel. A peer that died or was terminated
+/// is not a remote error: the channel ends with ``ExecnetError`` `endOfChannel` carrying a
+/// ``PeerEnd`` (execnet's `EOFError`).
 public struct RemoteError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The remote side's text (the task's error description, or what the peer sent).
     public let text: String
@@ -31,8 +33,12 @@ public struct RemoteError: Error, Sendable, CustomStringConvertible, Equatable {
     public let taskName: String?
     /// The gateway the channel belongs to.
     public let gatewayID: String?
-    /// How the worker ended, if the error is that it died.
+    /// Always `nil` for errors from a channel: a dead worker gives ``PeerEnd`` (kept for source compatibility).
     public let exit: WorkerExit?
+
+    /// The remote side's error text as it was sent (execnet's `formatted`: for a Swift task,
+    /// `"<ErrorType>: <description>"`; for other peers, their traceback text).
+    public var formatted: String { text }
 
     /// Creates a remote error.
     ///

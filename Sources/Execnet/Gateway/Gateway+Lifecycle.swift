@@ -128,11 +128,13 @@ extension Gateway {
 
     /// The worker said bye: everything it sent has arrived, and it is exiting.
     func byeReceived() {
-        state.withLock { state in
+        let requested = state.withLock { state -> Bool in
             state.byeReceived = true
             if case .running = state.phase { state.phase = .exiting }
+            return state.exitRequested
         }
-        connection.peerEnded(nil)
+        connection.peerEnded(PeerEnd(
+            requested ? "gateway \(id) was terminated" : "the worker of gateway \(id) exited on its own", gatewayID: id))
     }
 
     /// The process has exited and was reaped (or, for a broker gateway, the broker says it is gone).
@@ -140,7 +142,7 @@ extension Gateway {
     /// - Parameters:
     ///   - exit: How it ended.
     ///   - cause: The text for channels' remote errors; a default names the gateway and the exit.
-    func processExited(_ exit: WorkerExit, cause: String? = nil) {
+    func processExited(_ exit: WorkerExit, cause: String? = nil, stderr: [String] = []) {
         let (waiters, bye, startWaiter) = state.withLock { state in
             state.phase = .exited(exit)
             let waiters = state.exitWaiters.map(\.1)
@@ -152,9 +154,9 @@ extension Gateway {
         startWaiter?.resume(throwing: ExecnetError(
             .workerDied, "\(cause ?? "worker \(exit)") before it said hello", gatewayID: id))
         if bye {
-            connection.peerEnded(nil)
+            connection.peerEnded(PeerEnd("gateway \(id) was terminated", gatewayID: id, exit: exit, stderr: stderr))
         } else {
-            connection.peerEnded(RemoteError(cause ?? "worker of gateway \(id) \(exit)", gatewayID: id, exit: exit))
+            connection.peerEnded(PeerEnd(cause ?? "worker of gateway \(id) \(exit)", gatewayID: id, exit: exit, stderr: stderr))
         }
         for waiter in waiters { waiter.resume() }
         runtime.untrack(self)

@@ -35,7 +35,7 @@ public struct RemoteStatus: Sendable, Hashable {
 ///
 /// Gateways are made by ``Group/makeGateway(_:startupTimeout:)`` or ``makeGateway(_:startupTimeout:)``.
 /// A gateway whose worker died stays usable for inspection: ``exitStatus`` says how it ended, and
-/// its channels ended with a ``RemoteError`` naming the cause.
+/// its channels ended (``ExecnetError`` `endOfChannel`) with a ``PeerEnd`` cause naming how.
 public final class Gateway: Sendable {
     enum Phase: Sendable {
         case starting
@@ -112,6 +112,10 @@ public final class Gateway: Sendable {
         try remoteExec(task, arguments: arguments)
     }
 
+    /// The number of this gateway's channels the client still has registered: open channels, and
+    /// closed ones whose peer has not closed them yet.
+    public var channelCount: Int { connection.openChannelCount }
+
     /// Opens a channel with no task behind it, to send over another channel.
     ///
     /// - Returns: The new channel.
@@ -131,6 +135,9 @@ public final class Gateway: Sendable {
         let channel = connection.newChannel()
         connection.send(WireMessage(channelID: channel.id, type: .status, payload: []))
         let reply = try await channel.receive(timeout: timeout)
+        // The worker's close follows its reply; waiting for it means this side's close has gone
+        // out too, so a status asked next does not count this channel.
+        try? await channel.waitClose(timeout: timeout)
         guard case .dict(let dict) = reply,
             case .int(let channels)? = dict[.string("numchannels")],
             case .int(let executing)? = dict[.string("numexecuting")]

@@ -42,7 +42,12 @@ final class Hub: IOThreadRole {
         var pidfd: Int32 = -1
         var pid: pid_t = 0
         var outputFDs: [Int32] = []
+        /// The worker's last standard-error lines, for the cause its channels end with.
+        var stderrTail: [String] = []
     }
+
+    /// How many standard-error lines a dead worker's channels report.
+    static let stderrTailLines = 5
 
     let endpoint: String
     let logger: Logger
@@ -247,7 +252,7 @@ final class Hub: IOThreadRole {
         peers[PeerKey(routingID)] = nil
         outbox?.forget(routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
-        peer.gateway.processExited(exit)
+        peer.gateway.processExited(exit, stderr: peer.stderrTail)
     }
 
     private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gateway: Gateway, _ loop: IOLoop) {
@@ -259,7 +264,9 @@ final class Hub: IOThreadRole {
                 pending.append(contentsOf: buffer[0..<count])
                 let outputHandler = ExecnetSettings.outputHandler
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    outputHandler(gateway.id, stream, Array(pending[..<newline]))
+                    let line = Array(pending[..<newline])
+                    outputHandler(gateway.id, stream, line)
+                    if stream == .stderr { keepStderrLine(line, gateway) }
                     pending.removeSubrange(...newline)
                 }
                 partialLines[fd] = pending
@@ -270,6 +277,7 @@ final class Hub: IOThreadRole {
             // End of file (or an error): flush the last partial line and stop watching.
             if let rest = partialLines.removeValue(forKey: fd), !rest.isEmpty {
                 ExecnetSettings.outputHandler(gateway.id, stream, rest)
+                if stream == .stderr { keepStderrLine(rest, gateway) }
             }
             loop.removeFileDescriptor(fd)
             close(fd)
@@ -279,6 +287,17 @@ final class Hub: IOThreadRole {
             }
             return
         }
+    }
+}
+
+extension Hub {
+    /// Keeps a worker's last few standard-error lines (each at most 500 bytes).
+    private func keepStderrLine(_ line: [UInt8], _ gateway: Gateway) {
+        let key = PeerKey(gateway.routingID)
+        guard var peer = peers[key] else { return }
+        peer.stderrTail.append(String(decoding: line.prefix(500), as: UTF8.self))
+        if peer.stderrTail.count > Hub.stderrTailLines { peer.stderrTail.removeFirst() }
+        peers[key] = peer
     }
 }
 

@@ -240,7 +240,7 @@ public final class Group: Sendable {
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .killed(exit)))
             } else {
                 // Not reaped yet: its channels end now; it is not reported as gone.
-                gateway.connection.peerEnded(RemoteError("gateway \(gateway.id) was terminated", gatewayID: gateway.id))
+                gateway.connection.peerEnded(PeerEnd("gateway \(gateway.id) was terminated", gatewayID: gateway.id))
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .stillRunning))
             }
             if gateway.exitStatus != nil { gateway.runtime.untrack(gateway) }

@@ -17,6 +17,10 @@ public struct TaskContext: Sendable {
 
     /// The named argument `name`, or `nil`.
     public subscript(_ name: String) -> Value? { keywordArguments[name] }
+
+    /// Opens a new channel to the client (an even id), to send inside a value; the client gets a
+    /// channel it can receive from and send to, and the same object if it sends it back here.
+    public func newChannel() -> Channel { channel.connection.newChannel() }
 }
 
 /// How a task runs in the worker.

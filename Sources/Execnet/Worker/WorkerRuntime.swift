@@ -250,6 +250,7 @@ final class WorkerRuntime: Sendable {
 
     /// EXEC: decode `(name, args, kwargs)` and start the task on its channel (I/O thread).
     func startTask(_ message: WireMessage) {
+        guard isFreshClientID(message) else { return }
         let decoded = try? connection.decode(message.payload)
         guard case .tuple(let parts)? = decoded, parts.count == 3, case .string(let name) = parts[0],
             case .list(let arguments) = parts[1], case .dict(let rawKeywords) = parts[2]
@@ -312,7 +313,8 @@ final class WorkerRuntime: Sendable {
 
     /// STATUS: reply on the given channel from the I/O thread, then close it.
     func replyStatus(channelID: Int32) {
-        let channel = connection.channel(forID: channelID)
+        guard isFreshClientID(WireMessage(channelID: channelID, type: .status, payload: [])) else { return }
+        let channel = connection.channel(forID: channelID, resolving: true)
         let status: Value = .dict([
             "numchannels": .int(Int64(connection.openChannelCount - 1)),
             "numexecuting": .int(Int64(executing.load(ordering: .relaxed))),
@@ -321,7 +323,18 @@ final class WorkerRuntime: Sendable {
         if let payload = try? connection.encode(status) {
             connection.send(WireMessage(channelID: channelID, type: .data, payload: payload))
         }
+        // Forgotten when the client's own close arrives, as every channel.
         channel.closeLocally(error: nil)
-        connection.forget(channel)
+    }
+
+    /// Whether an EXEC or STATUS opens a new channel in the client's id space; anything else is
+    /// logged and dropped (it would take over an open channel or an id this side allocates).
+    private func isFreshClientID(_ message: WireMessage) -> Bool {
+        let id = message.channelID
+        guard id > 0, !connection.isOwnID(id), connection.existingChannel(id) == nil else {
+            connection.logger.warning("dropped \(message.type) on channel \(id): not a new client channel id")
+            return false
+        }
+        return true
     }
 }
