@@ -21,7 +21,8 @@ public struct AgentConfiguration: Sendable {
     public var slots: Int
     /// Worker executables the agent may run (absolute paths); the first is the default.
     public var allowedWorkers: [String]
-    /// CURVE keys towards the broker (the worker processes get them through their environment).
+    /// CURVE keys towards the broker. They never leave the agent: each worker gets the
+    /// credential the broker minted for its SPAWN, on an inherited pipe.
     public var keys: CurveClientKeys?
     /// Heartbeat settings until the broker's WELCOME gives its own.
     public var liveness: LivenessSettings
@@ -212,6 +213,11 @@ final class AgentConnection: IOThreadRole {
                 sayHello()
             case .spawn:
                 spawn(message.payload)
+            case .spawnFailed:
+                // The broker refused this agent's registration (its key is not an agent key, or
+                // its name belongs to another key).
+                let reason = ControlPayload(decoding: message.payload)?.string("reason") ?? "no reason given"
+                logger.error("\(reason)")
             case .kill:
                 guard let order = ControlPayload(decoding: message.payload), let address = order.bytes("address"),
                     let worker = workers[address]
@@ -286,13 +292,21 @@ final class AgentConnection: IOThreadRole {
         ]
         if let chdir = request.string("chdir") { environment.append("EXECNET_CHDIR=\(chdir)") }
         if let nice = request.int("nice") { environment.append("EXECNET_NICE=\(nice)") }
+        // With CURVE the worker authenticates with the credential the broker minted for this
+        // SPAWN (valid for this worker's address only), read once from an inherited pipe; the
+        // agent's own secret never leaves the agent.
+        var credential: [UInt8]?
         if let keys = configuration.keys {
+            guard let secret = request.string("credential"), (try? CurveKeyPair(secretKey: secret)) != nil else {
+                return fail("the broker sent no worker credential")
+            }
             environment.append("EXECNET_CURVE_SERVER_KEY=\(keys.serverKey)")
-            environment.append("EXECNET_CURVE_SECRET_KEY=\(keys.keyPair.secretKey)")
+            environment.append("EXECNET_CREDENTIAL_FD=\(WorkerProcess.credentialFD)")
+            credential = Array(secret.utf8)
         }
         let spawned: SpawnedWorker
         do {
-            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment)
+            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment, credential: credential)
         } catch {
             return fail("\(error)")
         }

@@ -57,11 +57,34 @@ enum WorkerProcess {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The file descriptor on which a worker started with a credential reads it.
+    static let credentialFD: Int32 = 3
+
     /// Spawns `executable` with `environment` (`NAME=value` strings), stdin on /dev/null and
     /// stdout/stderr on new pipes.
     ///
+    /// - Parameter credential: Bytes the child can read, once, from a pipe on fd
+    ///   ``credentialFD`` (3) and from nowhere else: not its environment, not its arguments.
     /// - Throws: ``ExecnetError`` `transport` if a pipe, the spawn or the pidfd fails.
-    static func spawn(executable: String, arguments: [String], environment: [String]) throws -> SpawnedWorker {
+    static func spawn(executable: String, arguments: [String], environment: [String], credential: [UInt8]? = nil) throws -> SpawnedWorker {
+        var credentialPipe: [Int32] = [-1, -1]
+        if let credential {
+            // Small enough for the pipe's buffer: written whole before the child exists.
+            guard credential.count < 4096, cexecnet_pipe_cloexec(&credentialPipe) == 0 else { throw systemError("pipe2") }
+            let written = credential.withUnsafeBytes { write(credentialPipe[1], $0.baseAddress, $0.count) }
+            close(credentialPipe[1])
+            if credentialPipe[0] == credentialFD {
+                // dup2 onto itself would keep close-on-exec: move it out of the way first.
+                let moved = fcntl(credentialPipe[0], F_DUPFD_CLOEXEC, credentialFD + 1)
+                close(credentialPipe[0])
+                credentialPipe[0] = moved
+            }
+            guard written == credential.count, credentialPipe[0] >= 0 else {
+                if credentialPipe[0] >= 0 { close(credentialPipe[0]) }
+                throw systemError("write")
+            }
+        }
+        defer { if credentialPipe[0] >= 0 { close(credentialPipe[0]) } }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         guard cexecnet_pipe_cloexec(&outPipe) == 0 else { throw systemError("pipe2") }
@@ -77,6 +100,7 @@ enum WorkerProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if credentialPipe[0] >= 0 { posix_spawn_file_actions_adddup2(&actions, credentialPipe[0], credentialFD) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
