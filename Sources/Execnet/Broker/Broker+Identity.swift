@@ -116,19 +116,23 @@ extension Broker {
     // MARK: - Status
 
     /// The status the sender may read: all of it for a status key (or without CURVE), a client's
-    /// own gateways for a client key, `nil` for any other key.
+    /// own gateways for a client key, the hosts and no gateway for an agent key (its health check
+    /// looks for its own name), `nil` for any other key (a worker's credential).
     func statusForSender() -> ControlPayload? {
         let roles = senderRoles
         if roles.contains(.status) { return statusPayload() }
-        guard roles.contains(.client) else { return nil }
-        let key = senderKey
-        return statusPayload { $0.ownerKey == key }
+        if roles.contains(.client) {
+            let key = senderKey
+            return statusPayload { $0.ownerKey == key }
+        }
+        if roles.contains(.agent) { return statusPayload { _ in false } }
+        return nil
     }
 
     /// The answer to BROKER_STATUS: the status, or an `error` field if the key may not read it.
     func statusAnswer() -> [UInt8] {
         if let status = statusForSender() { return status.encoded }
-        logger.warning("refused a status request from key \(senderKeyText): not a client or status key")
+        logger.warning("refused a status request from key \(senderKeyText): not a client, agent or status key")
         var refusal = ControlPayload()
         refusal["error"] = .string("the broker refused: key \(senderKeyText) may not read the status")
         return refusal.encoded

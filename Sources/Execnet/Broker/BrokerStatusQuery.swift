@@ -14,8 +14,9 @@ public enum BrokerStatusQuery {
     /// - Returns: The status dict (keys `hosts`, `gateways`, `workers`, `channels`, `clients`,
     ///   `messages_in`, `messages_out`, `rate_in`, `rate_out`, `pid`, `uptime_s`, `endpoints`).
     /// - Throws: ``ExecnetError`` `timeout` if the broker does not answer (or refuses the key),
-    ///   `invalidState` if the key may not read the status (an agent's), `transport` if the
-    ///   socket fails. A client key reads only its own gateways; a status key reads them all.
+    ///   `invalidState` if the key may not read the status (a worker's credential), `transport`
+    ///   if the socket fails. A client key reads only its own gateways, an agent key the hosts
+    ///   and no gateway, a status key everything.
     /// - Important: Blocks the calling thread up to `timeout`.
     @available(*, noasync, message: "blocks the calling thread")
     public static func fetch(endpoint: String, keys: CurveClientKeys? = nil, timeout: Duration = .seconds(5)) throws -> Value {
