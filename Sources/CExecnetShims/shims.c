@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
@@ -113,4 +115,44 @@ void cexecnet_set_thread_token(uintptr_t token) {
 
 uintptr_t cexecnet_thread_token(void) {
     return cexecnet_token;
+}
+
+int cexecnet_spawn_as_user(const char *path, char *const argv[], char *const envp[], int out_fd, int err_fd,
+                           int credential_fd, uid_t uid, gid_t gid) {
+    // The child of a multithreaded process may only make async-signal-safe calls until exec:
+    // every call below is one. Signals stay blocked across fork so no handler runs in the child.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pid_t pid = fork();
+    if (pid != 0) {
+        int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &previous, NULL);
+        errno = saved;
+        return pid;
+    }
+    struct sigaction standard;
+    memset(&standard, 0, sizeof standard);
+    standard.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &standard, NULL);
+    }
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0) _exit(127);
+    if (null_fd != 0) close(null_fd);
+    if (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(127);
+    if (credential_fd >= 0) {
+        if (credential_fd == 3) {
+            if (fcntl(3, F_SETFD, 0) < 0) _exit(127);
+        } else if (dup2(credential_fd, 3) < 0) {
+            _exit(127);
+        }
+    }
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(126);
+    if (setuid(0) == 0 && uid != 0) _exit(126);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(path, argv, envp);
+    _exit(127);
 }

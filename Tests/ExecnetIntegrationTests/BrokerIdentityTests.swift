@@ -79,7 +79,7 @@ extension ProcessTests {
             let agent: ChildProcess
             let endpoint: String
 
-            init(_ extra: [String] = []) throws {
+            init(_ extra: [String] = [], agent agentExtra: (Keys) -> [String] = { _ in [] }) throws {
                 keys = try Keys()
                 let dir = keys.directory
                 let (broker, ready) = try startChild("\(buildDirectory())/execnet-broker", [
@@ -93,7 +93,7 @@ extension ProcessTests {
                 self.broker = broker
                 self.endpoint = String(endpoint)
                 agent = try startAgent(self.endpoint, name: "securehost",
-                                       ["--server-key", "\(dir)/broker.pub", "--secret-key", "\(dir)/agent.key"],
+                                       ["--server-key", "\(dir)/broker.pub", "--secret-key", "\(dir)/agent.key"] + agentExtra(keys),
                                        statusKeys: keys.client(keys.status))
             }
 
@@ -329,6 +329,30 @@ extension ProcessTests {
             #expect(!environment.contains(setup.keys.agent.secretKey))
             #expect(!environment.contains("SECRET_KEY"))
             #expect(environment.contains("EXECNET_CREDENTIAL_FD="))
+            await group.terminate(timeout: .seconds(5))
+        }
+
+        /// A root agent runs one client key's workers as the user mapped to it, and the others'
+        /// as itself: the first client's tasks cannot read the second's processes as the same uid.
+        @Test(.enabled(if: getuid() == 0, "needs root to switch users"))
+        func aRootAgentRunsAClientKeysWorkersAsItsUser() async throws {
+            let setup = try SecureBroker(agent: { ["--client-user", "\($0.directory)/clientA.pub=nobody"] })
+            defer { setup.stop() }
+            let keys = setup.keys
+            let nobody = try WorkerUser.named("nobody")
+            let group = try Group()
+            let mapped = try await group.makeGateway(keys.spec(setup.endpoint, "clientA"), startupTimeout: .seconds(10))
+            let unmapped = try await group.makeGateway(keys.spec(setup.endpoint, "clientB"), startupTimeout: .seconds(10))
+            try await Self.expectWorks(mapped, "as nobody")
+            try await Self.expectWorks(unmapped, "as the agent")
+            func uid(_ gateway: Gateway) throws -> String? {
+                let pid = try #require(gateway.pid)
+                let status = try #require(readProcFile("/proc/\(pid)/status"))
+                return status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?
+                    .split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.map(String.init)
+            }
+            #expect(try uid(mapped) == "\(nobody.uid)")
+            #expect(try uid(unmapped) == "0")
             await group.terminate(timeout: .seconds(5))
         }
 

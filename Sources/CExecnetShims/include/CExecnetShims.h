@@ -53,4 +53,12 @@ uintptr_t cexecnet_thread_token(void);
 /// (plus `top_pad`) of freed memory stays mapped. Returns 1 if all three were set.
 int cexecnet_malloc_keep_freed(int mmap_threshold, int trim_threshold, int top_pad);
 
+/// fork + execve of `path` as `uid`/`gid` (supplementary groups dropped), with stdin on /dev/null,
+/// stdout and stderr on `out_fd` and `err_fd`, `credential_fd` (if >= 0) on fd 3, signals
+/// unblocked and at their defaults. For a root agent starting a worker as another user, which
+/// posix_spawn cannot do. Returns the pid, or -1 and errno if fork failed; a child that cannot
+/// drop to the user exits 126 before exec.
+int cexecnet_spawn_as_user(const char *path, char *const argv[], char *const envp[], int out_fd, int err_fd,
+                           int credential_fd, uid_t uid, gid_t gid);
+
 #endif

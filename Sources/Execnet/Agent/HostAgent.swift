@@ -11,6 +11,36 @@ import ZeroMQ
 import Glibc
 #endif
 
+/// A user a root agent runs some clients' workers as.
+public struct WorkerUser: Sendable, Hashable {
+    /// The user's name, for logs.
+    public var name: String
+    /// The user id.
+    public var uid: UInt32
+    /// The primary group id (supplementary groups are dropped).
+    public var gid: UInt32
+
+    /// Creates a worker user.
+    ///
+    /// - Parameters:
+    ///   - name: The name, for logs.
+    ///   - uid: The user id.
+    ///   - gid: The group id.
+    public init(name: String, uid: UInt32, gid: UInt32) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// Looks a user up in the password database.
+    ///
+    /// - Throws: ``ExecnetError`` `invalidSpec` if there is no such user.
+    public static func named(_ name: String) throws -> WorkerUser {
+        guard let entry = getpwnam(name) else { throw ExecnetError(.invalidSpec, "no user named '\(name)'") }
+        return WorkerUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+    }
+}
+
 /// How a host agent runs.
 public struct AgentConfiguration: Sendable {
     /// The broker's endpoint, e.g. `tcp://broker:5555`.
@@ -26,6 +56,11 @@ public struct AgentConfiguration: Sendable {
     public var keys: CurveClientKeys?
     /// Heartbeat settings until the broker's WELCOME gives its own.
     public var liveness: LivenessSettings
+    /// The user each client key's workers run as (Z85 public key to user); needs a root agent
+    /// and a CURVE broker, which tells the agent each SPAWN's client key.
+    public var clientUsers: [String: WorkerUser] = [:]
+    /// The user the workers of clients not in ``clientUsers`` run as; `nil`: the agent's own.
+    public var defaultUser: WorkerUser?
     /// The logger.
     public var logger: Logger
 
@@ -67,6 +102,9 @@ public final class HostAgent: Sendable {
         guard configuration.slots > 0 else { throw ExecnetError(.invalidSpec, "an agent needs at least one slot") }
         guard !configuration.allowedWorkers.isEmpty else {
             throw ExecnetError(.invalidSpec, "an agent needs at least one allowed worker executable")
+        }
+        if (!configuration.clientUsers.isEmpty || configuration.defaultUser != nil) && getuid() != 0 {
+            throw ExecnetError(.invalidSpec, "running workers as other users (client users, default user) needs an agent running as root")
         }
         for path in configuration.allowedWorkers where access(path, X_OK) != 0 {
             throw ExecnetError(.workerNotFound, "allowed worker \(path) is not an executable file")
@@ -304,9 +342,12 @@ final class AgentConnection: IOThreadRole {
             environment.append("EXECNET_CREDENTIAL_FD=\(WorkerProcess.credentialFD)")
             credential = Array(secret.utf8)
         }
+        // The broker names the SPAWN's client key; a client cannot choose it.
+        let user = request.string("client_key").flatMap { configuration.clientUsers[$0] } ?? configuration.defaultUser
         let spawned: SpawnedWorker
         do {
-            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment, credential: credential)
+            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment, credential: credential,
+                                              user: user.map { (uid: $0.uid, gid: $0.gid) })
         } catch {
             return fail("\(error)")
         }

@@ -85,16 +85,19 @@ extension Broker {
     // MARK: - Gateways
 
     /// What a client's SPAWN becomes for the agent: the client's request plus, with CURVE, a
-    /// credential minted for this worker alone (the agent hands its secret to the worker).
+    /// credential minted for this worker alone (the agent hands its secret to the worker) and
+    /// the client's key (an agent may run each client key's workers as its own user).
     ///
     /// - Returns: The payload for the agent and the credential's public key (Z85 bytes, empty
     ///   without CURVE), or `nil` if no key pair could be made.
     func agentSpawnRequest(_ request: ControlPayload) -> (payload: [UInt8], credential: [UInt8])? {
         var forwarded = request
         forwarded["credential"] = nil
+        forwarded["client_key"] = nil
         guard authorizedKeys != nil else { return (forwarded.encoded, []) }
         guard let pair = try? CurveKeyPair.generate() else { return nil }
         forwarded["credential"] = .string(pair.secretKey)
+        forwarded["client_key"] = .string(String(decoding: senderKey, as: UTF8.self))
         return (forwarded.encoded, Array(pair.publicKey.utf8))
     }
 

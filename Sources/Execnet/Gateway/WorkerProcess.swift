@@ -63,10 +63,13 @@ enum WorkerProcess {
     /// Spawns `executable` with `environment` (`NAME=value` strings), stdin on /dev/null and
     /// stdout/stderr on new pipes.
     ///
-    /// - Parameter credential: Bytes the child can read, once, from a pipe on fd
-    ///   ``credentialFD`` (3) and from nowhere else: not its environment, not its arguments.
+    /// - Parameters:
+    ///   - credential: Bytes the child can read, once, from a pipe on fd ``credentialFD`` (3) and
+    ///     from nowhere else: not its environment, not its arguments.
+    ///   - user: The uid and gid the child runs as (supplementary groups dropped); needs root.
     /// - Throws: ``ExecnetError`` `transport` if a pipe, the spawn or the pidfd fails.
-    static func spawn(executable: String, arguments: [String], environment: [String], credential: [UInt8]? = nil) throws -> SpawnedWorker {
+    static func spawn(executable: String, arguments: [String], environment: [String], credential: [UInt8]? = nil,
+                      user: (uid: uid_t, gid: gid_t)? = nil) throws -> SpawnedWorker {
         var credentialPipe: [Int32] = [-1, -1]
         if let credential {
             // Small enough for the pipe's buffer: written whole before the child exists.
@@ -120,7 +123,13 @@ enum WorkerProcess {
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        var rc: Int32
+        if let user {
+            pid = cexecnet_spawn_as_user(executable, argv, envp, outPipe[1], errPipe[1], credentialPipe[0], user.uid, user.gid)
+            rc = pid < 0 ? errno : 0
+        } else {
+            rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        }
         guard rc == 0 else {
             close(outPipe[0]); close(errPipe[0])
             throw ExecnetError(.transport, "posix_spawn \(executable) failed: \(String(cString: strerror(rc)))")
