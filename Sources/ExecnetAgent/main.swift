@@ -31,7 +31,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The broker's CURVE public key file. Default: $EXECNET_SERVER_KEY_FILE.")
     var serverKey: String?
 
-    @Option(name: .long, help: "This agent's CURVE secret key file (its workers use it too). Default: $EXECNET_SECRET_KEY_FILE.")
+    @Option(name: .long, help: "This agent's CURVE secret key file (an 'agent' key at the broker; its workers never see it). Default: $EXECNET_SECRET_KEY_FILE.")
     var secretKey: String?
 
     @Option(name: .long, help: ArgumentHelp(
