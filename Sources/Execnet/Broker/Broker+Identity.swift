@@ -28,7 +28,7 @@ extension Broker {
         guard authorizedKeys != nil else { return true }
         return frame.visitUserID { userID in
             guard let userID, userID.count > 0 else {
-                logger.warning("dropped a message without a CURVE user id from \(hexDump(address))")
+                logRefusal("dropped a message without a CURVE user id from \(hexDump(address))")
                 return false
             }
             // The same peer as the last message, with the same key: one comparison.
@@ -38,13 +38,27 @@ extension Broker {
             }
             let key = Array(userID)
             if let bound = table.boundKey(PeerKey(address)), bound != key {
-                logger.warning("refused a message for \(hexDump(address)) sent with key \(String(decoding: key, as: UTF8.self)): the address belongs to another key")
+                logRefusal("refused a message for \(hexDump(address)) sent with key \(String(decoding: key, as: UTF8.self)): the address belongs to another key")
                 return false
             }
             verifiedAddress = address
             senderKey = key
             return true
         }
+    }
+
+    /// Logs a refusal, at most one line per second with the count of those not logged, so a
+    /// hostile peer cannot flood the log.
+    func logRefusal(_ text: @autoclosure () -> String) {
+        let now = ContinuousClock.now
+        if let last = lastRefusalLogged, last.duration(to: now) < .seconds(1) {
+            refusalsNotLogged += 1
+            return
+        }
+        let skipped = refusalsNotLogged
+        refusalsNotLogged = 0
+        lastRefusalLogged = now
+        logger.warning("\(text())\(skipped > 0 ? " (and \(skipped) more refusals since the last such line)" : "")")
     }
 
     /// Forgets the last verified sender: after any change to which key a routing id is bound to.
@@ -68,7 +82,7 @@ extension Broker {
     func senderMay(_ role: KeyRoles, _ action: String, answer: (String) -> Void) -> Bool {
         if senderRoles.contains(role) { return true }
         let reason = "the broker refused: key \(senderKeyText) may not \(action)"
-        logger.warning("\(reason)")
+        logRefusal(reason)
         answer(reason)
         return false
     }
@@ -135,7 +149,7 @@ extension Broker {
     /// The answer to BROKER_STATUS: the status, or an `error` field if the key may not read it.
     func statusAnswer() -> [UInt8] {
         if let status = statusForSender() { return status.encoded }
-        logger.warning("refused a status request from key \(senderKeyText): not a client, agent or status key")
+        logRefusal("refused a status request from key \(senderKeyText): not a client, agent or status key")
         var refusal = ControlPayload()
         refusal["error"] = .string("the broker refused: key \(senderKeyText) may not read the status")
         return refusal.encoded

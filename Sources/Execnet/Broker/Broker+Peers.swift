@@ -202,7 +202,7 @@ extension Broker {
         let name = hello?.string("name") ?? String(decoding: agent, as: UTF8.self)
         guard bindAgentName(name) else {
             let reason = "the broker refused: agent name '\(name)' belongs to another key (key \(senderKeyText) may not use it)"
-            logger.warning("\(reason)")
+            logRefusal(reason)
             return refuse(reason)
         }
         table.registerAgent(agent, name: name, hostname: hello?.string("hostname") ?? name,

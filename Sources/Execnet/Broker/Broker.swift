@@ -59,6 +59,9 @@ final class Broker: IOThreadRole {
     var senderKey: [UInt8] = []
     /// Agent names to the key that first registered each.
     var agentNames: [String: [UInt8]] = [:]
+    /// Refusals since the last one logged, and when that was (one log line per second at most).
+    var refusalsNotLogged = 0
+    var lastRefusalLogged: ContinuousClock.Instant?
 
     init(configuration: BrokerConfiguration, context: ZMQContext, shared: BrokerShared) {
         self.configuration = configuration
