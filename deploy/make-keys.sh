@@ -6,9 +6,13 @@
 # For each NAME (default: broker agent client) that has no key pair in DIR yet, runs
 #   execnet-broker keygen --secret DIR/NAME.key --public DIR/NAME.pub
 # (the secret key file gets mode 0600). Then writes
-# DIR/authorized_keys anew from every DIR/*.pub: one Z85 key per line, the NAME as its comment.
+# DIR/authorized_keys anew from every DIR/*.pub: one key per line with its role and the NAME as
+# its comment (`ROLE KEY NAME`). The role comes from the name: `broker` is `status` (health checks),
+# a name starting with `agent` is `agent`, a name starting with `status` is `status`, any other
+# name is `client`.
 # Existing key pairs are never replaced, so running it again is safe, and
-# `make-keys.sh DIR client2` adds a second client and authorizes it (restart the broker after).
+# `make-keys.sh DIR client2` adds a second client and authorizes it (then send the broker SIGHUP,
+# or restart it under systemd, whose LoadCredential= copy is made at start).
 #
 # broker.pub is authorized too: the broker's own host or container runs
 # `execnet-broker status` with the broker's key pair as its health check.
@@ -64,10 +68,16 @@ tmp="$dir/.authorized_keys.tmp"
             echo "$0: no key in $pub" >&2
             exit 1
         fi
-        printf '%s %s\n' "$key" "$(basename "$pub" .pub)"
+        name=$(basename "$pub" .pub)
+        case "$name" in
+            broker|status*) role=status ;;
+            agent*) role=agent ;;
+            *) role=client ;;
+        esac
+        printf '%s %s %s\n' "$role" "$key" "$name"
     done
 } >"$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$dir/authorized_keys"
 chmod 0644 "$dir"/*.pub
-echo "keys: wrote $dir/authorized_keys ($(awk 'length($1) == 40' "$dir/authorized_keys" | wc -l) keys)"
+echo "keys: wrote $dir/authorized_keys ($(awk 'length($2) == 40' "$dir/authorized_keys" | wc -l) keys)"

@@ -251,14 +251,16 @@ else
         mode=$(stat -c %a "$keys/$name.key" 2>/dev/null)
         [ "$mode" = 600 ] || problems+=" $name.key mode $mode;"
     done
-    [ "$(awk 'length($1) == 40' "$keys/authorized_keys" | wc -l)" = 3 ] || problems+=" authorized_keys does not hold 3 keys;"
+    [ "$(awk 'length($2) == 40' "$keys/authorized_keys" | wc -l)" = 3 ] || problems+=" authorized_keys does not hold 3 keys;"
+    { grep -q '^status .* broker$' "$keys/authorized_keys" && grep -q '^agent .* agent$' "$keys/authorized_keys" &&
+        grep -q '^client .* client$' "$keys/authorized_keys"; } || problems+=" authorized_keys roles wrong;"
     before=$(cat "$keys"/*.key | sha256sum)
     EXECNET_BROKER_BIN=$keygen_bin sh deploy/make-keys.sh "$keys" >/dev/null 2>&1 || problems+=" second run failed;"
     [ "$(cat "$keys"/*.key | sha256sum)" = "$before" ] || problems+=" second run changed keys;"
     EXECNET_BROKER_BIN=$keygen_bin sh deploy/make-keys.sh "$keys" client2 >/dev/null 2>&1 || problems+=" adding client2 failed;"
-    [ "$(awk 'length($1) == 40' "$keys/authorized_keys" | wc -l)" = 4 ] || problems+=" client2 not authorized;"
+    [ "$(awk 'length($2) == 40' "$keys/authorized_keys" | wc -l)" = 4 ] || problems+=" client2 not authorized;"
     if [ -z "$problems" ]; then
-        pass "make-keys: key pairs (0600), authorized_keys, idempotent rerun, added client ($keys_note)"
+        pass "make-keys: key pairs (0600), authorized_keys with roles, idempotent rerun, added client ($keys_note)"
     else
         fail "make-keys:$problems ($keys_note)"
     fi

@@ -65,7 +65,7 @@ echo "multihost: hosts in $mode mode; broker at $BROKER_ADDR"
 "$BIN/execnet-broker" keygen --secret "$WORK/broker.key" --public "$WORK/broker.pub" >/dev/null
 "$BIN/execnet-broker" keygen --secret "$WORK/agent.key" --public "$WORK/agent.pub" >/dev/null
 "$BIN/execnet-broker" keygen --secret "$WORK/client.key" --public "$WORK/client.pub" >/dev/null
-{ echo "# agents and clients"; echo "$(cat "$WORK/agent.pub") agents"; echo "$(cat "$WORK/client.pub") client"; } > "$WORK/authorized_keys"
+{ echo "# agents and clients, with their roles"; echo "agent $(cat "$WORK/agent.pub") agents"; echo "client $(cat "$WORK/client.pub") client"; } > "$WORK/authorized_keys"
 ENDPOINT="tcp://$BROKER_ADDR:5555"
 CLIENT_KEYS=(--server-key "$WORK/broker.pub" --secret-key "$WORK/client.key")
 
@@ -107,6 +107,15 @@ status=$?
 set -e
 grep -E "Test run with|✘" "$WORK/seed.log" | tail -5
 result $status "the seed's examples against the broker across hosts"
+
+# --- roles: the agent key is not a client --------------------------------------------------------
+set +e
+output=$(on client "$BIN/taskserver" --spec "broker=$ENDPOINT//serverkey=$WORK/broker.pub//secretkey=$WORK/agent.key//worker=$BIN/taskserver" \
+    --tasks 1 --quiet 2>&1)
+status=$?
+set -e
+case "$output" in *"may not act as a client"*) [ "$status" != 0 ] && status=0 || status=1 ;; *) echo "$output" | tail -3; status=1 ;; esac
+result $status "the broker refuses the agents' key as a client"
 
 # --- the taskserver across both agents ---------------------------------------------------------
 set +e

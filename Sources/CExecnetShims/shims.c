@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
@@ -115,8 +117,12 @@ struct spawn_arguments {
     int stdout_fd;
     int stderr_fd;
     const char *cwd;
+    int credential_fd;
     int new_group;
     int parent_death_signal;
+    int set_user;
+    uid_t uid;
+    gid_t gid;
     pid_t parent;
     volatile int error;
 };
@@ -126,6 +132,16 @@ struct spawn_arguments {
 static int spawn_child(void *raw) {
     struct spawn_arguments *a = raw;
     if (a->new_group && setpgid(0, 0) != 0) goto fail;
+    // Raw system calls: glibc's setuid would signal every thread of the parent, whose memory we share.
+    // Before the parent-death signal, which a change of credentials clears.
+    if (a->set_user) {
+        if (syscall(SYS_setgroups, 0, NULL) != 0 || syscall(SYS_setgid, a->gid) != 0
+            || syscall(SYS_setuid, a->uid) != 0) goto fail;
+        if (a->uid != 0 && syscall(SYS_setuid, 0) == 0) {
+            errno = EPERM;
+            goto fail;
+        }
+    }
     if (a->parent_death_signal != 0) {
         if (prctl(PR_SET_PDEATHSIG, a->parent_death_signal, 0, 0, 0) != 0) goto fail;
         // The parent may have died before the signal was armed.
@@ -134,17 +150,19 @@ static int spawn_child(void *raw) {
             goto fail;
         }
     }
-    int out = a->stdout_fd, err = a->stderr_fd;
-    // Move sources out of 0-2 first, so one dup2 cannot overwrite another's source.
-    if (out >= 0 && out < 3 && (out = fcntl(out, F_DUPFD_CLOEXEC, 3)) < 0) goto fail;
-    if (err >= 0 && err < 3 && (err = fcntl(err, F_DUPFD_CLOEXEC, 3)) < 0) goto fail;
+    int out = a->stdout_fd, err = a->stderr_fd, credential = a->credential_fd;
+    // Move sources out of 0-3 first, so one dup2 cannot overwrite another's source.
+    if (out >= 0 && out < 4 && (out = fcntl(out, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
+    if (err >= 0 && err < 4 && (err = fcntl(err, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
+    if (credential >= 0 && credential < 4 && (credential = fcntl(credential, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0) goto fail;
     if (dup2(null, 0) < 0) goto fail;
     if (out >= 0 && dup2(out, 1) < 0) goto fail;
     if (err >= 0 && dup2(err, 2) < 0) goto fail;
-    // dup2 onto itself keeps close-on-exec; 0-2 must stay open.
-    for (int fd = 0; fd < 3; fd++) fcntl(fd, F_SETFD, 0);
+    if (credential >= 0 && dup2(credential, 3) < 0) goto fail;
+    // dup2 onto itself keeps close-on-exec; 0-2 (and 3 with a credential) must stay open.
+    for (int fd = 0; fd < (credential >= 0 ? 4 : 3); fd++) fcntl(fd, F_SETFD, 0);
     if (a->cwd != NULL && chdir(a->cwd) != 0) goto fail;
     struct sigaction action;
     memset(&action, 0, sizeof action);
@@ -162,10 +180,13 @@ fail:
 }
 
 int cexecnet_spawn(const char *path, char *const argv[], char *const envp[], int stdout_fd, int stderr_fd,
-                   const char *cwd, int new_group, int parent_death_signal, pid_t *pid) {
+                   int credential_fd, const char *cwd, int new_group, int parent_death_signal,
+                   int set_user, uid_t uid, gid_t gid, pid_t *pid) {
     struct spawn_arguments arguments = {
-        .path = path, .argv = argv, .envp = envp, .stdout_fd = stdout_fd, .stderr_fd = stderr_fd, .cwd = cwd,
-        .new_group = new_group, .parent_death_signal = parent_death_signal, .parent = getpid(), .error = 0,
+        .path = path, .argv = argv, .envp = envp, .stdout_fd = stdout_fd, .stderr_fd = stderr_fd,
+        .credential_fd = credential_fd, .cwd = cwd, .new_group = new_group,
+        .parent_death_signal = parent_death_signal, .set_user = set_user, .uid = uid, .gid = gid,
+        .parent = getpid(), .error = 0,
     };
     const size_t stack_size = 64 * 1024;
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);

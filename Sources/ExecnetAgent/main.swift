@@ -35,8 +35,16 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The broker's CURVE public key file. Default: $EXECNET_SERVER_KEY_FILE.")
     var serverKey: String?
 
-    @Option(name: .long, help: "This agent's CURVE secret key file (its workers use it too). Default: $EXECNET_SECRET_KEY_FILE.")
+    @Option(name: .long, help: "This agent's CURVE secret key file (an 'agent' key at the broker; its workers never see it). Default: $EXECNET_SECRET_KEY_FILE.")
     var secretKey: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Run the workers of one client key as a user: PUBLIC_KEY_FILE=USER (repeatable; needs root and a CURVE broker).",
+        valueName: "key-file=user"))
+    var clientUser: [String] = []
+
+    @Option(name: .long, help: "Run the workers of clients without --client-user as this user (needs root). Default: the agent's user.")
+    var defaultUser: String?
 
     @Option(name: .long, help: "Heartbeat interval in seconds until the broker says its own.")
     var heartbeatInterval: Double = 1.0
@@ -76,10 +84,20 @@ struct AgentCommand: AsyncParsableCommand {
             keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverFile), keyPair: try CurveKeyPair.load(secretKeyFile: secretFile))
         }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
-        let configuration = AgentConfiguration(broker: broker, name: agentName, slots: slotCount, allowedWorkers: allowed,
+        var clientUsers: [String: WorkerUser] = [:]
+        for entry in clientUser {
+            // Z85 keys may hold '=', user names do not: the user follows the last '='.
+            guard let split = entry.lastIndex(of: "="), split != entry.startIndex else {
+                throw ValidationError("--client-user takes KEY_FILE=USER, not '\(entry)'")
+            }
+            clientUsers[try loadCurvePublicKey(String(entry[..<split]))] = try WorkerUser.named(String(entry[entry.index(after: split)...]))
+        }
+        var configuration = AgentConfiguration(broker: broker, name: agentName, slots: slotCount, allowedWorkers: allowed,
                                                keys: keys, allowExec: allowExec,
                                                liveness: LivenessSettings(interval: .milliseconds(max(1, Int64((heartbeatInterval * 1000).rounded())))),
                                                logger: logger)
+        configuration.clientUsers = clientUsers
+        configuration.defaultUser = try defaultUser.map(WorkerUser.named)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: AgentService(configuration: configuration))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

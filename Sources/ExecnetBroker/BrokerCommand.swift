@@ -6,6 +6,7 @@ import ArgumentParser
 import Execnet
 import Logging
 import ServiceLifecycle
+import UnixSignals
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,8 +41,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "The broker's CURVE secret key file (required for non-loopback binds). Default: $EXECNET_SECRET_KEY_FILE.")
     var secretKey: String?
 
-    @Option(name: .long, help: "File of allowed client/agent public keys, one per line. Default: $EXECNET_AUTHORIZED_KEYS_FILE.")
+    @Option(name: .long, help: ArgumentHelp(
+        "File of allowed public keys with their roles, one per line: 'client KEY', 'agent KEY', 'status KEY' (a line with no role is a client). Reloaded on SIGHUP. Default: $EXECNET_AUTHORIZED_KEYS_FILE."))
     var authorizedKeys: String?
+
+    @Option(name: .long, help: "The most gateways one client key may have at once (0: no limit).")
+    var maxGatewaysPerClient: Int = defaultMaxGatewaysPerClient
 
     @Option(name: .long, help: "Heartbeat interval in seconds.")
     var heartbeatInterval: Double = 1.0
@@ -79,13 +84,14 @@ struct Serve: AsyncParsableCommand {
         guard heartbeatInterval > 0, liveness >= 1 else { throw ValidationError("heartbeat interval and liveness must be positive") }
         let configuration = BrokerConfiguration(
             binds: binds, liveness: LivenessSettings(interval: .seconds(heartbeatInterval), liveness: liveness),
-            maxMessageSize: maxMessageSize, security: security, shutdownGracePeriod: .seconds(shutdownGrace), logger: logger)
+            maxMessageSize: maxMessageSize, security: security, shutdownGracePeriod: .seconds(shutdownGrace),
+            maxGatewaysPerClient: maxGatewaysPerClient, logger: logger)
         do {
             try configuration.validate()
         } catch let error as ExecnetError {
             throw ValidationError(error.message)
         }
-        let service = BrokerService(configuration: configuration)
+        let service = BrokerService(configuration: configuration, authorizedKeysFile: security == nil ? nil : authorizedFile)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -95,9 +101,23 @@ struct Serve: AsyncParsableCommand {
 /// The broker as a Service: start, announce the endpoints, wait for graceful shutdown, drain.
 struct BrokerService: Service {
     let configuration: BrokerConfiguration
+    /// Reloaded on SIGHUP, if the broker runs with CURVE.
+    let authorizedKeysFile: String?
 
     func run() async throws {
         let broker = try BrokerServer(configuration: configuration)
+        let reloads = Task { [configuration, authorizedKeysFile] in
+            guard let authorizedKeysFile else { return }
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                do {
+                    broker.reloadAuthorizedKeys(try AuthorizedKeys.load(authorizedKeysFile))
+                } catch {
+                    // A broken file keeps the keys in force.
+                    configuration.logger.error("SIGHUP: kept the current keys: \(error)")
+                }
+            }
+        }
+        defer { reloads.cancel() }
         // The ready line: tests and scripts wait for it and read the resolved endpoints.
         print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
         fflush(nil)

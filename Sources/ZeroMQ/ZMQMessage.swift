@@ -107,6 +107,23 @@ public struct ZMQMessage: ~Copyable {
         zmq_msg_more(pointer) != 0
     }
 
+    /// Calls `body` with the ZAP user id of the connection the frame came on, in place.
+    ///
+    /// The user id is the message property `User-Id` (`zmq_msg_gets`): what the ZAP handler
+    /// answered for the sender's connection (a CURVE broker's handler can make it the sender's
+    /// public key). `nil` when the connection had no ZAP handshake, and for the routing-id frame a
+    /// ROUTER adds (it carries no properties): read it from the frame after that.
+    ///
+    /// - Parameter body: Reads the user id (valid only during the call).
+    /// - Returns: What `body` returned.
+    /// - Important: Owner only.
+    public func visitUserID(_ body: (UnsafeRawBufferPointer?) -> Bool) -> Bool {
+        guard let text = zmq_msg_gets(pointer, "User-Id") else { return body(nil) }
+        var count = 0
+        while text[count] != 0 { count += 1 }
+        return body(UnsafeRawBufferPointer(start: text, count: count))
+    }
+
     /// Calls `body` with the frame's bytes, in place.
     ///
     /// The buffer is valid only during `body`; do not let it escape.

@@ -190,6 +190,7 @@ extension ProcessTests {
             let directory: String
             let broker: CurveKeyPair
             let client: CurveKeyPair
+            let agent: CurveKeyPair
             let stranger: CurveKeyPair
 
             init() throws {
@@ -200,16 +201,18 @@ extension ProcessTests {
                 directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 broker = try .generate()
                 client = try .generate()
+                agent = try .generate()
                 stranger = try .generate()
                 try broker.write(secretPath: "\(directory)/broker.key", publicPath: "\(directory)/broker.pub")
                 try client.write(secretPath: "\(directory)/client.key", publicPath: "\(directory)/client.pub")
+                try agent.write(secretPath: "\(directory)/agent.key", publicPath: "\(directory)/agent.pub")
                 try stranger.write(secretPath: "\(directory)/stranger.key", publicPath: "\(directory)/stranger.pub")
-                try writeTextFile("\(directory)/authorized_keys", "# the client and its agent\n\(client.publicKey) client\n",
+                try writeTextFile("\(directory)/authorized_keys", "# the client and its agent\nclient \(client.publicKey)\nagent \(agent.publicKey)\n",
                                   mode: 0o644, overwrite: false)
             }
 
             func remove() {
-                for name in ["broker.key", "broker.pub", "client.key", "client.pub", "stranger.key", "stranger.pub", "authorized_keys"] {
+                for name in ["broker.key", "broker.pub", "client.key", "client.pub", "agent.key", "agent.pub", "stranger.key", "stranger.pub", "authorized_keys"] {
                     unlink("\(directory)/\(name)")
                 }
                 rmdir(directory)
@@ -237,7 +240,7 @@ extension ProcessTests {
             let clientKeys = CurveClientKeys(serverKey: keys.broker.publicKey, keyPair: keys.client)
             // An agent with the authorized key registers; one with an unknown key does not.
             let agent = try startAgent(endpoint, name: "securehost",
-                                       ["--server-key", "\(dir)/broker.pub", "--secret-key", "\(dir)/client.key"], statusKeys: clientKeys)
+                                       ["--server-key", "\(dir)/broker.pub", "--secret-key", "\(dir)/agent.key"], statusKeys: clientKeys)
             defer { stopChild(agent) }
             let (intruder, _) = try startChild("\(buildDirectory())/execnet-agent", [
                 "--connect", endpoint, "--name", "intruder", "--allow", "\(buildDirectory())/ExecnetTestWorker",

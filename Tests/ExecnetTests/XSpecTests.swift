@@ -63,6 +63,28 @@ import ZeroMQ
         #expect(throws: ExecnetError(.invalidSpec, "")) { try AuthorizedKeys(parsing: "not-a-key\n") }
     }
 
+    @Test func rolesComeBeforeTheKeyAndOldLinesAreClientsOnly() throws {
+        let old = try CurveKeyPair.generate().publicKey
+        let agent = try CurveKeyPair.generate().publicKey
+        let status = try CurveKeyPair.generate().publicKey
+        let both = try CurveKeyPair.generate().publicKey
+        let keys = try AuthorizedKeys(parsing: """
+            \(old) agent (an old line: 'agent' is a comment)
+            agent \(agent) host one
+            status\t\(status)
+            client,status \(both)
+            """)
+        #expect(keys.roles(of: old) == .client)
+        #expect(keys.roles(of: agent) == .agent)
+        #expect(keys.roles(of: status) == .status)
+        #expect(keys.roles(of: both) == [.client, .status])
+        #expect(keys.linesWithoutRole == 1)
+        #expect(keys.roles(of: try CurveKeyPair.generate().publicKey).isEmpty)
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try AuthorizedKeys(parsing: "admin \(old)\n") }
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try AuthorizedKeys(parsing: "agent\n") }
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try AuthorizedKeys(parsing: "agent not-a-key\n") }
+    }
+
     @Test func aZ85KeyNeverStartsWithAHash() {
         // '#' is Z85's digit 84; a 5-character group starting with it exceeds 2^32, so no key line
         // can be mistaken for a comment.

@@ -44,12 +44,15 @@ int cexecnet_waitid_pidfd(int pidfd, int *code, int *signaled);
 /// `new_group` makes it the leader of a new process group (setpgid); `parent_death_signal`
 /// (0 for none) is armed with PR_SET_PDEATHSIG and the child exits at once (127) if the calling
 /// thread's process is already gone; fds `stdout_fd`/`stderr_fd` become 1 and 2, stdin is
-/// /dev/null; `cwd` (NULL for none) is entered; every signal gets its default action and none is
+/// /dev/null; `credential_fd` (-1 for none) becomes fd 3; with `set_user` 1 the child drops its
+/// supplementary groups and runs as `gid`/`uid` (needs root; it fails with EPERM if it could
+/// regain root); `cwd` (NULL for none) is entered; every signal gets its default action and none is
 /// blocked. The parent death signal follows the *calling thread*: call it on a thread that lives
 /// as long as the child should.
-/// Returns 0 and the pid, or an errno value (the child's, if chdir or execve failed there).
+/// Returns 0 and the pid, or an errno value (the child's, if a step or execve failed there).
 int cexecnet_spawn(const char *path, char *const argv[], char *const envp[], int stdout_fd, int stderr_fd,
-                   const char *cwd, int new_group, int parent_death_signal, pid_t *pid);
+                   int credential_fd, const char *cwd, int new_group, int parent_death_signal,
+                   int set_user, uid_t uid, gid_t gid, pid_t *pid);
 
 /// Makes this process's parent's death end it and, if `kill_group` is 1, its whole process group
 /// (kill(0, SIGKILL)): arms PR_SET_PDEATHSIG with a signal whose handler does that. For workers,

@@ -11,6 +11,36 @@ import ZeroMQ
 import Glibc
 #endif
 
+/// A user a root agent runs some clients' workers as.
+public struct WorkerUser: Sendable, Hashable {
+    /// The user's name, for logs.
+    public var name: String
+    /// The user id.
+    public var uid: UInt32
+    /// The primary group id (supplementary groups are dropped).
+    public var gid: UInt32
+
+    /// Creates a worker user.
+    ///
+    /// - Parameters:
+    ///   - name: The name, for logs.
+    ///   - uid: The user id.
+    ///   - gid: The group id.
+    public init(name: String, uid: UInt32, gid: UInt32) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// Looks a user up in the password database.
+    ///
+    /// - Throws: ``ExecnetError`` `invalidSpec` if there is no such user.
+    public static func named(_ name: String) throws -> WorkerUser {
+        guard let entry = getpwnam(name) else { throw ExecnetError(.invalidSpec, "no user named '\(name)'") }
+        return WorkerUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+    }
+}
+
 /// How a host agent runs.
 public struct AgentConfiguration: Sendable {
     /// The broker's endpoint, e.g. `tcp://broker:5555`.
@@ -21,7 +51,8 @@ public struct AgentConfiguration: Sendable {
     public var slots: Int
     /// Worker executables the agent may run (absolute paths); the first is the default.
     public var allowedWorkers: [String]
-    /// CURVE keys towards the broker (the worker processes get them through their environment).
+    /// CURVE keys towards the broker. They never leave the agent: each worker gets the
+    /// credential the broker minted for its SPAWN, on an inherited pipe.
     public var keys: CurveClientKeys?
     /// Whether the built-in `exec` task (any command, as the agent's user) may run in this agent's
     /// workers; off by default, since it makes allowing the stock worker the same as allowing
@@ -29,6 +60,11 @@ public struct AgentConfiguration: Sendable {
     public var allowExec: Bool
     /// Heartbeat settings until the broker's WELCOME gives its own.
     public var liveness: LivenessSettings
+    /// The user each client key's workers run as (Z85 public key to user); needs a root agent
+    /// and a CURVE broker, which tells the agent each SPAWN's client key.
+    public var clientUsers: [String: WorkerUser] = [:]
+    /// The user the workers of clients not in ``clientUsers`` run as; `nil`: the agent's own.
+    public var defaultUser: WorkerUser?
     /// The logger.
     public var logger: Logger
 
@@ -73,6 +109,9 @@ public final class HostAgent: Sendable {
         guard configuration.slots > 0 else { throw ExecnetError(.invalidSpec, "an agent needs at least one slot") }
         guard !configuration.allowedWorkers.isEmpty else {
             throw ExecnetError(.invalidSpec, "an agent needs at least one allowed worker executable")
+        }
+        if (!configuration.clientUsers.isEmpty || configuration.defaultUser != nil) && getuid() != 0 {
+            throw ExecnetError(.invalidSpec, "running workers as other users (client users, default user) needs an agent running as root")
         }
         for path in configuration.allowedWorkers where access(path, X_OK) != 0 {
             throw ExecnetError(.workerNotFound, "allowed worker \(path) is not an executable file")
@@ -220,6 +259,11 @@ final class AgentConnection: IOThreadRole {
                 sayHello()
             case .spawn:
                 spawn(message.payload)
+            case .spawnFailed:
+                // The broker refused this agent's registration (its key is not an agent key, or
+                // its name belongs to another key).
+                let reason = ControlPayload(decoding: message.payload)?.string("reason") ?? "no reason given"
+                logger.error("\(reason)")
             case .kill:
                 guard let order = ControlPayload(decoding: message.payload), let address = order.bytes("address"),
                     let worker = workers[address]
@@ -280,10 +324,20 @@ final class AgentConnection: IOThreadRole {
         case .success(let built): environment = built
         case .failure(let refusal): return fail(refusal.description)
         }
+        var credential: [UInt8]?
+        if configuration.keys != nil {
+            guard let secret = request.string("credential"), (try? CurveKeyPair(secretKey: secret)) != nil else {
+                return fail("the broker sent no worker credential")
+            }
+            credential = Array(secret.utf8)
+        }
+        // The broker names the SPAWN's client key; a client cannot choose it.
+        let user = request.string("client_key").flatMap { configuration.clientUsers[$0] } ?? configuration.defaultUser
         let spawned: SpawnedWorker
         do {
             spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment,
-                                              newProcessGroup: true, parentDeathSignal: SIGKILL)
+                                              newProcessGroup: true, parentDeathSignal: SIGKILL, credential: credential,
+                                              user: user.map { (uid: $0.uid, gid: $0.gid) })
         } catch {
             return fail("\(error)")
         }
@@ -332,9 +386,12 @@ final class AgentConnection: IOThreadRole {
         ]
         if let chdir = request.string("chdir") { own.append("EXECNET_CHDIR=\(chdir)") }
         if let nice = request.int("nice") { own.append("EXECNET_NICE=\(nice)") }
+        // With CURVE the worker authenticates with the credential the broker minted for this SPAWN
+        // (valid for this worker's address only), read once from an inherited pipe; the agent's
+        // own secret never leaves the agent.
         if let keys = configuration.keys {
             own.append("EXECNET_CURVE_SERVER_KEY=\(keys.serverKey)")
-            own.append("EXECNET_CURVE_SECRET_KEY=\(keys.keyPair.secretKey)")
+            own.append("EXECNET_CREDENTIAL_FD=\(WorkerProcess.credentialFD)")
         }
         return Result { () throws(WorkerEnvironment.Refusal) in
             try WorkerEnvironment.build(inherited: WorkerProcess.currentEnvironment(), client: client, own: own)

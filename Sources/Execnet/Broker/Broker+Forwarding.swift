@@ -11,13 +11,19 @@ import ZeroMQ
 extension Broker {
     /// Receives the frames after `address` and routes the message.
     func route(from address: PeerAddress, _ router: ZMQSocket, now: ContinuousClock.Instant) throws {
+        // The first frame after the routing id carries the sender's key (Broker+Identity.swift).
+        let first = try Self.nextFrame(router)
+        guard admit(address, first) else {
+            if first.hasMore { _ = try Self.receiveRest(router) }
+            return
+        }
         let key = PeerKey(address)
         if let owner = table.workerOwner(key) {
-            try routeFromWorker(address, key: key, owner: owner, router, now: now)
+            try routeFromWorker(address, key: key, owner: owner, first, router, now: now)
         } else if table.isClient(key) {
-            try routeFromClient(address, router, now: now)
+            try routeFromClient(address, first, router, now: now)
         } else {
-            let body = try Self.receiveRest(router)[...]
+            let body = (first.hasMore ? [first.bytes] + (try Self.receiveRest(router)) : [first.bytes])[...]
             if table.kind(of: address) == .agent {
                 handleAgent(address, body)
             } else {
@@ -29,9 +35,10 @@ extension Broker {
     // MARK: - Workers: [channel][type][payload] to [owner][worker][channel][type][payload]
 
     private func routeFromWorker(
-        _ address: PeerAddress, key: PeerKey, owner: PeerAddress, _ router: ZMQSocket, now: ContinuousClock.Instant
+        _ address: PeerAddress, key: PeerKey, owner: PeerAddress, _ first: consuming ZMQMessage, _ router: ZMQSocket,
+        now: ContinuousClock.Instant
     ) throws {
-        var channel = try Self.nextFrame(router)
+        var channel = first
         guard channel.hasMore else { return handleWorker(address, [channel.bytes][...]) }
         var type = try Self.nextFrame(router)
         guard type.hasMore else { return handleWorker(address, [channel.bytes, type.bytes][...]) }
@@ -50,8 +57,9 @@ extension Broker {
 
     // MARK: - Clients: [worker][channel][type][payload] to [worker][channel][type][payload]
 
-    private func routeFromClient(_ client: PeerAddress, _ router: ZMQSocket, now: ContinuousClock.Instant) throws {
-        let target = try Self.nextFrame(router)
+    private func routeFromClient(_ client: PeerAddress, _ first: consuming ZMQMessage, _ router: ZMQSocket,
+                                 now: ContinuousClock.Instant) throws {
+        let target = first
         let targetAddress = target.bytes
         guard target.hasMore else { return handleClient(client, [targetAddress][...]) }
         var channel = try Self.nextFrame(router)

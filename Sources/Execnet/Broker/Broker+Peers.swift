@@ -87,7 +87,7 @@ extension Broker {
         case .spawn:
             spawn(for: client, message.payload)
         case .brokerStatus:
-            sendToClient(client, about: [], channelID: message.channelID, .brokerStatus, statusPayload().encoded)
+            sendToClient(client, about: [], channelID: message.channelID, .brokerStatus, statusAnswer())
         default:
             logger.warning("dropped \(message.type) addressed to the broker by a client")
         }
@@ -104,15 +104,20 @@ extension Broker {
         }
         if shuttingDown { return fail("the broker is shutting down") }
         guard table.worker(address) == nil else { return fail("the gateway address is already in use") }
+        if let refusal = quotaRefusal(for: client) { return fail(refusal) }
         guard let agent = table.chooseAgent(host: host) else {
             if let host { return fail("no host agent named '\(host)' with a free slot") }
             return fail("no host agent with a free slot (\(table.agents.count) agents registered)")
         }
         let gatewayID = request.string("gateway") ?? "gw"
-        guard table.reserveWorker(address, owner: client, agent: agent, gatewayID: gatewayID, now: .now) else {
+        guard let forwarded = agentSpawnRequest(request) else { return fail("the broker could not make a worker credential") }
+        guard table.reserveWorker(address, owner: client, agent: agent, gatewayID: gatewayID, credential: forwarded.credential,
+                                  now: .now)
+        else {
             return fail("the gateway could not be reserved")
         }
-        sendToPeer(agent, .spawn, payload)
+        forgetVerifiedSender()
+        sendToPeer(agent, .spawn, forwarded.payload)
     }
 
     private func welcome(client: PeerAddress, _ message: WireMessage) {
@@ -124,7 +129,9 @@ extension Broker {
             return
         }
         if shuttingDown { return }
-        table.registerClient(client, hostname: hello?.string("hostname") ?? "", pid: hello?.int("pid") ?? 0, now: .now)
+        guard senderMay(.client, "act as a client", answer: { sendToClient(client, about: [], .spawnFailed, encodePlain(.string($0))) })
+        else { return }
+        table.registerClient(client, hostname: hello?.string("hostname") ?? "", pid: hello?.int("pid") ?? 0, key: senderKey, now: .now)
         sendToClient(client, about: [], .welcome, welcomePayload().encoded)
     }
 
@@ -186,9 +193,20 @@ extension Broker {
             return
         }
         if shuttingDown { return }
+        func refuse(_ reason: String) {
+            var refusal = ControlPayload()
+            refusal["reason"] = .string(reason)
+            sendToPeer(agent, .spawnFailed, refusal.encoded)
+        }
+        guard senderMay(.agent, "register as an agent", answer: refuse) else { return }
         let name = hello?.string("name") ?? String(decoding: agent, as: UTF8.self)
+        guard bindAgentName(name) else {
+            let reason = "the broker refused: agent name '\(name)' belongs to another key (key \(senderKeyText) may not use it)"
+            logRefusal(reason)
+            return refuse(reason)
+        }
         table.registerAgent(agent, name: name, hostname: hello?.string("hostname") ?? name,
-                            slots: Int(hello?.int("slots") ?? 1), now: .now)
+                            slots: Int(hello?.int("slots") ?? 1), key: senderKey, now: .now)
         logger.info("agent \(name) registered with \(hello?.int("slots") ?? 1) slots")
         sendToPeer(agent, .welcome, welcomePayload().encoded)
     }
@@ -203,7 +221,7 @@ extension Broker {
             case .clientHello:
                 welcome(client: address, message)
             case .brokerStatus:
-                send([[]] + WireMessage(channelID: message.channelID, type: .brokerStatus, payload: statusPayload().encoded).frames, to: address)
+                send([[]] + WireMessage(channelID: message.channelID, type: .brokerStatus, payload: statusAnswer()).frames, to: address)
             default:
                 sendToClient(address, about: [], .unknownPeer)
             }
@@ -272,7 +290,9 @@ extension Broker {
 
     // MARK: - Status
 
-    func statusPayload() -> ControlPayload {
+    /// The status table; `include` picks the gateways shown (and counted).
+    func statusPayload(include: (WorkerRecord) -> Bool = { _ in true }) -> ControlPayload {
+        let shown = table.workers.values.filter(include)
         var status = ControlPayload()
         status["pid"] = .int(Int64(getpid()))
         status["uptime_s"] = .float(started.duration(to: .now).seconds)
@@ -284,14 +304,14 @@ extension Broker {
             ])
         })
         status["clients"] = .int(Int64(table.clients.count))
-        status["gateways"] = .list(table.workers.values.sorted { $0.gatewayID < $1.gatewayID }.map { worker in
+        status["gateways"] = .list(shown.sorted { $0.gatewayID < $1.gatewayID }.map { worker in
             .dict([
                 "gateway": .string(worker.gatewayID), "host": .string(worker.host), "pid": .int(worker.pid),
                 "connected": .bool(worker.connected), "channels": .int(Int64(worker.openChannels.count)),
             ])
         })
-        status["workers"] = .int(Int64(table.workers.count))
-        status["channels"] = .int(Int64(table.workers.values.reduce(0) { $0 + $1.openChannels.count }))
+        status["workers"] = .int(Int64(shown.count))
+        status["channels"] = .int(Int64(shown.reduce(0) { $0 + $1.openChannels.count }))
         status["messages_in"] = .int(Int64(messagesIn))
         status["messages_out"] = .int(Int64(messagesOut))
         status["rate_in"] = .float(rateIn)

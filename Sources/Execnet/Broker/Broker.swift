@@ -11,6 +11,8 @@ import ZeroMQ
 enum BrokerCommand: Sendable {
     /// Stop accepting work, ask every worker to exit, and report drained when none is left.
     case beginShutdown
+    /// Use a new authorized-keys list (a reload): peers whose key lost its role are dropped.
+    case reloadKeys(AuthorizedKeys)
 }
 
 /// What the broker shares with the thread that started it.
@@ -47,11 +49,26 @@ final class Broker: IOThreadRole {
     /// The peer whose last-sent time the forwarding path noted last in this batch.
     var lastNotedSent: PeerAddress = []
 
+    // Identity (Broker+Identity.swift).
+    /// The keys and their roles (CURVE brokers); replaced on reload.
+    var authorizedKeys: AuthorizedKeys?
+    /// The last sender whose key was checked, and that key: the per-message check of a run of
+    /// messages from one peer is one comparison.
+    var verifiedAddress: PeerAddress = []
+    /// The key (Z85 bytes) of the message being handled; empty without CURVE.
+    var senderKey: [UInt8] = []
+    /// Agent names to the key that first registered each.
+    var agentNames: [String: [UInt8]] = [:]
+    /// Refusals since the last one logged, and when that was (one log line per second at most).
+    var refusalsNotLogged = 0
+    var lastRefusalLogged: ContinuousClock.Instant?
+
     init(configuration: BrokerConfiguration, context: ZMQContext, shared: BrokerShared) {
         self.configuration = configuration
         self.context = context
         self.shared = shared
         self.table = RoutingTable(settings: configuration.liveness)
+        self.authorizedKeys = configuration.security?.authorizedKeys
     }
 
     // MARK: - IOThreadRole
@@ -60,13 +77,18 @@ final class Broker: IOThreadRole {
         try configuration.validate()
         if let security = configuration.security {
             // The ZAP handler must exist before the first CURVE connection arrives.
-            let zap = try ZAPHandler(context: context, authorizedKeys: security.authorizedKeys, logger: logger)
+            if security.authorizedKeys.linesWithoutRole > 0 {
+                logger.warning("\(security.authorizedKeys.linesWithoutRole) authorized keys have no role word: they are clients only")
+            }
+            let zap = try ZAPHandler(context: context, logger: logger) { [unowned self] in self.allowsConnection($0) }
             self.zap = zap
             loop.addSocket(zap.socket) { zap.handleRequests() }
         }
         let router = try ZMQSocket(context: context, type: .router)
         try router.setRouterMandatory(true)
-        try router.setRouterHandover(true)
+        // No handover: a second connection with a routing id in use cannot take it over (and so
+        // receive what is sent to it); each message's key is checked too (Broker+Identity.swift).
+        try router.setRouterHandover(false)
         try router.setLinger(milliseconds: 0)
         try router.setSendHighWaterMark(0)
         try router.setReceiveHighWaterMark(0)
@@ -102,6 +124,8 @@ final class Broker: IOThreadRole {
                 send(WireMessage(channelID: 0, type: .terminate, payload: []).frames, to: address)
             }
             checkDrained()
+        case .reloadKeys(let keys):
+            reload(keys)
         }
     }
 

@@ -33,6 +33,9 @@ public struct BrokerConfiguration: Sendable {
     public var security: BrokerSecurity?
     /// How long a graceful shutdown waits for workers to exit before it stops anyway.
     public var shutdownGracePeriod: Duration
+    /// The most gateways one client key may have at once (one client process without CURVE);
+    /// 0 means no limit. Default ``defaultMaxGatewaysPerClient``.
+    public var maxGatewaysPerClient: Int
     /// The logger.
     public var logger: Logger
 
@@ -44,12 +47,15 @@ public struct BrokerConfiguration: Sendable {
     ///   - maxMessageSize: The largest frame accepted, in bytes.
     ///   - security: CURVE keys, or `nil` for loopback-only brokers.
     ///   - shutdownGracePeriod: How long shutdown waits for workers.
+    ///   - maxGatewaysPerClient: The most gateways per client key at once (0: no limit).
     ///   - logger: The logger.
     public init(
         binds: [String], liveness: LivenessSettings = .default, maxMessageSize: Int = defaultMaxMessageSize,
         security: BrokerSecurity? = nil, shutdownGracePeriod: Duration = .seconds(5),
+        maxGatewaysPerClient: Int = defaultMaxGatewaysPerClient,
         logger: Logger = Logger(label: "execnet.broker")
     ) {
+        self.maxGatewaysPerClient = maxGatewaysPerClient
         self.binds = binds
         self.liveness = liveness
         self.maxMessageSize = maxMessageSize
@@ -65,6 +71,7 @@ public struct BrokerConfiguration: Sendable {
     public func validate() throws {
         guard !binds.isEmpty else { throw ExecnetError(.invalidSpec, "the broker needs at least one --bind") }
         guard maxMessageSize > 0 else { throw ExecnetError(.invalidSpec, "the maximum message size must be positive") }
+        guard maxGatewaysPerClient >= 0 else { throw ExecnetError(.invalidSpec, "the gateway quota must not be negative") }
         if security == nil, let open = binds.first(where: { !isLoopbackEndpoint($0) }) {
             throw ExecnetError(
                 .invalidSpec,
@@ -72,6 +79,9 @@ public struct BrokerConfiguration: Sendable {
         }
     }
 }
+
+/// The default gateway quota per client key: 64.
+public let defaultMaxGatewaysPerClient = 64
 
 /// The default largest message: 256 MiB.
 public let defaultMaxMessageSize = 256 << 20

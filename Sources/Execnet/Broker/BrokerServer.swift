@@ -50,6 +50,17 @@ public final class BrokerServer: Sendable {
         await stopThread()
     }
 
+    /// Replaces the authorized keys and their roles without a restart (for example on SIGHUP).
+    ///
+    /// New connections are checked against the new list at once. Registered clients and agents
+    /// whose key is gone or lost its role are dropped (their workers are killed); an agent name
+    /// whose key is no longer an agent key may be registered by another agent key.
+    ///
+    /// - Parameter keys: The new list; ignored by a broker without CURVE.
+    public func reloadAuthorizedKeys(_ keys: AuthorizedKeys) {
+        _ = io.submit(.reloadKeys(keys))
+    }
+
     /// Stops at once: peers' gateways end when their heartbeats expire.
     public func stop() async {
         await stopThread()

@@ -14,7 +14,9 @@ public enum BrokerStatusQuery {
     /// - Returns: The status dict (keys `hosts`, `gateways`, `workers`, `channels`, `clients`,
     ///   `messages_in`, `messages_out`, `rate_in`, `rate_out`, `pid`, `uptime_s`, `endpoints`).
     /// - Throws: ``ExecnetError`` `timeout` if the broker does not answer (or refuses the key),
-    ///   `transport` if the socket fails.
+    ///   `invalidState` if the key may not read the status (a worker's credential), `transport`
+    ///   if the socket fails. A client key reads only its own gateways, an agent key the hosts
+    ///   and no gateway, a status key everything.
     /// - Important: Blocks the calling thread up to `timeout`.
     @available(*, noasync, message: "blocks the calling thread")
     public static func fetch(endpoint: String, keys: CurveClientKeys? = nil, timeout: Duration = .seconds(5)) throws -> Value {
@@ -35,6 +37,7 @@ public enum BrokerStatusQuery {
             guard frames.count == 4, let message = try? WireMessage.parse(frames.dropFirst()),
                 message.type == .brokerStatus, let status = ControlPayload(decoding: message.payload)
             else { continue }
+            if let refusal = status.string("error") { throw ExecnetError(.invalidState, "broker \(endpoint): \(refusal)") }
             return .dict(status.fields)
         }
         throw ExecnetError(.timeout, "broker \(endpoint) did not answer within \(timeout)")

@@ -1,5 +1,5 @@
 // CURVE keys as this project stores them: a key file holds one Z85 key; an authorized-keys file
-// holds one Z85 public key per line (text after the key is a comment, `#` lines are comments).
+// holds one Z85 public key per line with its roles (`agent KEY comment`; see AuthorizedKeys).
 
 import ZeroMQ
 
@@ -59,6 +59,14 @@ public struct CurveKeyPair: Sendable, Hashable {
     }
 }
 
+extension CurveKeyPair: CustomStringConvertible, CustomDebugStringConvertible {
+    /// The public key only: a pair printed in a log or an error never shows its secret.
+    public var description: String { "CurveKeyPair(publicKey: \(publicKey), secretKey: <redacted>)" }
+
+    /// The same as ``description``.
+    public var debugDescription: String { description }
+}
+
 /// Loads a public key (for example the broker's) from a file.
 ///
 /// - Throws: ``ExecnetError`` `invalidSpec` if unreadable or malformed.
@@ -70,35 +78,97 @@ public func loadCurvePublicKey(_ path: String) throws -> String {
     return key
 }
 
-/// The public keys allowed to connect to a broker.
-public struct AuthorizedKeys: Sendable, Hashable {
-    /// The allowed keys, Z85.
-    public let keys: Set<String>
+/// What a key may do at a broker.
+///
+/// A key has one or more roles: `client` (start gateways, talk to its own workers, read the
+/// status of its own gateways), `agent` (register a host and run workers), `status` (read the
+/// whole status table and nothing else).
+public struct KeyRoles: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
 
-    /// Allows exactly these keys.
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// May register with CLIENT_HELLO, start gateways and read the status of its own gateways.
+    public static let client = KeyRoles(rawValue: 1)
+    /// May register a host with AGENT_HELLO and run the workers the broker asks for.
+    public static let agent = KeyRoles(rawValue: 2)
+    /// May read the broker's whole status table, and nothing else.
+    public static let status = KeyRoles(rawValue: 4)
+
+    /// The role words of the authorized-keys file.
+    static let words: [(String, KeyRoles)] = [("client", .client), ("agent", .agent), ("status", .status)]
+
+    /// Parses `client`, `agent`, `status` or a comma-separated list of them.
+    init?(words text: Substring) {
+        var roles = KeyRoles()
+        for word in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let role = Self.words.first(where: { $0.0 == word })?.1 else { return nil }
+            roles.insert(role)
+        }
+        self = roles
+    }
+}
+
+/// The public keys allowed to connect to a broker, each with its roles.
+///
+/// The file format: one key per line, `[ROLES] KEY [comment]`, where `ROLES` is `client`,
+/// `agent`, `status` or a comma-separated list of them (`client,status`), and `KEY` is 40 Z85
+/// characters. A line without a role word (the format before roles existed) gives the key the
+/// `client` role only, so an old file never lets a key register as an agent. Empty lines and
+/// lines whose first word is neither a role nor a key but starts with `#` are comments.
+public struct AuthorizedKeys: Sendable, Hashable {
+    /// The allowed keys (Z85) and their roles.
+    public let roles: [String: KeyRoles]
+    /// How many lines had no role word (and so got `client`).
+    public let linesWithoutRole: Int
+
+    /// The allowed keys, Z85.
+    public var keys: Set<String> { Set(roles.keys) }
+
+    /// Allows exactly these keys, each with `roles`.
     ///
-    /// - Parameter keys: Z85 public keys.
-    public init(_ keys: Set<String>) {
-        self.keys = keys
+    /// - Parameters:
+    ///   - keys: Z85 public keys.
+    ///   - roles: The roles every one of them gets (default: client).
+    public init(_ keys: Set<String>, roles: KeyRoles = .client) {
+        self.roles = Dictionary(uniqueKeysWithValues: keys.map { ($0, roles) })
+        self.linesWithoutRole = 0
     }
 
-    /// Parses an authorized-keys file's text.
+    /// Allows these keys with their roles.
+    ///
+    /// - Parameter roles: Z85 public key to its roles.
+    public init(roles: [String: KeyRoles]) {
+        self.roles = roles
+        self.linesWithoutRole = 0
+    }
+
+    /// Parses an authorized-keys file's text (see the type's documentation for the format).
     ///
     /// - Throws: ``ExecnetError`` `invalidSpec` naming the first malformed line.
     public init(parsing text: String) throws {
-        var keys = Set<String>()
+        var roles: [String: KeyRoles] = [:]
+        var withoutRole = 0
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = String(line).trimmingWhitespace()
-            if trimmed.isEmpty { continue }
-            let key = String(trimmed.prefix { $0 != " " && $0 != "\t" })
+            let words = String(line).trimmingWhitespace().split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let first = words.first else { continue }
             // Z85 has `#` in its alphabet: a line is a comment only if its first word is not a key.
-            if trimmed.hasPrefix("#") && !ZMQCurve.isValidKey(key) { continue }
-            guard ZMQCurve.isValidKey(key) else {
-                throw ExecnetError(.invalidSpec, "line \(number + 1) is not a Z85 public key")
+            if ZMQCurve.isValidKey(String(first)) {
+                roles[String(first), default: []].insert(.client)
+                withoutRole += 1
+                continue
             }
-            keys.insert(key)
+            if first.hasPrefix("#") { continue }
+            guard let lineRoles = KeyRoles(words: first) else {
+                throw ExecnetError(.invalidSpec, "line \(number + 1): '\(first)' is neither a role (client, agent, status) nor a Z85 public key")
+            }
+            guard words.count >= 2, ZMQCurve.isValidKey(String(words[1])) else {
+                throw ExecnetError(.invalidSpec, "line \(number + 1): the role '\(first)' is not followed by a Z85 public key")
+            }
+            roles[String(words[1]), default: []].formUnion(lineRoles)
         }
-        self.keys = keys
+        self.roles = roles
+        self.linesWithoutRole = withoutRole
     }
 
     /// Loads an authorized-keys file.
@@ -113,7 +183,10 @@ public struct AuthorizedKeys: Sendable, Hashable {
     }
 
     /// Whether `publicKey` (Z85) may connect.
-    public func allows(_ publicKey: String) -> Bool { keys.contains(publicKey) }
+    public func allows(_ publicKey: String) -> Bool { roles[publicKey] != nil }
+
+    /// The roles of `publicKey` (Z85); empty if it is not allowed.
+    public func roles(of publicKey: String) -> KeyRoles { roles[publicKey] ?? [] }
 }
 
 /// The keys a CURVE client (a client program, an agent or a worker) uses towards a broker.

@@ -1,11 +1,13 @@
 // The ZAP handler (ZeroMQ RFC 27): libzmq asks it, over inproc://zeromq.zap.01, whether a CURVE
-// client's public key may connect. It answers from the broker's authorized keys. On the broker's
-// I/O thread.
+// client's public key may connect. It answers from the broker's authorized keys and the worker
+// credentials it minted, and gives each connection the key itself (Z85) as its user id, which
+// every message then carries (`User-Id`), so the broker knows the key behind each message. On the
+// broker's I/O thread.
 
 import Logging
 import ZeroMQ
 
-/// Answers ZAP requests for CURVE clients from an allow-list.
+/// Answers ZAP requests for CURVE clients from an allow-list; the user id is the Z85 key.
 ///
 /// - Important: Used on its I/O thread only.
 final class ZAPHandler {
@@ -13,14 +15,15 @@ final class ZAPHandler {
     static let endpoint = "inproc://zeromq.zap.01"
 
     let socket: ZMQSocket
-    let authorizedKeys: AuthorizedKeys
+    /// Whether a Z85 public key may connect (asked on the same thread).
+    let allows: (String) -> Bool
     let logger: Logger
 
-    init(context: ZMQContext, authorizedKeys: AuthorizedKeys, logger: Logger) throws {
+    init(context: ZMQContext, logger: Logger, allows: @escaping (String) -> Bool) throws {
         socket = try ZMQSocket(context: context, type: .rep)
         try socket.setLinger(milliseconds: 0)
         try socket.bind(Self.endpoint)
-        self.authorizedKeys = authorizedKeys
+        self.allows = allows
         self.logger = logger
     }
 
@@ -40,7 +43,7 @@ final class ZAPHandler {
             var key = "?"
             if mechanism == "CURVE", request.count >= 7, let z85 = ZMQCurve.z85Encode(request[6]) {
                 key = z85
-                allowed = authorizedKeys.allows(z85)
+                allowed = allows(z85)
             }
             if allowed {
                 logger.debug("ZAP: allowed \(key) from \(address)")

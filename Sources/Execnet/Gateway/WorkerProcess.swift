@@ -58,6 +58,9 @@ enum WorkerProcess {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The file descriptor on which a worker started with a credential reads it.
+    static let credentialFD: Int32 = 3
+
     /// Spawns `executable` with `environment` (`NAME=value` strings), stdin on /dev/null and
     /// stdout/stderr on new pipes.
     ///
@@ -67,9 +70,25 @@ enum WorkerProcess {
     ///     everything it starts can be killed together (``killGroup(_:)``).
     ///   - parentDeathSignal: A signal the process gets when the *calling thread* ends (Linux's
     ///     parent-death signal, armed before the program runs); `nil` for none.
+    ///   - credential: Bytes the child can read, once, from a pipe on fd ``credentialFD`` (3) and
+    ///     from nowhere else: not its environment, not its arguments.
+    ///   - user: The uid and gid the child runs as (supplementary groups dropped); needs root.
     /// - Throws: ``ExecnetError`` `transport` if a pipe, the spawn or the pidfd fails.
     static func spawn(executable: String, arguments: [String], environment: [String], cwd: String? = nil,
-                      newProcessGroup: Bool = true, parentDeathSignal: Int32? = nil) throws -> SpawnedWorker {
+                      newProcessGroup: Bool = true, parentDeathSignal: Int32? = nil, credential: [UInt8]? = nil,
+                      user: (uid: uid_t, gid: gid_t)? = nil) throws -> SpawnedWorker {
+        var credentialPipe: [Int32] = [-1, -1]
+        if let credential {
+            // Small enough for the pipe's buffer: written whole before the child exists.
+            guard credential.count < 4096, cexecnet_pipe_cloexec(&credentialPipe) == 0 else { throw systemError("pipe2") }
+            let written = credential.withUnsafeBytes { write(credentialPipe[1], $0.baseAddress, $0.count) }
+            close(credentialPipe[1])
+            guard written == credential.count else {
+                close(credentialPipe[0])
+                throw systemError("write")
+            }
+        }
+        defer { if credentialPipe[0] >= 0 { close(credentialPipe[0]) } }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         guard cexecnet_pipe_cloexec(&outPipe) == 0 else { throw systemError("pipe2") }
@@ -87,8 +106,9 @@ enum WorkerProcess {
         }
         var pid: pid_t = 0
         let rc = withOptionalCString(cwd) { cwdPointer in
-            cexecnet_spawn(executable, argv, envp, outPipe[1], errPipe[1], cwdPointer, newProcessGroup ? 1 : 0,
-                           parentDeathSignal ?? 0, &pid)
+            cexecnet_spawn(executable, argv, envp, outPipe[1], errPipe[1], credentialPipe[0], cwdPointer,
+                           newProcessGroup ? 1 : 0, parentDeathSignal ?? 0, user == nil ? 0 : 1,
+                           user?.uid ?? 0, user?.gid ?? 0, &pid)
         }
         guard rc == 0 else {
             close(outPipe[0]); close(errPipe[0])

@@ -2,7 +2,7 @@
 // Pure values and parsing; no I/O. docs/PROTOCOL.md describes the same frames in prose.
 
 /// The version of the frame protocol. A worker says it in its hello; a client refuses any other.
-let wireProtocolVersion: Int64 = 1
+let wireProtocolVersion: Int64 = 2
 
 /// The kind of a message: the one-byte type frame.
 enum MessageType: UInt8, Sendable, CustomStringConvertible {

@@ -22,6 +22,8 @@ struct PeerKey: Hashable, Sendable {
 /// What the routing table knows about a client.
 struct ClientRecord: Sendable {
     let address: PeerAddress
+    /// The CURVE key (Z85 bytes) it registered with; empty without CURVE.
+    var key: [UInt8] = []
     var hostname: String
     var pid: Int64
     /// Workers this client owns.
@@ -31,6 +33,8 @@ struct ClientRecord: Sendable {
 /// What the routing table knows about a host agent.
 struct AgentRecord: Sendable {
     let address: PeerAddress
+    /// The CURVE key (Z85 bytes) it registered with; empty without CURVE.
+    var key: [UInt8] = []
     var name: String
     var hostname: String
     var slots: Int
@@ -47,6 +51,10 @@ struct WorkerRecord: Sendable {
     let owner: PeerAddress
     /// The agent that runs it.
     let agent: PeerAddress
+    /// The owner's CURVE key (Z85 bytes); empty without CURVE.
+    var ownerKey: [UInt8] = []
+    /// The public key (Z85 bytes) the broker minted for this worker alone; empty without CURVE.
+    var credential: [UInt8] = []
     let gatewayID: String
     var host: String
     var pid: Int64 = 0
@@ -62,6 +70,8 @@ struct RoutingTable: Sendable {
     private(set) var agents: [PeerKey: AgentRecord] = [:]
     private(set) var workers: [PeerKey: WorkerRecord] = [:]
     private(set) var liveness: [PeerKey: PeerLiveness] = [:]
+    /// Worker credentials (Z85 public key) to the worker address they were minted for.
+    private(set) var credentials: [String: PeerAddress] = [:]
     let settings: LivenessSettings
 
     init(settings: LivenessSettings) {
@@ -98,17 +108,25 @@ struct RoutingTable: Sendable {
         workers[key]?.openChannels.contains(channelID) ?? false
     }
 
+    /// The key a registered peer at `key` proved (Z85 bytes): a worker's minted credential, a
+    /// client's or an agent's own key. `nil` for a peer not registered; empty without CURVE.
+    func boundKey(_ key: PeerKey) -> [UInt8]? {
+        workers[key]?.credential ?? clients[key]?.key ?? agents[key]?.key
+    }
+
     // MARK: - Registration
 
-    mutating func registerClient(_ address: PeerAddress, hostname: String, pid: Int64, now: ContinuousClock.Instant) {
+    mutating func registerClient(_ address: PeerAddress, hostname: String, pid: Int64, key curveKey: [UInt8] = [],
+                                 now: ContinuousClock.Instant) {
         let key = PeerKey(address)
         if clients[key] == nil {
-            clients[key] = ClientRecord(address: address, hostname: hostname, pid: pid)
+            clients[key] = ClientRecord(address: address, key: curveKey, hostname: hostname, pid: pid)
         }
         liveness[key] = PeerLiveness(now: now, settings: settings)
     }
 
-    mutating func registerAgent(_ address: PeerAddress, name: String, hostname: String, slots: Int, now: ContinuousClock.Instant) {
+    mutating func registerAgent(_ address: PeerAddress, name: String, hostname: String, slots: Int, key curveKey: [UInt8] = [],
+                                now: ContinuousClock.Instant) {
         let key = PeerKey(address)
         if var existing = agents[key] {
             existing.name = name
@@ -116,7 +134,7 @@ struct RoutingTable: Sendable {
             existing.slots = slots
             agents[key] = existing
         } else {
-            agents[key] = AgentRecord(address: address, name: name, hostname: hostname, slots: slots)
+            agents[key] = AgentRecord(address: address, key: curveKey, name: name, hostname: hostname, slots: slots)
         }
         liveness[key] = PeerLiveness(now: now, settings: settings)
     }
@@ -135,11 +153,14 @@ struct RoutingTable: Sendable {
     ///
     /// - Returns: `false` if the address is taken.
     mutating func reserveWorker(
-        _ address: PeerAddress, owner: PeerAddress, agent: PeerAddress, gatewayID: String, now: ContinuousClock.Instant
+        _ address: PeerAddress, owner: PeerAddress, agent: PeerAddress, gatewayID: String, credential: [UInt8] = [],
+        now: ContinuousClock.Instant
     ) -> Bool {
         let key = PeerKey(address), ownerKey = PeerKey(owner), agentKey = PeerKey(agent)
-        guard workers[key] == nil, clients[ownerKey] != nil, let agentRecord = agents[agentKey] else { return false }
-        workers[key] = WorkerRecord(address: address, owner: owner, agent: agent, gatewayID: gatewayID, host: agentRecord.name)
+        guard workers[key] == nil, let client = clients[ownerKey], let agentRecord = agents[agentKey] else { return false }
+        workers[key] = WorkerRecord(address: address, owner: owner, agent: agent, ownerKey: client.key, credential: credential,
+                                    gatewayID: gatewayID, host: agentRecord.name)
+        if !credential.isEmpty { credentials[String(decoding: credential, as: UTF8.self)] = address }
         clients[ownerKey]!.workers.insert(address)
         agents[agentKey]!.workers.insert(address)
         // A starting worker gets the agent's start-up allowance before its own heartbeats count.
@@ -164,6 +185,7 @@ struct RoutingTable: Sendable {
     mutating func removeWorker(_ address: PeerAddress) -> WorkerRecord? {
         let key = PeerKey(address)
         guard let record = workers.removeValue(forKey: key) else { return nil }
+        if !record.credential.isEmpty { credentials[String(decoding: record.credential, as: UTF8.self)] = nil }
         clients[PeerKey(record.owner)]?.workers.remove(address)
         agents[PeerKey(record.agent)]?.workers.remove(address)
         liveness[key] = nil

@@ -50,14 +50,29 @@ struct WorkerSettings: Sendable {
                                         liveness: env("EXECNET_LIVENESS").flatMap { Int($0) } ?? 3)
         }
         var curve: CurveClientKeys?
-        if let server = env("EXECNET_CURVE_SERVER_KEY"), let secret = env("EXECNET_CURVE_SECRET_KEY"),
-            let pair = try? CurveKeyPair(secretKey: secret) {
+        if let server = env("EXECNET_CURVE_SERVER_KEY"), let fd = env("EXECNET_CREDENTIAL_FD").flatMap({ Int32($0) }),
+            let pair = try? CurveKeyPair(secretKey: readCredential(fd)) {
             curve = CurveClientKeys(serverKey: server, keyPair: pair)
         }
         return WorkerSettings(endpoint: endpoint, routingID: Array(routing.utf8),
                               gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version,
                               liveness: liveness, curve: curve)
     }
+}
+
+/// Reads the credential a host agent left on an inherited pipe, once, and closes it: the
+/// broker minted it for this worker's address alone (see docs/SECURITY.md).
+private func readCredential(_ fd: Int32) -> String {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 256)
+    while bytes.count < 4096 {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    close(fd)
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// The worker's I/O-thread role.
