@@ -165,21 +165,29 @@ public final class ChannelFileReader: Sendable, CustomStringConvertible {
 
     /// Reads one line, with its `"\n"`; the last line may lack it.
     ///
+    /// Without `maxLength` a line is buffered whole, however long the other side makes it; a
+    /// reader that does not trust the writer passes a bound (Python's `readline(size)`).
+    ///
+    /// - Parameter maxLength: At most this many characters (Unicode scalars, at least 1); a longer
+    ///   line comes in pieces of this length.
     /// - Returns: The line; empty at the end.
     /// - Throws: As ``read(_:)``.
-    public func readline() async throws -> String {
+    public func readline(maxLength: Int? = nil) async throws -> String {
+        let limit = maxLength.map { Swift.max($0, 1) }
         while true {
             let taken = state.withLock { state -> String? in
-                if let newline = state.buffer.firstIndex(of: "\n") {
-                    let cut = state.buffer.index(after: newline)
-                    let line = String(state.buffer[..<cut])
-                    state.buffer.removeSubrange(..<cut)
-                    return line
+                let newline = state.buffer.firstIndex(of: "\n")
+                var cut: String.UnicodeScalarView.Index?
+                if let newline { cut = state.buffer.index(after: newline) }
+                if let limit, state.buffer.count >= limit {
+                    let bound = state.buffer.index(state.buffer.startIndex, offsetBy: limit)
+                    if cut.map({ $0 > bound }) ?? true { cut = bound }
                 }
-                guard state.ended else { return nil }
-                let rest = String(state.buffer)
-                state.buffer = String.UnicodeScalarView()
-                return rest
+                if cut == nil, state.ended { cut = state.buffer.endIndex }
+                guard let cut else { return nil }
+                let line = String(state.buffer[..<cut])
+                state.buffer.removeSubrange(..<cut)
+                return line
             }
             if let taken { return taken }
             try await receiveMore()
