@@ -196,4 +196,20 @@ tasks.register("read-file") { context in
     try await reply.send(.list([.string(head), .string(line), .list(lines), .string(after)]))
 }
 
+// "read-file" on a thread of its own, with the blocking file API; answers on the reply channel
+// [read(n), readline, [further lines…]] and then writes "done\n" to it through a write file.
+tasks.registerThread("read-file-thread") { context in
+    guard case .channel(let reply)? = context.arguments.first, case .int(let count)? = context.arguments.dropFirst().first
+    else { throw TaskFailure(description: "needs a channel and n") }
+    let file = context.channel.makeReadFile()
+    let head = try file.readBlocking(Int(count))
+    let line = try file.readlineBlocking()
+    var lines: [Value] = []
+    while case let next = try file.readlineBlocking(maxLength: 100), !next.isEmpty { lines.append(.string(next)) }
+    try reply.sendBlocking(.list([.string(head), .string(line), .list(lines)]))
+    let out = reply.makeWriteFile(proxyClose: true)
+    try out.writeBlocking("done\n")
+    try out.closeBlocking()
+}
+
 WorkerMain.run(tasks: tasks)

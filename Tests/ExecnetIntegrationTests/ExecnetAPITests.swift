@@ -192,6 +192,21 @@ extension ProcessTests {
             }
         }
 
+        @Test(arguments: GatewayKind.allCases) func aThreadTaskUsesTheBlockingFileAPI(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let gateway = group[0]
+                let reply = gateway.newChannel()
+                let channel = try gateway.remoteExec("read-file-thread", .channel(reply), 3)
+                let out = channel.makeWriteFile(proxyClose: true)
+                try await out.write("abcdef\nsecond\nlast")
+                try await out.close()
+                #expect(try await reply.receive(timeout: .seconds(10)) == .list(["abc", "def\n", .list(["second\n", "last"])]))
+                // The task's write file closed the reply channel (proxy close): the end follows "done".
+                let file = reply.makeReadFile()
+                #expect(try await file.read(-1) == "done\n")
+            }
+        }
+
         @Test(arguments: GatewayKind.allCases) func aTaskPrintsToAChannelTheClientSentIt(kind: GatewayKind) async throws {
             try await withTestGroup(1, kind: kind) { group in
                 let gateway = group[0]

@@ -91,6 +91,28 @@ public final class ChannelFileWriter: TextOutputStream, Sendable, CustomStringCo
         if !printed.isEmpty { try channel.sendBlocking(.string(printed)) }
     }
 
+    /// Sends `text` as one item, after any printed text not yet sent, blocking the calling thread
+    /// while the window is full.
+    ///
+    /// - Parameter text: The text to send.
+    /// - Throws: As ``Channel/sendBlocking(_:)``.
+    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
+    @available(*, noasync, message: "blocks the calling thread; use write(_:)")
+    public func writeBlocking(_ text: String) throws {
+        let printed = takePending()
+        try channel.sendBlocking(.string(printed + text))
+    }
+
+    /// Flushes (blocking), then closes the channel if the file was made with `proxyClose`.
+    ///
+    /// - Throws: As ``flushBlocking()``.
+    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
+    @available(*, noasync, message: "blocks the calling thread; use close()")
+    public func closeBlocking() throws {
+        try flushBlocking()
+        if proxyClose { try channel.closeForFile() }
+    }
+
     /// Flushes, then closes the channel if the file was made with `proxyClose`.
     ///
     /// On a task's own channel the proxy close is left to the runtime, which closes the channel
@@ -149,16 +171,7 @@ public final class ChannelFileReader: Sendable, CustomStringConvertible {
     ///   `protocolViolation` for an item that is not text (it is consumed); `CancellationError`.
     public func read(_ count: Int) async throws -> String {
         while true {
-            let taken = state.withLock { state -> String? in
-                let available = state.buffer.count
-                guard state.ended || (count >= 0 && available >= count) else { return nil }
-                let end = count < 0 ? available : Swift.min(count, available)
-                let cut = state.buffer.index(state.buffer.startIndex, offsetBy: end)
-                let text = String(state.buffer[..<cut])
-                state.buffer.removeSubrange(..<cut)
-                return text
-            }
-            if let taken { return taken }
+            if let taken = take(count: count) { return taken }
             try await receiveMore()
         }
     }
@@ -173,24 +186,69 @@ public final class ChannelFileReader: Sendable, CustomStringConvertible {
     /// - Returns: The line; empty at the end.
     /// - Throws: As ``read(_:)``.
     public func readline(maxLength: Int? = nil) async throws -> String {
-        let limit = maxLength.map { Swift.max($0, 1) }
         while true {
-            let taken = state.withLock { state -> String? in
-                let newline = state.buffer.firstIndex(of: "\n")
-                var cut: String.UnicodeScalarView.Index?
-                if let newline { cut = state.buffer.index(after: newline) }
-                if let limit, state.buffer.count >= limit {
-                    let bound = state.buffer.index(state.buffer.startIndex, offsetBy: limit)
-                    if cut.map({ $0 > bound }) ?? true { cut = bound }
-                }
-                if cut == nil, state.ended { cut = state.buffer.endIndex }
-                guard let cut else { return nil }
-                let line = String(state.buffer[..<cut])
-                state.buffer.removeSubrange(..<cut)
-                return line
-            }
-            if let taken { return taken }
+            if let taken = takeLine(maxLength: maxLength) { return taken }
             try await receiveMore()
+        }
+    }
+
+    /// Reads `count` characters, blocking the calling thread (see ``read(_:)``).
+    ///
+    /// - Parameter count: How many to read; a negative count reads everything up to the end.
+    /// - Returns: The text; empty at the end.
+    /// - Throws: As ``read(_:)``.
+    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
+    @available(*, noasync, message: "blocks the calling thread; use read(_:)")
+    public func readBlocking(_ count: Int) throws -> String {
+        while true {
+            if let taken = take(count: count) { return taken }
+            try absorb { try channel.receiveBlocking() }
+        }
+    }
+
+    /// Reads one line, blocking the calling thread (see ``readline(maxLength:)``).
+    ///
+    /// - Parameter maxLength: At most this many characters.
+    /// - Returns: The line; empty at the end.
+    /// - Throws: As ``read(_:)``.
+    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
+    @available(*, noasync, message: "blocks the calling thread; use readline(maxLength:)")
+    public func readlineBlocking(maxLength: Int? = nil) throws -> String {
+        while true {
+            if let taken = takeLine(maxLength: maxLength) { return taken }
+            try absorb { try channel.receiveBlocking() }
+        }
+    }
+
+    /// Takes `count` buffered characters, or what is left at the end; `nil` if more must come.
+    private func take(count: Int) -> String? {
+        state.withLock { state -> String? in
+            let available = state.buffer.count
+            guard state.ended || (count >= 0 && available >= count) else { return nil }
+            let end = count < 0 ? available : Swift.min(count, available)
+            let cut = state.buffer.index(state.buffer.startIndex, offsetBy: end)
+            let text = String(state.buffer[..<cut])
+            state.buffer.removeSubrange(..<cut)
+            return text
+        }
+    }
+
+    /// Takes a buffered line (or `maxLength` characters of one, or what is left at the end);
+    /// `nil` if more must come.
+    private func takeLine(maxLength: Int?) -> String? {
+        let limit = maxLength.map { Swift.max($0, 1) }
+        return state.withLock { state -> String? in
+            var cut: String.UnicodeScalarView.Index?
+            if let newline = state.buffer.firstIndex(of: "\n") { cut = state.buffer.index(after: newline) }
+            if let limit, state.buffer.count >= limit {
+                let bound = state.buffer.index(state.buffer.startIndex, offsetBy: limit)
+                if cut.map({ $0 > bound }) ?? true { cut = bound }
+            }
+            if cut == nil, state.ended { cut = state.buffer.endIndex }
+            guard let cut else { return nil }
+            let line = String(state.buffer[..<cut])
+            state.buffer.removeSubrange(..<cut)
+            return line
         }
     }
 
@@ -214,10 +272,30 @@ public final class ChannelFileReader: Sendable, CustomStringConvertible {
         do {
             item = try await channel.receive()
         } catch let error as ExecnetError where error.code == .endOfChannel {
-            state.withLock { $0.ended = true }
-            try close()
+            try reachedEnd()
             return
         }
+        try append(item)
+    }
+
+    /// Receives one item with `receive` into the buffer, or notes the end.
+    private func absorb(_ receive: () throws -> Value) throws {
+        let item: Value
+        do {
+            item = try receive()
+        } catch let error as ExecnetError where error.code == .endOfChannel {
+            try reachedEnd()
+            return
+        }
+        try append(item)
+    }
+
+    private func reachedEnd() throws {
+        state.withLock { $0.ended = true }
+        try close()
+    }
+
+    private func append(_ item: Value) throws {
         let text: String
         switch item {
         case .string(let string): text = string
