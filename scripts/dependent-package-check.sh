@@ -53,7 +53,7 @@ status=0
 output="$(timeout 1800 swift run 2>"$work/build.log")" || status=$?
 if [ "$status" != 0 ]; then
     echo "swift run failed ($status):" >&2
-    tail -n 40 "$work/build.log" >&2
+    grep -m 10 -E "error:|Fatal error|Error raised" "$work/build.log" >&2 || tail -n 40 "$work/build.log" >&2
     printf '%s\n' "$output" >&2
     exit 1
 fi
