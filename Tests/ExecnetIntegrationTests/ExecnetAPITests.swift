@@ -95,6 +95,12 @@ extension ProcessTests {
                 case .popen:
                     #expect(gateway.remoteAddress == nil)
                 case .broker:
+                    // The agent's SPAWNED report and the worker's hello travel apart: the host name
+                    // may follow the start by a moment (bounded wait).
+                    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+                    while gateway.remoteAddress?.host == nil, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(5))
+                    }
                     let address = try #require(gateway.remoteAddress)
                     #expect(address.broker == gateway.spec.broker)
                     #expect(address.host?.isEmpty == false)

@@ -32,15 +32,7 @@ extension Gateway {
             try await startRemote(timeout: timeout)
             return
         }
-        let executable: String
-        do {
-            executable = try WorkerProcess.resolveExecutable(spec: spec)
-        } catch let error as ExecnetError where error.code == .workerNotFound && spec.worker == nil {
-            // The usual cause: a package that depends on this one but does not build its worker.
-            throw ExecnetError(.workerNotFound, error.message + "; a package that depends on swift-execnet builds the "
-                + "stock worker beside its program by listing .product(name: \"execnet-worker\", package: "
-                + "\"swift-execnet\") in its target's dependencies (see README: A first program)", gatewayID: id)
-        }
+        let executable = try WorkerProcess.resolveExecutable(spec: spec)
         var environment = WorkerProcess.currentEnvironment().filter { entry in
             !entry.hasPrefix("EXECNET_WORKER_MODE=") && !entry.hasPrefix("EXECNET_ENDPOINT=")
         }

@@ -134,7 +134,7 @@ public final class Group: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for spec in parsed {
                     let gateway = try reserve(spec, runtime)
-                    group.addTask { try await gateway.start(timeout: startupTimeout) }
+                    group.addTask { try await Group.start(gateway, timeout: startupTimeout) }
                 }
                 try await group.waitForAll()
             }
@@ -166,13 +166,26 @@ public final class Group: Sendable {
         let spec = try resolve(spec ?? "")
         let gateway = try reserve(spec, try await ClientRuntime.started())
         do {
-            try await gateway.start(timeout: startupTimeout)
+            try await Group.start(gateway, timeout: startupTimeout)
         } catch {
             remove(gateway)
             gateway.kill(signal: SIGKILL)
             throw error
         }
         return gateway
+    }
+
+    /// Starts `gateway`; a missing stock worker's error says how a dependent package builds it.
+    private static func start(_ gateway: Gateway, timeout: Duration) async throws {
+        do {
+            try await gateway.start(timeout: timeout)
+        } catch let error as ExecnetError where error.code == .workerNotFound && gateway.spec.worker == nil {
+            // The usual cause: a package that depends on this one but does not build its worker.
+            throw ExecnetError(.workerNotFound, error.message + "; a package that depends on swift-execnet builds the "
+                + "stock worker beside its program by listing .product(name: \"execnet-worker\", package: "
+                + "\"swift-execnet\") in its target's dependencies (see README: A first program)",
+                gatewayID: gateway.id)
+        }
     }
 
     /// Creates a gateway object with its id and adds it to the group, before its worker starts.
