@@ -59,31 +59,35 @@ final class PeerConnection: Sendable {
 
     /// Opens a new channel with an id from this side's id space.
     func newChannel(taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
-        registry.withLock { registry in
+        // Nothing is called out under the registry lock: ending a channel may forget it, which
+        // takes this lock again.
+        let (channel, ended) = registry.withLock { registry -> (Channel, RemoteError??) in
             let id = registry.nextID
             registry.nextID &+= 2
             let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
-            if let ended = registry.ended { channel.markPeerEnded(ended) }
-            return channel
+            return (channel, registry.ended)
         }
+        if let ended { channel.markPeerEnded(ended) }
+        return channel
     }
 
     /// The channel with `id`, created and registered if this side has not seen it yet
     /// (a channel the peer opened and sent over another channel, or the task channel of an EXEC).
     func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
-        registry.withLock { registry in
-            if let recent = registry.recent, recent.id == id { return recent }
+        let (channel, ended) = registry.withLock { registry -> (Channel, RemoteError??) in
+            if let recent = registry.recent, recent.id == id { return (recent, nil) }
             if let existing = registry.channels[id] {
                 registry.recent = existing
-                return existing
+                return (existing, nil)
             }
             let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             registry.recent = channel
-            if let ended = registry.ended { channel.markPeerEnded(ended) }
-            return channel
+            return (channel, registry.ended)
         }
+        if let ended { channel.markPeerEnded(ended) }
+        return channel
     }
 
     /// The registered channel with `id`, if any.
