@@ -93,6 +93,12 @@ let package = Package(
             dependencies: ["Execnet"],
             swiftSettings: swiftSettings
         ),
+        // execnet's documented examples, ported line by line (not a product; a test runs it).
+        .executableTarget(
+            name: "ExecnetExamples",
+            dependencies: ["Execnet"],
+            swiftSettings: swiftSettings
+        ),
         // The seed's taskserver example.
         .executableTarget(
             name: "TaskServer",
@@ -132,7 +138,7 @@ let package = Package(
             name: "ExecnetIntegrationTests",
             dependencies: [
                 "Execnet", "ZeroMQ", "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
-                "ExecnetBroker", "ExecnetAgent",
+                "ExecnetBroker", "ExecnetAgent", "ExecnetExamples",
             ],
             swiftSettings: swiftSettings
         ),

@@ -169,4 +169,72 @@ func tryBlockingReceive(_ channel: Channel) -> String {
     }
 }
 
+// Sends its named arguments as one dict (text keys).
+tasks.register("send-keywords") { context in
+    var fields = ValueDictionary()
+    for (key, value) in context.keywordArguments { fields[.string(key)] = value }
+    try await context.channel.send(.dict(fields))
+}
+// Changes the worker's directory to the first argument.
+tasks.register("chdir") { context in
+    guard case .string(let path)? = context.arguments.first, chdir(path) == 0 else {
+        throw TaskFailure(description: "chdir failed")
+    }
+}
+// Prints lines through a write file on its channel: "line 0\n" … for n (first argument) lines,
+// flushing after the last, then a write of "end\n".
+tasks.register("print-lines") { context in
+    guard case .int(let count)? = context.arguments.first else { throw TaskFailure(description: "needs n") }
+    var out = context.channel.makeWriteFile(proxyClose: true)
+    for index in 0..<count { print("line", index, to: &out) }
+    try await out.flush()
+    try await out.write("end\n")
+    try await out.close()
+}
+// The same from a thread of its own, with the blocking flush.
+tasks.registerThread("print-lines-thread") { context in
+    guard case .int(let count)? = context.arguments.first else { throw TaskFailure(description: "needs n") }
+    var out = context.channel.makeWriteFile()
+    for index in 0..<count { print("line", index, to: &out) }
+    try out.flushBlocking()
+}
+// Prints its second argument through a write file on the channel given as first argument.
+tasks.register("print-to") { context in
+    guard case .channel(let target)? = context.arguments.first, case .string(let text)? = context.arguments.dropFirst().first
+    else { throw TaskFailure(description: "needs a channel and a text") }
+    var out = target.makeWriteFile()
+    print(text, to: &out)
+    try await out.flush()
+}
+// Reads its channel as a file: read(n) for the second argument's count, then readline, then every
+// further line to the end; sends [read, readline, [lines…], read(1) at the end] on the channel
+// given as first argument.
+tasks.register("read-file") { context in
+    guard case .channel(let reply)? = context.arguments.first, case .int(let count)? = context.arguments.dropFirst().first
+    else { throw TaskFailure(description: "needs a channel and n") }
+    let file = context.channel.makeReadFile()
+    let head = try await file.read(Int(count))
+    let line = try await file.readline()
+    var lines: [Value] = []
+    for try await next in file { lines.append(.string(next)) }
+    let after = try await file.read(1)
+    try await reply.send(.list([.string(head), .string(line), .list(lines), .string(after)]))
+}
+
+// "read-file" on a thread of its own, with the blocking file API; answers on the reply channel
+// [read(n), readline, [further lines…]] and then writes "done\n" to it through a write file.
+tasks.registerThread("read-file-thread") { context in
+    guard case .channel(let reply)? = context.arguments.first, case .int(let count)? = context.arguments.dropFirst().first
+    else { throw TaskFailure(description: "needs a channel and n") }
+    let file = context.channel.makeReadFile()
+    let head = try file.readBlocking(Int(count))
+    let line = try file.readlineBlocking()
+    var lines: [Value] = []
+    while case let next = try file.readlineBlocking(maxLength: 100), !next.isEmpty { lines.append(.string(next)) }
+    try reply.sendBlocking(.list([.string(head), .string(line), .list(lines)]))
+    let out = reply.makeWriteFile(proxyClose: true)
+    try out.writeBlocking("done\n")
+    try out.closeBlocking()
+}
+
 WorkerMain.run(tasks: tasks)

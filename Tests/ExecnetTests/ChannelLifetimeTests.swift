@@ -50,3 +50,31 @@ private func expectInvalidState(_ body: () async throws -> Value) async {
         Issue.record("expected invalidState, got \(error)")
     }
 }
+
+/// A frame for a channel the client no longer knows, after its peer ended (a task's last item
+/// arriving after the worker's BYE), and a channel opened after the end: both end at once, and
+/// neither may take the registry's lock twice (it trapped the client's I/O thread).
+@Suite struct ChannelAfterPeerEndTests {
+    @Test func aChannelMadeAfterThePeerEndedEndsWithoutDeadlock() async throws {
+        let connection = PeerConnection(gatewayID: "gw-test", side: .client, transport: DetachedTransport(),
+                                        logger: PeerConnection.detached.logger)
+        connection.peerEnded(nil)
+        let arrived = connection.channel(forID: 7)
+        let opened = connection.newChannel()
+        for channel in [arrived, opened] {
+            #expect(channel.isClosed)
+            await expectEndOfChannel { try await channel.receive(timeout: .seconds(5)) }
+        }
+    }
+}
+
+private func expectEndOfChannel(_ body: () async throws -> Value) async {
+    do {
+        _ = try await body()
+        Issue.record("expected the end of the channel")
+    } catch let error as ExecnetError {
+        #expect(error.code == .endOfChannel, "\(error)")
+    } catch {
+        Issue.record("unexpected \(error)")
+    }
+}

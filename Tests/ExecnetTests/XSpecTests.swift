@@ -33,11 +33,32 @@ import ZeroMQ
     @Test(arguments: [
         "", "popen//", "popen//id=a//id=b", "popen//_private=1", "popen=1", "popen//nice=fast",
         "ssh=host", "socket=127.0.0.1:8888", "popen//python=python3", "vagrant_ssh=box", "lxc",
-        "popen//frobnicate=1", "id=x", "popen//popen", "popen//=x", "popen//env:=1", "popen//chdir=",
+        "id=x", "popen//popen", "popen//=x", "popen//env:=1", "popen//chdir=",
         "popen//host=h1", "broker=tcp://h:1//popen", "broker=tcp://h:1//serverkey=/k", "broker=", "broker=nohostport",
     ])
     func rejectsInvalidSpecs(_ text: String) {
         #expect(throws: ExecnetError(.invalidSpec, "")) { try XSpec(text) }
+    }
+
+    @Test func unknownKeysAreKeptAndEveryKeyIsReadable() throws {
+        // execnet keeps keys it does not know (plugins read their own) and reads any key as an
+        // attribute: True for a bare key, the text for key=value, None for a key not given.
+        let spec = try XSpec("popen//hello=world//verbose//id=w1//env:A=1//nice=3//execmodel=thread")
+        #expect(spec["hello"] == .string("world"))
+        #expect(spec["verbose"] == .bool(true))
+        #expect(spec["popen"] == .bool(true))
+        #expect(spec["id"] == .string("w1") && spec.id == "w1")
+        #expect(spec["env:A"] == .string("1"))
+        #expect(spec["nice"] == .string("3") && spec.nice == 3)
+        #expect(spec["execmodel"] == .string("thread"))
+        #expect(spec["missing"] == nil)
+        #expect(spec.keys == ["popen", "hello", "verbose", "id", "env:A", "nice", "execmodel"])
+        #expect("\(spec)" == "popen//hello=world//verbose//id=w1//env:A=1//nice=3//execmodel=thread")
+        let broker = try XSpec("broker=tcp://h:5555//plugin=x=y")
+        #expect(broker["plugin"] == .string("x=y") && broker["broker"] == .string("tcp://h:5555"))
+        // Unknown keys still obey execnet's rules.
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try XSpec("popen//hello=1//hello=2") }
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try XSpec("popen//_hello=1") }
     }
 
     @Test func unsupportedHostGatewaysPointToTheBroker() {

@@ -100,9 +100,12 @@ extension Gateway {
 
     // MARK: - From the hub (I/O thread)
 
-    /// The process started.
-    func spawned(pid: pid_t) {
-        state.withLock { $0.pid = pid }
+    /// The process started (for a broker gateway, on the host agent named `host`).
+    func spawned(pid: pid_t, host: String? = nil) {
+        state.withLock { state in
+            state.pid = pid
+            if let host { state.agentHost = host }
+        }
     }
 
     /// Start-up failed; the caller of ``start(timeout:)`` gets `error`.

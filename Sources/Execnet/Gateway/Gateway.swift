@@ -52,6 +52,10 @@ public final class Gateway: Sendable {
         var byeReceived = false
         var exitWaiters: [(Int, CheckedContinuation<Void, Never>)] = []
         var exitRequested = false
+        /// The host agent that started a broker gateway's worker.
+        var agentHost: String?
+        /// The group that lists this gateway; ``exit()`` takes it out (as execnet's `_unregister`).
+        weak var group: Group?
     }
 
     /// The gateway's id (`gw0`, or the spec's `id`).
@@ -64,7 +68,7 @@ public final class Gateway: Sendable {
     let state = Mutex(State())
     private let waiterIDs = Atomic<Int>(0)
 
-    init(id: String, spec: XSpec, routingID: [UInt8], runtime: ClientRuntime) {
+    init(id: String, spec: XSpec, routingID: [UInt8], runtime: ClientRuntime, group: Group? = nil) {
         self.id = id
         self.spec = spec
         self.routingID = routingID
@@ -76,6 +80,7 @@ public final class Gateway: Sendable {
             transport = HubTransport(hub: runtime.io, routingID: routingID)
         }
         self.connection = PeerConnection(gatewayID: id, side: .client, transport: transport, logger: runtime.logger)
+        state.withLock { $0.group = group }
     }
 
     // MARK: - Tasks and channels
@@ -178,20 +183,26 @@ public final class Gateway: Sendable {
 
     // MARK: - Exit
 
-    /// Asks the worker to exit. Its tasks are abandoned; its channels end.
+    /// Asks the worker to exit and takes the gateway out of its group. Its tasks are abandoned; its
+    /// channels end.
     ///
-    /// Returns at once; ``join(timeout:)`` waits for the process.
+    /// As execnet's `gateway.exit()`: the group no longer lists the gateway, so a later
+    /// ``Group/terminate(timeout:)`` neither waits for it nor reports it. Returns at once;
+    /// ``join(timeout:)`` waits for the process.
     public func exit() {
-        let send = state.withLock { state -> Bool in
+        let (send, group) = state.withLock { state -> (Bool, Group?) in
             state.exitRequested = true
+            let group = state.group
+            state.group = nil
             switch state.phase {
             case .starting, .running:
                 state.phase = .exiting
-                return true
+                return (true, group)
             default:
-                return false
+                return (false, group)
             }
         }
+        group?.remove(self)
         if send { connection.send(WireMessage(channelID: 0, type: .terminate, payload: [])) }
     }
 

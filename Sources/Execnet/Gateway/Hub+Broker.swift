@@ -207,7 +207,9 @@ extension Hub {
         case .hello:
             handleHello(message, gateway)
         case .spawned:
-            if let pid = ControlPayload(decoding: message.payload)?.int("pid") { gateway.spawned(pid: Int32(truncatingIfNeeded: pid)) }
+            if let report = ControlPayload(decoding: message.payload), let pid = report.int("pid") {
+                gateway.spawned(pid: Int32(truncatingIfNeeded: pid), host: report.string("host"))
+            }
         case .spawnFailed:
             link.gateways[PeerKey(address)] = nil
             gateway.failStart(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",

@@ -11,6 +11,9 @@ import OrderedCollections
 /// (this client's secret key)). Other keys: `id`, `chdir` (created if missing), `nice`,
 /// `env:NAME=value`, `worker=PATH` (`worker=self` re-executes this program; see ``WorkerMain``).
 /// `ssh=` and `socket=` are refused: gateways on other hosts go through a broker.
+///
+/// As in execnet, a key this port does not know is kept, not refused, so plugins can carry their
+/// own settings in a spec: every key is readable by name (`spec["hello"]`).
 public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     /// The spec as written.
     public let text: String
@@ -24,8 +27,8 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     public let serverKeyFile: String?
     /// The file holding this client's CURVE secret key.
     public let secretKeyFile: String?
-    /// The gateway id, if the spec sets one.
-    public let id: String?
+    /// The gateway id, if the spec sets one (or ``Group/allocateID(_:)`` gave one).
+    public internal(set) var id: String?
     /// The working directory for the worker, created if missing.
     public let chdir: String?
     /// The niceness increment for the worker.
@@ -34,6 +37,8 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     public let environment: OrderedDictionary<String, String>
     /// The worker executable, if the spec names one.
     public let worker: String?
+    /// Every part of the spec by key, in spec order: `true` for a bare key, else the value as text.
+    private let entries: OrderedDictionary<String, Value>
 
     /// Parses a spec.
     ///
@@ -46,6 +51,7 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         var id: String?, chdir: String?, nice: Int32?, worker: String?
         var broker: String?, host: String?, serverKeyFile: String?, secretKeyFile: String?
         var environment = OrderedDictionary<String, String>()
+        var entries = OrderedDictionary<String, Value>()
         func fail(_ why: String) -> ExecnetError {
             ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': \(why)")
         }
@@ -72,6 +78,7 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
             guard !key.isEmpty else { throw fail("empty key in '\(part)'") }
             guard !key.hasPrefix("_") else { throw fail("keys may not start with '_' ('\(key)')") }
             guard seen.insert(key).inserted else { throw fail("duplicate key '\(key)'") }
+            entries[key] = value.map { .string($0) } ?? .bool(true)
             if key.hasPrefix("env:") {
                 let name = String(key.dropFirst(4))
                 guard !name.isEmpty, !name.contains("=") else { throw fail("bad environment variable name in '\(part)'") }
@@ -120,7 +127,8 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
                 guard let value, !value.isEmpty else { throw fail("worker needs a path") }
                 worker = value
             default:
-                throw fail("unknown key '\(key)' (a gateway type must be popen or broker=ENDPOINT)")
+                // Kept for whoever reads it (execnet's plugins do); it does not change the gateway.
+                break
             }
         }
         guard let type else { throw fail("no gateway type (expected popen or broker=ENDPOINT)") }
@@ -140,6 +148,27 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         self.nice = nice
         self.environment = environment
         self.worker = worker
+        self.entries = entries
+    }
+
+    /// The value of any key of the spec, as execnet's `spec.key` reads it.
+    ///
+    /// A bare key reads as `true`, `key=value` as the text `value`, and a key the spec does not
+    /// have as `nil` (execnet's `None`). Known and unknown keys alike: `spec["popen"]`,
+    /// `spec["id"]`, `spec["env:NAME"]`, `spec["hello"]`. An id set by ``Group/allocateID(_:)``
+    /// reads here too.
+    ///
+    /// - Parameter key: The key, as written in the spec.
+    public subscript(key: String) -> Value? {
+        if key == "id", let id { return .string(id) }
+        return entries[key]
+    }
+
+    /// Every key of the spec, in spec order.
+    public var keys: [String] {
+        var keys = Array(entries.keys)
+        if id != nil, !keys.contains("id") { keys.append("id") }
+        return keys
     }
 
     public var description: String { text }

@@ -60,13 +60,25 @@ public struct TerminationReport: Sendable, Hashable, CustomStringConvertible {
 /// A set of gateways (execnet's `Group`).
 ///
 /// Gateways get ids `gw0`, `gw1`, … unless their spec sets `id`. A gateway whose worker died stays
-/// in the group, with its exit status, until ``terminate(timeout:)``.
+/// in the group, with its exit status, until ``terminate(timeout:)``; ``Gateway/exit()`` takes a
+/// gateway out at once (as execnet's `gateway.exit()`).
 public final class Group: Sendable {
     private struct State {
         var gateways: [Gateway] = []
         var nextNumber = 0
+        var defaultSpec: String
+
+        /// The next automatic id (`gw0`, `gw1`, …) that no gateway of the group has.
+        mutating func nextFreeID() -> String {
+            var id: String
+            repeat {
+                id = "gw\(nextNumber)"
+                nextNumber += 1
+            } while gateways.contains(where: { $0.id == id })
+            return id
+        }
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// The broker this group's gateways go to when their spec names no type.
     public let broker: BrokerBinding?
 
@@ -79,6 +91,32 @@ public final class Group: Sendable {
     ///   that configuration checks can be added without breaking callers).
     public init(broker: BrokerBinding? = nil) throws {
         self.broker = broker
+        self.state = Mutex(State(defaultSpec: broker?.specPrefix ?? "popen"))
+    }
+
+    /// The spec ``makeGateway(_:startupTimeout:)`` uses when given none (execnet's `defaultspec`).
+    ///
+    /// `popen`, or the ``broker``'s spec parts for a group made with one. A spec that names no
+    /// gateway type (`"id=w1"`) gets these parts in front of its own.
+    public var defaultSpec: String {
+        get { state.withLock { $0.defaultSpec } }
+        set { state.withLock { $0.defaultSpec = newValue } }
+    }
+
+    /// Gives `spec` the group's next automatic id (`gw0`, `gw1`, …) if it has none (execnet's
+    /// `allocate_id`).
+    ///
+    /// Ids are numbered per group and skip ids the group's gateways already have; a spec with an
+    /// `id` keeps it.
+    ///
+    /// - Parameter spec: The spec to give an id.
+    /// - Returns: The spec's id.
+    @discardableResult
+    public func allocateID(_ spec: inout XSpec) -> String {
+        if let id = spec.id { return id }
+        let id = state.withLock { $0.nextFreeID() }
+        spec.id = id
+        return id
     }
 
     /// A group with one gateway per spec, started in parallel.
@@ -96,7 +134,7 @@ public final class Group: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for spec in parsed {
                     let gateway = try reserve(spec, runtime)
-                    group.addTask { try await gateway.start(timeout: startupTimeout) }
+                    group.addTask { try await Group.start(gateway, timeout: startupTimeout) }
                 }
                 try await group.waitForAll()
             }
@@ -111,7 +149,7 @@ public final class Group: Sendable {
         let parts = text.split(separator: "//").map(String.init)
         let named = parts.contains { $0 == "popen" || $0.hasPrefix("broker=") || $0.hasPrefix("ssh=") || $0.hasPrefix("socket=") }
         if named { return try XSpec(text) }
-        let prefix = broker?.specPrefix ?? "popen"
+        let prefix = defaultSpec
         return try XSpec(text.isEmpty ? prefix : prefix + "//" + text)
     }
 
@@ -128,13 +166,26 @@ public final class Group: Sendable {
         let spec = try resolve(spec ?? "")
         let gateway = try reserve(spec, try await ClientRuntime.started())
         do {
-            try await gateway.start(timeout: startupTimeout)
+            try await Group.start(gateway, timeout: startupTimeout)
         } catch {
             remove(gateway)
             gateway.kill(signal: SIGKILL)
             throw error
         }
         return gateway
+    }
+
+    /// Starts `gateway`; a missing stock worker's error says how a dependent package builds it.
+    private static func start(_ gateway: Gateway, timeout: Duration) async throws {
+        do {
+            try await gateway.start(timeout: timeout)
+        } catch let error as ExecnetError where error.code == .workerNotFound && gateway.spec.worker == nil {
+            // The usual cause: a package that depends on this one but does not build its worker.
+            throw ExecnetError(.workerNotFound, error.message + "; a package that depends on swift-execnet builds the "
+                + "stock worker beside its program by listing .product(name: \"execnet-worker\", package: "
+                + "\"swift-execnet\") in its target's dependencies (see README: A first program)",
+                gatewayID: gateway.id)
+        }
     }
 
     /// Creates a gateway object with its id and adds it to the group, before its worker starts.
@@ -147,12 +198,10 @@ public final class Group: Sendable {
                 }
                 id = given
             } else {
-                repeat {
-                    id = "gw\(state.nextNumber)"
-                    state.nextNumber += 1
-                } while state.gateways.contains(where: { $0.id == id })
+                id = state.nextFreeID()
             }
-            let gateway = Gateway(id: id, spec: spec, routingID: runtime.nextRoutingID(for: id), runtime: runtime)
+            let gateway = Gateway(id: id, spec: spec, routingID: runtime.nextRoutingID(for: id), runtime: runtime,
+                                  group: self)
             state.gateways.append(gateway)
             return gateway
         }
@@ -160,7 +209,8 @@ public final class Group: Sendable {
         return gateway
     }
 
-    private func remove(_ gateway: Gateway) {
+    /// Takes `gateway` out of the group (``Gateway/exit()``, a failed start).
+    func remove(_ gateway: Gateway) {
         state.withLock { $0.gateways.removeAll { $0 === gateway } }
     }
 
@@ -196,6 +246,34 @@ public final class Group: Sendable {
         _ task: String, arguments: [Value], keywordArguments: OrderedDictionary<String, Value> = [:]
     ) throws -> MultiChannel {
         MultiChannel(try gateways.map { try $0.remoteExec(task, arguments: arguments, keywordArguments: keywordArguments) })
+    }
+
+    /// Starts the same task in every gateway, with arguments of any `Encodable` types.
+    ///
+    /// - Parameters:
+    ///   - task: The task's registered name.
+    ///   - arguments: Positional arguments, each converted with ``ValueEncoder``.
+    ///   - keywordArguments: Named arguments, each converted with ``ValueEncoder``.
+    /// - Returns: The channels, in gateway order.
+    /// - Throws: As ``Gateway/remoteExec(_:arguments:keywordArguments:)``, plus `EncodingError`.
+    @_disfavoredOverload
+    public func remoteExec(
+        _ task: String, arguments: [any Encodable], keywordArguments: OrderedDictionary<String, any Encodable> = [:]
+    ) throws -> MultiChannel {
+        let (positional, named) = try encodeArguments(arguments, keywordArguments)
+        return try remoteExec(task, arguments: positional, keywordArguments: named)
+    }
+
+    /// Starts the same task in every gateway, with positional arguments of any `Encodable` types.
+    ///
+    /// - Parameters:
+    ///   - task: The task's registered name.
+    ///   - arguments: Positional arguments, each converted with ``ValueEncoder``.
+    /// - Returns: The channels, in gateway order.
+    /// - Throws: As ``Gateway/remoteExec(_:arguments:keywordArguments:)``, plus `EncodingError`.
+    @_disfavoredOverload
+    public func remoteExec(_ task: String, _ arguments: any Encodable...) throws -> MultiChannel {
+        try remoteExec(task, arguments: arguments)
     }
 
     /// Starts the same task, with positional arguments, in every gateway.

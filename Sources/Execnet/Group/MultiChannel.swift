@@ -33,6 +33,15 @@ public final class MultiChannel: Sendable {
         for channel in channels { try await channel.send(value) }
     }
 
+    /// Sends any `Encodable` value to every channel, converted once with ``ValueEncoder``.
+    ///
+    /// - Parameter value: The value to send.
+    /// - Throws: `EncodingError`; the first send's error (channels after it were not sent to).
+    @_disfavoredOverload
+    public func sendEach<T: Encodable>(_ value: T) async throws {
+        try await sendEach(try ValueEncoder().encode(value))
+    }
+
     /// Receives one item from every channel, in channel order.
     ///
     /// - Parameter timeout: How long to wait for each channel; `nil` waits indefinitely.
