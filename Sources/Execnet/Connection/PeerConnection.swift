@@ -12,6 +12,8 @@ protocol FrameTransport: Sendable {
     func submit(_ message: WireMessage) -> Bool
     /// Whether the caller runs on the I/O thread that owns this transport's socket.
     var isOnIOThread: Bool { get }
+    /// The timers of that I/O thread, for timed waits; `nil` if there is none.
+    var timers: TimerQueue? { get }
 }
 
 /// Which side of a gateway connection this is; it decides channel id parity.
@@ -213,6 +215,7 @@ final class PeerConnection: Sendable {
 struct DetachedTransport: FrameTransport {
     func submit(_ message: WireMessage) -> Bool { false }
     var isOnIOThread: Bool { false }
+    var timers: TimerQueue? { nil }
 }
 
 extension PeerConnection {

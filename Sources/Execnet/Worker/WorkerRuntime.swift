@@ -25,6 +25,7 @@ struct WorkerTransport: FrameTransport {
     }
 
     var isOnIOThread: Bool { io.isCurrent }
+    var timers: TimerQueue? { io.timers }
 }
 
 /// Settings a worker reads from its environment.
