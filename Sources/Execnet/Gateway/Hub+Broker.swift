@@ -40,6 +40,8 @@ final class BrokerLink {
     var settings: LivenessSettings = .default
     var expiry: ContinuousClock.Instant
     var lastSent: ContinuousClock.Instant
+    /// Turns of the link's timer: a gap past the window means this client was stopped, not the broker.
+    var turns = SchedulingGap()
     /// Gateways on this broker, by worker address.
     var gateways: [PeerKey: Gateway] = [:] {
         didSet {
@@ -244,6 +246,14 @@ extension Hub {
     /// Heartbeats an idle link; a silent broker ends its gateways, and registration is retried.
     private func linkTick(_ link: BrokerLink) {
         let now = ContinuousClock.now
+        if link.turns.missed(link.settings.expiry, now: now) {
+            // This client was not running for a whole window (stopped itself): the broker's silence
+            // is ours. Count afresh and speak first; a broker that forgot us answers UNKNOWN_PEER.
+            logger.debug("not scheduled for a liveness window; liveness of broker \(link.key.endpoint) starts afresh")
+            link.expiry = now.advanced(by: link.settings.expiry)
+            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+            return
+        }
         if now >= link.expiry {
             if link.gateways.isEmpty && link.pendingSpawns.isEmpty {
                 // Nothing depends on this broker: close the link; the next gateway opens a new one.

@@ -37,18 +37,22 @@ public enum WorkerOutputStream: Sendable {
 final class Hub: IOThreadRole {
     typealias Command = HubCommand
 
-    private struct Peer {
+    struct Peer {
         let gateway: Gateway
         var pidfd: Int32 = -1
         var pid: pid_t = 0
         var outputFDs: [Int32] = []
+        /// When the worker was first seen stopped, in the current run of stopped states (Hub+Liveness).
+        var stoppedSince: ContinuousClock.Instant?
+        /// Set when the worker was killed as unresponsive: the cause its channels end with.
+        var unresponsive: String?
     }
 
     let endpoint: String
     let logger: Logger
     let context: ZMQContext
     private var router: ZMQSocket?
-    private var peers: [PeerKey: Peer] = [:] {
+    var peers: [PeerKey: Peer] = [:] {
         didSet {
             // Only a gateway still registered may be found through the one-entry cache.
             if let recent = recentGateway, peers[PeerKey(recent.routingID)]?.gateway !== recent { recentGateway = nil }
@@ -64,6 +68,8 @@ final class Hub: IOThreadRole {
     private(set) var loop: IOLoop?
     /// Links to brokers, one per endpoint and key set (Hub+Broker.swift).
     var links: [BrokerLinkKey: BrokerLink] = [:]
+    /// Liveness of local workers (Hub+Liveness.swift).
+    var localLiveness = LocalLivenessState()
 
     init(endpoint: String, context: ZMQContext, logger: Logger) {
         self.endpoint = endpoint
@@ -225,6 +231,7 @@ final class Hub: IOThreadRole {
                 self.handleOutput(fd, stream, gateway, loop)
             }
         }
+        startLocalLiveness(loop)
     }
 
     private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
@@ -242,7 +249,7 @@ final class Hub: IOThreadRole {
         peers[PeerKey(routingID)] = nil
         outbox?.forget(routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
-        peer.gateway.processExited(exit)
+        peer.gateway.processExited(exit, cause: peer.unresponsive)
     }
 
     private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gateway: Gateway, _ loop: IOLoop) {

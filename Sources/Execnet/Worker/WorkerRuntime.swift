@@ -76,6 +76,9 @@ final class WorkerConnection: IOThreadRole {
     private var exiting = false
     private var brokerExpiry = ContinuousClock.now
     private var lastSent = ContinuousClock.now
+    /// Turns of the heartbeat timer: a gap past the window means this worker was stopped (or its
+    /// I/O thread held by a task), not that the broker is gone.
+    private var turns = SchedulingGap()
 
     init(settings: WorkerSettings, context: ZMQContext, logger: Logger, runtimeSlot: WorkerRuntimeSlot) {
         self.runtimeSlot = runtimeSlot
@@ -106,6 +109,9 @@ final class WorkerConnection: IOThreadRole {
         let period = min(liveness.interval / 2, .milliseconds(250))
         loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
             let now = ContinuousClock.now
+            if self.turns.missed(liveness.expiry, now: now) {
+                self.brokerExpiry = now.advanced(by: liveness.expiry)
+            }
             if now >= self.brokerExpiry {
                 self.logger.error("the broker stopped answering heartbeats; exiting")
                 self.finishExit(code: 1)
