@@ -43,6 +43,8 @@ final class PeerConnection: Sendable {
     let side: ConnectionSide
     let transport: any FrameTransport
     let logger: Logger
+    /// Where malformed or unexpected channel messages are logged, at most once per kind and interval.
+    let rogue: RateLimitedLogger
     /// The largest payload this side sends; larger values fail their send before anything is sent.
     let maxMessageSize: Int
     private let registry: Mutex<Registry>
@@ -54,6 +56,7 @@ final class PeerConnection: Sendable {
         self.side = side
         self.transport = transport
         self.logger = logger
+        self.rogue = RateLimitedLogger(logger: logger, timers: transport.timers)
         self.registry = Mutex(Registry(nextID: side == .client ? 1 : 2))
     }
 
@@ -187,12 +190,12 @@ final class PeerConnection: Sendable {
                 case .int(let messages) = parts[0], case .int(let bytes) = parts[1],
                 messages >= 0, bytes >= 0
             else {
-                logger.warning("malformed CREDIT on channel \(message.channelID) from \(gatewayID): \(hexDump(message.payload))")
+                rogue.warning("dropped a malformed CREDIT", "channel \(message.channelID) from \(gatewayID): \(hexDump(message.payload))")
                 return
             }
             existingChannel(message.channelID)?.grantCredit(messages: Int(messages), bytes: Int(bytes))
         default:
-            logger.warning("unexpected \(message.type) on channel \(message.channelID) from \(gatewayID)")
+            rogue.warning("dropped an unexpected channel message", "\(message.type) on channel \(message.channelID) from \(gatewayID)")
         }
     }
 

@@ -155,7 +155,7 @@ extension Hub {
             }
             received += 1
             guard let message = next.message else {
-                logger.warning("dropped a malformed message from broker \(link.key.endpoint)")
+                rogue.warning("dropped a malformed message from a broker", link.key.endpoint)
                 continue
             }
             let address = next.routingID
@@ -200,7 +200,7 @@ extension Hub {
                 gateway.failStart(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id))
             }
         default:
-            logger.warning("dropped \(message.type) from broker \(link.key.endpoint)")
+            rogue.warning("dropped a control message not for a client", "\(message.type) from broker \(link.key.endpoint)")
         }
     }
 
@@ -226,7 +226,7 @@ extension Hub {
         case .data, .close, .closeError, .credit:
             gateway.connection.dispatch(message)
         default:
-            logger.warning("dropped \(message.type) for gateway \(gateway.id) from the broker")
+            rogue.warning("dropped a message not for a client's gateway", "\(message.type) for \(gateway.id) from the broker")
         }
     }
 

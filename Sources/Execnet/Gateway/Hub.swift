@@ -70,6 +70,8 @@ final class Hub: IOThreadRole {
     var links: [BrokerLinkKey: BrokerLink] = [:]
     /// Liveness of local workers (Hub+Liveness.swift).
     var localLiveness = LocalLivenessState()
+    /// Where dropped peer input is logged, at most once per kind and interval.
+    private(set) lazy var rogue = RateLimitedLogger(logger: logger, timers: loop?.timers)
 
     init(endpoint: String, context: ZMQContext, logger: Logger) {
         self.endpoint = endpoint
@@ -159,14 +161,14 @@ final class Hub: IOThreadRole {
                 gateway = peer.gateway
                 recentGateway = gateway
             } else {
-                logger.warning("dropped a message from an unknown peer \(hexDump(routingID))")
+                rogue.warning("dropped a message from an unknown peer", hexDump(routingID))
                 continue
             }
             let message: WireMessage
             do {
                 message = try received.get()
             } catch {
-                logger.warning("dropped a malformed message from \(gateway.id): \(error)")
+                rogue.warning("dropped a malformed message from a worker", "\(gateway.id): \(error)")
                 continue
             }
             switch message.type {
@@ -178,14 +180,14 @@ final class Hub: IOThreadRole {
             case .data, .close, .closeError, .credit:
                 gateway.connection.dispatch(message)
             default:
-                logger.warning("dropped \(message.type) from worker \(gateway.id): not a worker message")
+                rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
             }
         }
     }
 
     func handleHello(_ message: WireMessage, _ gateway: Gateway) {
         guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
-            logger.warning("malformed hello from \(gateway.id): \(hexDump(message.payload))")
+            rogue.warning("dropped a malformed hello", "from \(gateway.id): \(hexDump(message.payload))")
             return
         }
         func text(_ key: String) -> String {

@@ -79,6 +79,8 @@ final class WorkerConnection: IOThreadRole {
     /// Turns of the heartbeat timer: a gap past the window means this worker was stopped (or its
     /// I/O thread held by a task), not that the broker is gone.
     private var turns = SchedulingGap()
+    /// Where dropped input from the client is logged, at most once per kind and interval.
+    private var rogue: RateLimitedLogger?
 
     init(settings: WorkerSettings, context: ZMQContext, logger: Logger, runtimeSlot: WorkerRuntimeSlot) {
         self.runtimeSlot = runtimeSlot
@@ -96,6 +98,7 @@ final class WorkerConnection: IOThreadRole {
         try settings.curve?.apply(to: dealer)
         try dealer.connect(settings.endpoint)
         self.dealer = dealer
+        rogue = RateLimitedLogger(logger: logger, timers: loop.timers)
         loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
         if let liveness = settings.liveness {
             brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
@@ -178,7 +181,7 @@ final class WorkerConnection: IOThreadRole {
             do {
                 message = try received.get()
             } catch {
-                logger.warning("dropped a malformed message from the client: \(error)")
+                rogue?.warning("dropped a malformed message from the client", "\(error)")
                 continue
             }
             switch message.type {
@@ -198,7 +201,7 @@ final class WorkerConnection: IOThreadRole {
             case .farewell:
                 finishExit()
             default:
-                logger.warning("dropped \(message.type): not a client message")
+                rogue?.warning("dropped a message that is not a client message", "\(message.type)")
             }
         }
     }
