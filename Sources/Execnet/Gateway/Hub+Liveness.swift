@@ -41,7 +41,7 @@ extension Hub {
     /// Checks every local worker once. Returns whether the timer should go on.
     private func localLivenessTick(_ settings: LivenessSettings) -> Bool {
         let now = ContinuousClock.now
-        if localLiveness.turns.missed(settings.expiry, now: now) {
+        if localLiveness.turns.missed(settings.expiry, now: now) != nil {
             // This process was not running for a whole window: start every count afresh.
             logger.debug("the hub was not scheduled for a liveness window; local liveness starts afresh")
             for key in peers.keys { peers[key]?.stoppedSince = nil }

@@ -67,10 +67,10 @@ struct SchedulingGap: Sendable {
 
     /// Records a turn at `now`.
     ///
-    /// - Returns: Whether more than `window` passed since the previous turn.
-    mutating func missed(_ window: Duration, now: ContinuousClock.Instant) -> Bool {
+    /// - Returns: The time since the previous turn if it is longer than `window`, else `nil`.
+    mutating func missed(_ window: Duration, now: ContinuousClock.Instant) -> Duration? {
         defer { lastTurn = now }
-        guard let lastTurn else { return false }
-        return lastTurn.duration(to: now) > window
+        guard let lastTurn, lastTurn.duration(to: now) > window else { return nil }
+        return lastTurn.duration(to: now)
     }
 }

@@ -112,7 +112,7 @@ final class WorkerConnection: IOThreadRole {
         let period = min(liveness.interval / 2, .milliseconds(250))
         loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
             let now = ContinuousClock.now
-            if self.turns.missed(liveness.expiry, now: now) {
+            if self.turns.missed(liveness.expiry, now: now) != nil {
                 self.brokerExpiry = now.advanced(by: liveness.expiry)
             }
             if now >= self.brokerExpiry {
