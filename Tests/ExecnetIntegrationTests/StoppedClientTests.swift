@@ -8,20 +8,24 @@ import Testing
 import Glibc
 #endif
 
-/// Reads lines from `fd` until one starts with `prefix` or `timeout` passes.
-private func readLine(startingWith prefix: String, from fd: Int32, timeout: Duration) -> String? {
+/// Reads lines from `fd` (non-blocking) until one starts with `prefix`, the end of the output, or
+/// `timeout`; every line read goes to `seen`.
+private func readLine(startingWith prefix: String, from fd: Int32, timeout: Duration, seen: inout [String]) -> String? {
     var line: [UInt8] = []
     var byte: UInt8 = 0
     var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
     let deadline = ContinuousClock.now.advanced(by: timeout)
     while ContinuousClock.now < deadline {
         if poll(&pfd, 1, 100) <= 0 { continue }
-        guard read(fd, &byte, 1) == 1 else { return nil }
+        let count = read(fd, &byte, 1)
+        if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+        guard count == 1 else { return nil }
         if byte != 10 {
             line.append(byte)
             continue
         }
         let text = String(decoding: line, as: UTF8.self)
+        seen.append(text)
         if text.hasPrefix(prefix) { return text }
         line = []
     }
@@ -40,13 +44,18 @@ extension ProcessTests {
                 close(spawned.stdout)
                 close(spawned.stderr)
             }
-            let ready = readLine(startingWith: "READY", from: spawned.stdout, timeout: .seconds(20))
-            try #require(ready != nil, "the client did not start")
+            var seen: [String] = []
+            let ready = readLine(startingWith: "READY", from: spawned.stdout, timeout: .seconds(20), seen: &seen)
+            try #require(ready != nil, "the client did not start: \(seen)")
             // Stopped for about three times the broker's window (0.2 s x 3): the stimulus, not a wait.
             kill(spawned.pid, SIGSTOP)
             try await Task.sleep(for: .seconds(2))
             kill(spawned.pid, SIGCONT)
-            let ended = try #require(readLine(startingWith: "ENDED", from: spawned.stdout, timeout: .seconds(20)))
+            let ended = readLine(startingWith: "ENDED", from: spawned.stdout, timeout: .seconds(20), seen: &seen)
+            var status: Int32 = 0
+            let exited = waitpid(spawned.pid, &status, WNOHANG) == spawned.pid
+            try #require(ended != nil, "no ENDED line; output \(seen), exited \(exited) with status \(status)")
+            guard let ended else { return }
             // Neither "stopped answering heartbeats" nor "restarted": the client says it was not running.
             #expect(!ended.contains("stopped answering"), "the client blamed the broker: \(ended)")
             #expect(!ended.contains("restarted"), "the client blamed the broker: \(ended)")
