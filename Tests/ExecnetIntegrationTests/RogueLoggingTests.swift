@@ -7,6 +7,9 @@ import Logging
 import Synchronization
 import Testing
 import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Collects log lines.
 private final class LogLines: Sendable {
@@ -52,6 +55,44 @@ private struct CollectingHandler: LogHandler {
         #expect(snapshot.filter { $0.contains("number 0") }.count == 1)
         #expect(snapshot.contains { $0.contains("dropped a test frame: 9999 more") })
         #expect(snapshot.contains { $0.contains("dropped another kind: once") })
+    }
+
+    @Test func tenThousandRogueFramesToAHubGiveAFewLogLinesThatCountThemAll() async throws {
+        let lines = LogLines()
+        let logger = lines.logger()
+        var template = Array("/tmp/execnet-rogue-XXXXXX".utf8CString)
+        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        defer { removeDirectory(directory) }
+        let endpoint = "ipc://\(directory)/hub"
+        let context = try ZMQContext()
+        let hub = try IOThread(name: "execnet-io-rogue") { () -> Hub in
+            let hub = Hub(endpoint: endpoint, context: context, logger: logger)
+            hub.rogue = RateLimitedLogger(logger: logger, interval: .seconds(1), timers: nil)
+            return hub
+        }
+        let socket = try ZMQSocket(context: context, type: .dealer)
+        try socket.setLinger(milliseconds: 0)
+        try socket.setRoutingID(Array("stranger".utf8))
+        try socket.connect(endpoint)
+        let message = WireMessage(channelID: 1, type: .data, payload: [0x51]).frames
+        for _ in 0..<10_000 { try socket.send(message) }
+        // Every frame is either the shown first of an interval or counted in that interval's summary.
+        func counted() -> Int {
+            let kind = "dropped a message from an unknown peer: "
+            return lines.snapshot.reduce(0) { total, line in
+                guard line.hasPrefix(kind) else { return total }
+                let words = line.dropFirst(kind.count).split(separator: " ")
+                if words.count > 1, words[1] == "more", let number = Int(words[0]) { return total + number }
+                return total + 1
+            }
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while counted() < 10_000 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(counted() == 10_000)
+        #expect(lines.count(containing: "unknown peer") <= 6, "\(lines.snapshot)")
+        socket.close()
+        await hub.stopAndWait()
+        context.terminate()
     }
 
     @Test func tenThousandRogueFramesToABrokerGiveAFewLogLines() async throws {

@@ -71,7 +71,7 @@ final class Hub: IOThreadRole {
     /// Liveness of local workers (Hub+Liveness.swift).
     var localLiveness = LocalLivenessState()
     /// Where dropped peer input is logged, at most once per kind and interval.
-    private(set) lazy var rogue = RateLimitedLogger(logger: logger, timers: loop?.timers)
+    lazy var rogue = RateLimitedLogger(logger: logger, timers: loop?.timers)
 
     init(endpoint: String, context: ZMQContext, logger: Logger) {
         self.endpoint = endpoint
