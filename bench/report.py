@@ -30,6 +30,8 @@ FIGURES = [
     ("rtt_us_p99", "round trip, p99", "µs"),
     ("rtt_pool_us_median", "round trip from the pool (no I/O-thread preference), median", "µs"),
     ("rtt_blocking_us_median", "round trip, blocking API, median", "µs"),
+    ("rtt_timed_us_median", "round trip, receive(timeout: 120 s), median", "µs"),
+    ("rtt_timed_pool_us_median", "round trip, receive(timeout: 120 s) from the pool, median", "µs"),
     ("oneway_small_msgs_per_s", "one-way small ints", "msgs/s"),
     ("oneway_1kib_msgs_per_s", "one-way 1 KiB", "msgs/s"),
     ("oneway_1mib_mb_per_s", "one-way 1 MiB", "MB/s"),

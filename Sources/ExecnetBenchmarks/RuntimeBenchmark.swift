@@ -160,6 +160,11 @@ struct RuntimeFigures: Sendable {
         let poolTimes = try await roundTrips(channel)
         emit("rtt_pool_us_median", percentile(poolTimes, 0.5))
         emit("rtt_pool_us_p99", percentile(poolTimes, 0.99))
+        // The same with a timed receive (120 s, as a caller that guards against a hang would).
+        let timedTimes = try await withExecnetIOThread { try await roundTrips(channel, timeout: .seconds(120)) }
+        emit("rtt_timed_us_median", percentile(timedTimes, 0.5))
+        let timedPoolTimes = try await roundTrips(channel, timeout: .seconds(120))
+        emit("rtt_timed_pool_us_median", percentile(timedPoolTimes, 0.5))
         if blocking {
             let blockingTimes = try blockingRoundTrips(channel, count: rttCount).sorted()
             emit("rtt_blocking_us_median", percentile(blockingTimes, 0.5))
@@ -169,17 +174,17 @@ struct RuntimeFigures: Sendable {
         await group.terminate(timeout: .seconds(5))
     }
 
-    /// Warm-up, then `rttCount` timed round trips, sorted.
-    private func roundTrips(_ channel: Channel) async throws -> [Double] {
+    /// Warm-up, then `rttCount` timed round trips, sorted; each receive waits at most `timeout`.
+    private func roundTrips(_ channel: Channel, timeout: Duration? = nil) async throws -> [Double] {
         for index in 0..<min(1_000, rttCount) {
             try await channel.send(.int(Int64(index)))
-            _ = try await channel.receive()
+            _ = try await channel.receive(timeout: timeout)
         }
         var times = [Double](repeating: 0, count: rttCount)
         for index in 0..<rttCount {
             let started = ContinuousClock.now
             try await channel.send(.int(Int64(index)))
-            _ = try await channel.receive()
+            _ = try await channel.receive(timeout: timeout)
             times[index] = microseconds(started.duration(to: .now))
         }
         return times.sorted()

@@ -61,6 +61,25 @@ if CommandLine.arguments.count == 5, CommandLine.arguments[1] == "kill-host-chec
     exit(passed ? 0 : 1)
 }
 
+/// `stop-check SPEC`: one gateway whose task waits; prints "READY <pid>", then, when its channel
+/// ends (the test stops and continues this process meanwhile), "ENDED <how>", and exits.
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "stop-check" {
+    let group = try await Group([CommandLine.arguments[2]])
+    let channel = try group[0].remoteExec("wait-release")
+    let queue = try MultiChannel([channel]).makeReceiveQueue(endmarker: "ended")
+    print("READY \(getpid())")
+    fflush(nil)
+    _ = try await queue.get()
+    do {
+        try await channel.waitClose()
+        print("ENDED cleanly")
+    } catch {
+        print("ENDED \(error)")
+    }
+    fflush(nil)
+    exit(0)
+}
+
 /// `exec-child SPEC`: one gateway; its `exec` task starts a shell that starts `sleep 1000` in the
 /// background. Prints "READY <gateway pid> <worker pid> <sleep pid>": the first is the process the
 /// gateway spawned, the second the worker that said hello (they differ for a wrapper script).

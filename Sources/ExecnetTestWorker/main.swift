@@ -160,6 +160,14 @@ tasks.registerOnIOThread("consume-io") { context in
 tasks.registerOnIOThread("blocking-on-io") { context in
     try await context.channel.send(.string(tryBlockingReceive(context.channel)))
 }
+// Holds the worker's I/O thread for the given milliseconds (no socket is served meanwhile), then
+// replies "done": a busy worker, which liveness must not take for a dead one.
+tasks.registerOnIOThread("hold-io-thread") { context in
+    let milliseconds = context.arguments.first?.intValue ?? 0
+    let until = ContinuousClock.now.advanced(by: .milliseconds(milliseconds))
+    while ContinuousClock.now < until { usleep(10_000) }
+    try await context.channel.send("done")
+}
 func tryBlockingReceive(_ channel: Channel) -> String {
     do {
         _ = try channel.receiveBlocking(timeout: .milliseconds(10))

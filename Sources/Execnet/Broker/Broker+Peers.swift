@@ -16,7 +16,7 @@ extension Broker {
         do {
             message = try WireMessage.parse(body)
         } catch {
-            logger.warning("dropped a malformed message from worker \(record.gatewayID): \(error)")
+            rogue.warning("dropped a malformed message from a worker", "\(record.gatewayID): \(error)")
             return
         }
         switch message.type {
@@ -29,7 +29,7 @@ extension Broker {
         case .bye:
             break
         default:
-            logger.warning("dropped \(message.type) from worker \(record.gatewayID): not a worker message")
+            rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(record.gatewayID)")
             return
         }
         if !send([address] + message.frames, to: record.owner) {
@@ -41,7 +41,7 @@ extension Broker {
 
     func handleClient(_ client: PeerAddress, _ body: ArraySlice<[UInt8]>) {
         guard body.count == 4 else {
-            logger.warning("dropped a client message with \(body.count) frames (expected 4)")
+            rogue.warning("dropped a client message without 4 frames", "\(body.count) frames")
             return
         }
         let target = body[body.startIndex]
@@ -49,7 +49,7 @@ extension Broker {
         do {
             message = try WireMessage.parse(body.dropFirst())
         } catch {
-            logger.warning("dropped a malformed client message: \(error)")
+            rogue.warning("dropped a malformed client message", "\(error)")
             return
         }
         if target.isEmpty {
@@ -74,7 +74,7 @@ extension Broker {
                 logger.debug("worker \(worker.gatewayID) is not connected; dropped \(message.type)")
             }
         default:
-            logger.warning("dropped \(message.type) from a client: not for a worker")
+            rogue.warning("dropped a client message not for a worker", "\(message.type)")
         }
     }
 
@@ -89,13 +89,13 @@ extension Broker {
         case .brokerStatus:
             sendToClient(client, about: [], channelID: message.channelID, .brokerStatus, statusAnswer())
         default:
-            logger.warning("dropped \(message.type) addressed to the broker by a client")
+            rogue.warning("dropped a client message not for the broker", "\(message.type)")
         }
     }
 
     private func spawn(for client: PeerAddress, _ payload: [UInt8]) {
         guard let request = ControlPayload(decoding: payload), let address = request.bytes("address"), !address.isEmpty else {
-            logger.warning("dropped a malformed SPAWN request")
+            rogue.warning("dropped a malformed SPAWN request", "")
             return
         }
         let host = request.string("host")
@@ -151,7 +151,7 @@ extension Broker {
         do {
             message = try WireMessage.parse(body)
         } catch {
-            logger.warning("dropped a malformed message from an agent: \(error)")
+            rogue.warning("dropped a malformed message from an agent", "\(error)")
             return
         }
         switch message.type {
@@ -182,7 +182,7 @@ extension Broker {
             sendToClient(worker.owner, about: address, .peerLost, lost.encoded)
             checkDrained()
         default:
-            logger.warning("dropped \(message.type) from an agent")
+            rogue.warning("dropped an agent message not for the broker", "\(message.type)")
         }
     }
 
@@ -243,7 +243,7 @@ extension Broker {
             }
             return
         }
-        logger.warning("dropped a message from an unknown peer \(hexDump(address)) with \(body.count) frames")
+        rogue.warning("dropped a message from an unknown peer", "\(hexDump(address)) with \(body.count) frames")
     }
 
     // MARK: - Death

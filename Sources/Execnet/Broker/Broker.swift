@@ -31,6 +31,8 @@ final class Broker: IOThreadRole {
     let context: ZMQContext
     let shared: BrokerShared
     var logger: Logger { configuration.logger }
+    /// Where dropped peer input is logged, at most once per kind and interval.
+    private(set) lazy var rogue = RateLimitedLogger(logger: logger, timers: nil)
     var router: ZMQSocket?
     var outbox: RouterOutbox?
     var zap: ZAPHandler?
@@ -187,7 +189,7 @@ final class Broker: IOThreadRole {
             }
             messagesIn += 1
             guard more else {
-                logger.warning("dropped a message with 1 frames")
+                rogue.warning("dropped a message with 1 frame", hexDump(address))
                 continue
             }
             if address != lastHeard {

@@ -345,7 +345,7 @@ extension Channel {
     public func waitClose(timeout: Duration? = nil) async throws {
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let timer = startDeadlineTimer(deadline) { [self] in expireCloseWaiter(waiterID, timeout: timeout!) }
+        let timer = TimerQueue.startWait(deadline, on: connection.transport.timers) { [self] in expireCloseWaiter(waiterID, timeout: timeout!) }
         defer { timer?.cancel() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in

@@ -65,7 +65,7 @@ extension Channel {
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         // The timer holds the channel only until it fires or is cancelled below. A weak capture would
         // give the channel a side table for good, and make every retain of it slower.
-        let timer = startDeadlineTimer(deadline) { [self] in expireReceiver(waiterID, timeout: timeout!) }
+        let timer = TimerQueue.startWait(deadline, on: connection.transport.timers) { [self] in expireReceiver(waiterID, timeout: timeout!) }
         defer { timer?.cancel() }
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in

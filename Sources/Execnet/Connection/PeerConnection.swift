@@ -12,6 +12,8 @@ protocol FrameTransport: Sendable {
     func submit(_ message: WireMessage) -> Bool
     /// Whether the caller runs on the I/O thread that owns this transport's socket.
     var isOnIOThread: Bool { get }
+    /// The timers of that I/O thread, for timed waits; `nil` if there is none.
+    var timers: TimerQueue? { get }
 }
 
 /// Which side of a gateway connection this is; it decides channel id parity.
@@ -45,6 +47,8 @@ final class PeerConnection: Sendable {
     let side: ConnectionSide
     let transport: any FrameTransport
     let logger: Logger
+    /// Where malformed or unexpected channel messages are logged, at most once per kind and interval.
+    let rogue: RateLimitedLogger
     /// The largest payload this side sends; larger values fail their send before anything is sent.
     let maxMessageSize: Int
     private let registry: Mutex<Registry>
@@ -56,6 +60,7 @@ final class PeerConnection: Sendable {
         self.side = side
         self.transport = transport
         self.logger = logger
+        self.rogue = RateLimitedLogger(logger: logger, timers: transport.timers)
         self.registry = Mutex(Registry(nextID: side == .client ? 1 : 2))
     }
 
@@ -209,7 +214,7 @@ final class PeerConnection: Sendable {
                 // The first item of a channel the peer opened.
                 channel(forID: id).deliver(message.payload)
             } else {
-                rogue(message, "a channel this side never opened")
+                dropRogue(message, "a channel this side never opened")
             }
         case .close, .closeError:
             var error: RemoteError?
@@ -229,29 +234,29 @@ final class PeerConnection: Sendable {
                 // in a value here: it is kept until a value names it, and our close lets the peer forget it.
                 channel(forID: id).remoteClosed(error: error, reply: true)
             } else {
-                rogue(message, "a channel this side never opened or already forgot")
+                dropRogue(message, "a channel this side never opened or already forgot")
             }
         case .credit:
             guard case .tuple(let parts)? = try? decode(message.payload), parts.count == 2,
                 case .int(let messages) = parts[0], case .int(let bytes) = parts[1],
                 messages >= 0, bytes >= 0
             else {
-                logger.warning("malformed CREDIT on channel \(id) from \(gatewayID): \(hexDump(message.payload))")
+                rogue.warning("dropped a malformed CREDIT", "channel \(id) from \(gatewayID): \(hexDump(message.payload))")
                 return
             }
             guard let channel = existingChannel(id) else {
-                rogue(message, "a channel that is not open")
+                dropRogue(message, "a channel that is not open")
                 return
             }
             channel.grantCredit(messages: Int(messages), bytes: Int(bytes))
         default:
-            logger.warning("unexpected \(message.type) on channel \(id) from \(gatewayID)")
+            rogue.warning("dropped an unexpected channel message", "\(message.type) on channel \(id) from \(gatewayID)")
         }
     }
 
     /// Logs and drops a frame the protocol does not allow here.
-    private func rogue(_ message: WireMessage, _ reason: String) {
-        logger.warning("dropped \(message.type) on channel \(message.channelID) from \(gatewayID): \(reason)")
+    private func dropRogue(_ message: WireMessage, _ reason: String) {
+        rogue.warning("dropped \(message.type): \(reason)", "channel \(message.channelID) from \(gatewayID)")
     }
 
     /// The channel a decoded channel value names. An id of this side's own space that is not
@@ -286,6 +291,7 @@ final class PeerConnection: Sendable {
 struct DetachedTransport: FrameTransport {
     func submit(_ message: WireMessage) -> Bool { false }
     var isOnIOThread: Bool { false }
+    var timers: TimerQueue? { nil }
 }
 
 extension PeerConnection {

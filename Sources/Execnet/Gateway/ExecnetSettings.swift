@@ -13,6 +13,7 @@ public enum ExecnetSettings {
     private struct Values {
         var logger: Logger?
         var outputHandler: WorkerOutputHandler?
+        var localLiveness: LivenessSettings? = .default
     }
     private static let values = Mutex(Values())
 
@@ -32,6 +33,22 @@ public enum ExecnetSettings {
     public static func setWorkerOutputHandler(_ handler: WorkerOutputHandler?) {
         values.withLock { $0.outputHandler = handler }
     }
+
+    /// Sets how long a local (popen) worker may stay stopped before it is killed as unresponsive.
+    ///
+    /// The hub reads each local worker's process state (`/proc/<pid>/stat`) every half interval; a
+    /// worker stopped (SIGSTOP, Ctrl-Z, a tracer) for `interval × liveness` is killed, and its
+    /// channels end with a cause that says "unresponsive". A worker that is only busy (even with its
+    /// I/O thread held by a long task) is never declared dead. If this process itself was not
+    /// scheduled for a whole window (it was stopped), counting starts afresh.
+    ///
+    /// - Parameter settings: The window (default 1 s × 3); `nil` turns the check off. Applies to
+    ///   workers started after the call (and to the next checks of running ones).
+    public static func setLocalLiveness(_ settings: LivenessSettings?) {
+        values.withLock { $0.localLiveness = settings }
+    }
+
+    static var localLiveness: LivenessSettings? { values.withLock { $0.localLiveness } }
 
     static var logger: Logger? { values.withLock { $0.logger } }
 

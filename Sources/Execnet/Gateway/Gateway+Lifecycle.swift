@@ -78,7 +78,7 @@ extension Gateway {
 
     /// Registers as the start waiter, runs `submit`, and waits for the hello, a failure or the timeout.
     private func awaitHello(timeout: Duration, submit: @escaping @Sendable () -> Bool) async throws {
-        let timer = startDeadlineTimer(.now.advanced(by: timeout)) { [self] in startTimedOut(timeout) }
+        let timer = TimerQueue.startWait(.now.advanced(by: timeout), on: runtime.io.timers) { [self] in startTimedOut(timeout) }
         defer { timer?.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             state.withLock { $0.startWaiter = continuation }

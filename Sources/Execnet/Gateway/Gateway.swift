@@ -226,7 +226,7 @@ public final class Gateway: Sendable {
     @discardableResult
     public func join(timeout: Duration? = nil) async -> WorkerExit? {
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
-        let timer = startDeadlineTimer(timeout.map { ContinuousClock.now.advanced(by: $0) }) { [self] in
+        let timer = TimerQueue.startWait(timeout.map { ContinuousClock.now.advanced(by: $0) }, on: runtime.io.timers) { [self] in
             releaseExitWaiter(waiterID)
         }
         defer { timer?.cancel() }
@@ -280,6 +280,7 @@ struct BrokerTransport: FrameTransport {
     }
 
     var isOnIOThread: Bool { hub.isCurrent }
+    var timers: TimerQueue? { hub.timers }
 }
 
 /// The transport of a client-side connection: the hub's ROUTER, addressed by routing id.
@@ -292,4 +293,5 @@ struct HubTransport: FrameTransport {
     }
 
     var isOnIOThread: Bool { hub.isCurrent }
+    var timers: TimerQueue? { hub.timers }
 }

@@ -40,6 +40,11 @@ final class BrokerLink {
     var settings: LivenessSettings = .default
     var expiry: ContinuousClock.Instant
     var lastSent: ContinuousClock.Instant
+    /// Turns of the link's timer: a gap past the window means this client was stopped, not the broker.
+    var turns = SchedulingGap()
+    /// Set when such a gap was seen, until the next WELCOME: the broker may have forgotten this
+    /// client meanwhile, and an UNKNOWN_PEER then says so rather than that the broker restarted.
+    var pausedFor: Duration?
     /// Gateways on this broker, by worker address.
     var gateways: [PeerKey: Gateway] = [:] {
         didSet {
@@ -137,6 +142,8 @@ extension Hub {
 
     /// Drains a broker link: control messages (empty address) and broker gateways' messages.
     private func handleLink(_ link: BrokerLink) {
+        // Before anything read now is judged (an UNKNOWN_PEER among it), notice a pause of our own.
+        noticePause(link, now: .now)
         var received = 0
         defer {
             // Any traffic from the broker is a sign of life (one clock read per batch).
@@ -153,7 +160,7 @@ extension Hub {
             }
             received += 1
             guard let message = next.message else {
-                logger.warning("dropped a malformed message from broker \(link.key.endpoint)")
+                rogue.warning("dropped a malformed message from a broker", link.key.endpoint)
                 continue
             }
             let address = next.routingID
@@ -180,6 +187,7 @@ extension Hub {
                                                  liveness: Int(welcome?.int("liveness") ?? 3))
             }
             link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
+            link.pausedFor = nil
             link.phase = .ready
             for pending in link.pendingSpawns {
                 link.send(WireMessage(channelID: 0, type: .spawn, payload: pending.request), to: [])
@@ -190,7 +198,12 @@ extension Hub {
             // While registering, more of these are answers to what was sent before the new hello
             // (the broker answers in order, so they come before its WELCOME): ignore them.
             if case .registering = link.phase { break }
-            loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
+            if let paused = link.pausedFor {
+                loseGateways(link, cause: "this client was not running for \(paused) (stopped?), longer than broker "
+                    + "\(link.key.endpoint)'s liveness window of \(link.settings.expiry), so the broker forgot this client")
+            } else {
+                loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
+            }
             link.sayHello()
         case .spawnFailed:
             let reason = decodeString(message.payload) ?? "refused"
@@ -198,7 +211,7 @@ extension Hub {
                 gateway.failStart(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id))
             }
         default:
-            logger.warning("dropped \(message.type) from broker \(link.key.endpoint)")
+            rogue.warning("dropped a control message not for a client", "\(message.type) from broker \(link.key.endpoint)")
         }
     }
 
@@ -226,7 +239,7 @@ extension Hub {
         case .data, .close, .closeError, .credit:
             gateway.connection.dispatch(message)
         default:
-            logger.warning("dropped \(message.type) for gateway \(gateway.id) from the broker")
+            rogue.warning("dropped a message not for a client's gateway", "\(message.type) for \(gateway.id) from the broker")
         }
     }
 
@@ -246,6 +259,7 @@ extension Hub {
     /// Heartbeats an idle link; a silent broker ends its gateways, and registration is retried.
     private func linkTick(_ link: BrokerLink) {
         let now = ContinuousClock.now
+        if noticePause(link, now: now) { return }
         if now >= link.expiry {
             if link.gateways.isEmpty && link.pendingSpawns.isEmpty {
                 // Nothing depends on this broker: close the link; the next gateway opens a new one.
@@ -268,6 +282,19 @@ extension Hub {
         } else if now >= link.lastSent.advanced(by: link.settings.interval) {
             link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
         }
+    }
+
+    /// Notices that this client was not running for a whole window since the link's last turn (it was
+    /// stopped itself): the broker's silence is ours. Counts afresh and speaks first; a broker that
+    /// forgot this client meanwhile answers UNKNOWN_PEER, which then says so. Returns whether it was.
+    @discardableResult
+    private func noticePause(_ link: BrokerLink, now: ContinuousClock.Instant) -> Bool {
+        guard let gap = link.turns.missed(link.settings.expiry, now: now) else { return false }
+        logger.debug("not scheduled for \(gap); liveness of broker \(link.key.endpoint) starts afresh")
+        link.pausedFor = gap
+        link.expiry = now.advanced(by: link.settings.expiry)
+        link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+        return true
     }
 
     /// Kills a broker gateway's worker; one whose SPAWN has not left yet (the link is still

@@ -37,13 +37,17 @@ public enum WorkerOutputStream: Sendable {
 final class Hub: IOThreadRole {
     typealias Command = HubCommand
 
-    private struct Peer {
+    struct Peer {
         let gateway: Gateway
         var pidfd: Int32 = -1
         var pid: pid_t = 0
         var outputFDs: [Int32] = []
         /// The worker's last standard-error lines, for the cause its channels end with.
         var stderrTail: [String] = []
+        /// When the worker was first seen stopped, in the current run of stopped states (Hub+Liveness).
+        var stoppedSince: ContinuousClock.Instant?
+        /// Set when the worker was killed as unresponsive: the cause its channels end with.
+        var unresponsive: String?
     }
 
     /// How many standard-error lines a dead worker's channels report.
@@ -53,7 +57,7 @@ final class Hub: IOThreadRole {
     let logger: Logger
     let context: ZMQContext
     private var router: ZMQSocket?
-    private var peers: [PeerKey: Peer] = [:] {
+    var peers: [PeerKey: Peer] = [:] {
         didSet {
             // Only a gateway still registered may be found through the one-entry cache.
             if let recent = recentGateway, peers[PeerKey(recent.routingID)]?.gateway !== recent { recentGateway = nil }
@@ -69,6 +73,10 @@ final class Hub: IOThreadRole {
     private(set) var loop: IOLoop?
     /// Links to brokers, one per endpoint and key set (Hub+Broker.swift).
     var links: [BrokerLinkKey: BrokerLink] = [:]
+    /// Liveness of local workers (Hub+Liveness.swift).
+    var localLiveness = LocalLivenessState()
+    /// Where dropped peer input is logged, at most once per kind and interval.
+    lazy var rogue = RateLimitedLogger(logger: logger, timers: loop?.timers)
 
     init(endpoint: String, context: ZMQContext, logger: Logger) {
         self.endpoint = endpoint
@@ -160,14 +168,14 @@ final class Hub: IOThreadRole {
                 gateway = peer.gateway
                 recentGateway = gateway
             } else {
-                logger.warning("dropped a message from an unknown peer \(hexDump(routingID))")
+                rogue.warning("dropped a message from an unknown peer", hexDump(routingID))
                 continue
             }
             let message: WireMessage
             do {
                 message = try received.get()
             } catch {
-                logger.warning("dropped a malformed message from \(gateway.id): \(error)")
+                rogue.warning("dropped a malformed message from a worker", "\(gateway.id): \(error)")
                 continue
             }
             switch message.type {
@@ -179,14 +187,14 @@ final class Hub: IOThreadRole {
             case .data, .close, .closeError, .credit:
                 gateway.connection.dispatch(message)
             default:
-                logger.warning("dropped \(message.type) from worker \(gateway.id): not a worker message")
+                rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
             }
         }
     }
 
     func handleHello(_ message: WireMessage, _ gateway: Gateway) {
         guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
-            logger.warning("malformed hello from \(gateway.id): \(hexDump(message.payload))")
+            rogue.warning("dropped a malformed hello", "from \(gateway.id): \(hexDump(message.payload))")
             return
         }
         func text(_ key: String) -> String {
@@ -234,6 +242,7 @@ final class Hub: IOThreadRole {
                 self.handleOutput(fd, stream, gateway, loop)
             }
         }
+        startLocalLiveness(loop)
     }
 
     private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
@@ -252,7 +261,7 @@ final class Hub: IOThreadRole {
         peers[PeerKey(routingID)] = nil
         outbox?.forget(routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
-        peer.gateway.processExited(exit, stderr: peer.stderrTail)
+        peer.gateway.processExited(exit, cause: peer.unresponsive, stderr: peer.stderrTail)
     }
 
     private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gateway: Gateway, _ loop: IOLoop) {

@@ -17,6 +17,8 @@ public final class ReceiveQueue: Sendable {
         var items: Deque<(Channel, Value)> = []
         var waiters: Deque<(id: Int, continuation: CheckedContinuation<(Channel, Value)?, any Error>)> = []
         var openChannels = 0
+        /// The timers of the first subscribed channel's I/O thread, for `get(timeout:)`.
+        var timers: TimerQueue?
     }
     private let state = Mutex(State())
     private let waiterIDs = Atomic<Int>(0)
@@ -25,7 +27,10 @@ public final class ReceiveQueue: Sendable {
 
     /// Subscribes to a channel's items (and its end).
     func subscribe(_ channel: Channel, endmarker: Value?) throws {
-        state.withLock { $0.openChannels += 1 }
+        state.withLock { state in
+            state.openChannels += 1
+            if state.timers == nil { state.timers = channel.connection.transport.timers }
+        }
         // Held strongly until the channel's end, when the channel drops its registration; a weak
         // capture would give the queue a side table and slow every retain of it.
         try channel.register(CallbackRegistration(
@@ -76,7 +81,8 @@ public final class ReceiveQueue: Sendable {
         if let pair = state.withLock({ $0.items.popFirst() }) { return pair }
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let timer = startDeadlineTimer(deadline) { [self] in
+        let timers = deadline == nil ? nil : state.withLock { $0.timers }
+        let timer = TimerQueue.startWait(deadline, on: timers) { [self] in
             removeWaiter(waiterID)?.resume(throwing: ExecnetError(.timeout, "no item in the receive queue within \(timeout!)"))
         }
         defer { timer?.cancel() }

@@ -1,5 +1,5 @@
-// The poll loop of an I/O thread: sockets and plain file descriptors with their handlers, and a
-// small timer list. Lives on the I/O thread only, so nothing here is locked.
+// The poll loop of an I/O thread: sockets and plain file descriptors with their handlers, and the
+// thread's timers (TimerQueue.swift). Lives on the I/O thread only; only the timer queue is shared.
 
 import CExecnetShims
 import ZeroMQ
@@ -25,23 +25,18 @@ final class IOLoop {
         let kind: SourceKind
         let handler: () -> Void
     }
-    private struct Timer {
-        let id: Int
-        let deadline: ContinuousClock.Instant
-        let action: () -> Void
-    }
-
     private let mailboxFD: Int32
     private var sources: [Source] = []
     private var poller = ZMQPoller()
     private var pollerIsStale = true
-    private var timers: [Timer] = []
-    private var nextTimerID = 1
+    /// The thread's timers: the role's own (``schedule(at:_:)``) and timed waits from other threads.
+    let timers: TimerQueue
     /// Set by a role that has queued output to retry; the next poll waits at most this long.
     var retryInterval: Duration?
 
-    init(mailboxFD: Int32) {
+    init(mailboxFD: Int32, timers: TimerQueue) {
         self.mailboxFD = mailboxFD
+        self.timers = timers
     }
 
     /// Calls `handler` whenever `socket` is readable. The handler must drain what it can.
@@ -76,18 +71,10 @@ final class IOLoop {
 
     /// Runs `action` on this thread once `deadline` has passed.
     ///
-    /// - Returns: An id for ``cancelTimer(_:)``.
+    /// - Returns: A handle whose `cancel()` removes the timer at once.
     @discardableResult
-    func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping () -> Void) -> Int {
-        let id = nextTimerID
-        nextTimerID += 1
-        timers.append(Timer(id: id, deadline: deadline, action: action))
-        return id
-    }
-
-    /// Cancels a timer that has not fired yet.
-    func cancelTimer(_ id: Int) {
-        timers.removeAll { $0.id == id }
+    func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping () -> Void) -> TimerHandle {
+        timers.schedule(at: deadline, loop: action)
     }
 
     private func rebuildPoller() {
@@ -103,21 +90,9 @@ final class IOLoop {
     }
 
     private func pollTimeout(now: ContinuousClock.Instant) -> Duration? {
-        var timeout: Duration? = retryInterval
-        for timer in timers {
-            let untilDue = max(.zero, now.duration(to: timer.deadline))
-            timeout = min(timeout ?? untilDue, untilDue)
-        }
-        return timeout
-    }
-
-    private func runDueTimers() {
-        guard !timers.isEmpty else { return }
-        let now = ContinuousClock.now
-        let due = timers.filter { $0.deadline <= now }
-        guard !due.isEmpty else { return }
-        timers.removeAll { $0.deadline <= now }
-        for timer in due { timer.action() }
+        guard let wake = timers.nextWake(now: now) else { return retryInterval }
+        let untilDue = max(.zero, now.duration(to: wake))
+        return min(retryInterval ?? untilDue, untilDue)
     }
 
     /// Polls and dispatches until `shouldStop` says so.
@@ -147,7 +122,7 @@ final class IOLoop {
                     source.handler()
                 }
             }
-            runDueTimers()
+            timers.runDue()
             afterWakeUp()
             jobsWaiting = runJobs()
         }

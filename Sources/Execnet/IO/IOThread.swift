@@ -32,6 +32,8 @@ final class IOThread<Role: IOThreadRole>: Sendable {
     let mailbox: Mailbox<Role.Command>
     /// Runs task jobs on this thread (for tasks that prefer it, see ``IOThreadExecutor``).
     let executor: IOThreadExecutor
+    /// The thread's timers; any thread may schedule a timed wait's expiry here.
+    let timers: TimerQueue
     /// The role and loop, for commands the I/O thread submits to itself.
     private let owned = OwnedByIOThread<Role>()
     private let flags = IOThreadFlags()
@@ -50,6 +52,8 @@ final class IOThread<Role: IOThreadRole>: Sendable {
         let token = UInt(bitPattern: ObjectIdentifier(mailbox).hashValue)
         let executor = IOThreadExecutor(jobs: mailbox, token: token)
         self.executor = executor
+        let timers = TimerQueue(ownerToken: token) { [mailbox] in _ = cexecnetWake(mailbox.fileDescriptor) }
+        self.timers = timers
         let ready = ThreadSignal()
         let setUpError = Mutex<(any Error)?>(nil)
         let flags = self.flags
@@ -58,12 +62,13 @@ final class IOThread<Role: IOThreadRole>: Sendable {
         let osThread = OSThread(name: name) { [mailbox] in
             flags.threadID.store(currentThreadID(), ordering: .releasing)
             cexecnet_set_thread_token(UInt(token))
-            let loop = IOLoop(mailboxFD: mailbox.fileDescriptor)
+            let loop = IOLoop(mailboxFD: mailbox.fileDescriptor, timers: timers)
             let role: Role
             do {
                 role = try makeRole()
                 try role.setUp(loop)
             } catch {
+                timers.close()
                 setUpError.withLock { $0 = error }
                 ready.raise()
                 finished.raise()
@@ -88,6 +93,8 @@ final class IOThread<Role: IOThreadRole>: Sendable {
             )
             // Commands that arrive after the loop stopped are handled once, so none is lost silently.
             for command in mailbox.close() { role.handle(command, loop) }
+            // Timed waits still pending go on on the fallback timer thread.
+            timers.close()
             owned.role = nil
             owned.loop = nil
             role.tearDown(loop)

@@ -53,3 +53,24 @@ struct PeerLiveness: Sendable {
         now >= lastSent.advanced(by: settings.interval)
     }
 }
+
+/// Notices that this side itself was not running (stopped by SIGSTOP, or its thread held) for
+/// longer than a liveness window.
+///
+/// A peer is judged by the silence seen between our own turns. If our last turn lies further back
+/// than the window, the silence we would measure is our own, so the caller starts its counts
+/// afresh instead of declaring the peer dead.
+struct SchedulingGap: Sendable {
+    private var lastTurn: ContinuousClock.Instant?
+
+    init() {}
+
+    /// Records a turn at `now`.
+    ///
+    /// - Returns: The time since the previous turn if it is longer than `window`, else `nil`.
+    mutating func missed(_ window: Duration, now: ContinuousClock.Instant) -> Duration? {
+        defer { lastTurn = now }
+        guard let lastTurn, lastTurn.duration(to: now) > window else { return nil }
+        return lastTurn.duration(to: now)
+    }
+}

@@ -25,6 +25,7 @@ struct WorkerTransport: FrameTransport {
     }
 
     var isOnIOThread: Bool { io.isCurrent }
+    var timers: TimerQueue? { io.timers }
 }
 
 /// Settings a worker reads from its environment.
@@ -90,6 +91,11 @@ final class WorkerConnection: IOThreadRole {
     private var exiting = false
     private var brokerExpiry = ContinuousClock.now
     private var lastSent = ContinuousClock.now
+    /// Turns of the heartbeat timer: a gap past the window means this worker was stopped (or its
+    /// I/O thread held by a task), not that the broker is gone.
+    private var turns = SchedulingGap()
+    /// Where dropped input from the client is logged, at most once per kind and interval.
+    private var rogue: RateLimitedLogger?
 
     init(settings: WorkerSettings, context: ZMQContext, logger: Logger, runtimeSlot: WorkerRuntimeSlot) {
         self.runtimeSlot = runtimeSlot
@@ -107,6 +113,7 @@ final class WorkerConnection: IOThreadRole {
         try settings.curve?.apply(to: dealer)
         try dealer.connect(settings.endpoint)
         self.dealer = dealer
+        rogue = RateLimitedLogger(logger: logger, timers: loop.timers)
         loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
         if let liveness = settings.liveness {
             brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
@@ -120,6 +127,9 @@ final class WorkerConnection: IOThreadRole {
         let period = min(liveness.interval / 2, .milliseconds(250))
         loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
             let now = ContinuousClock.now
+            if self.turns.missed(liveness.expiry, now: now) != nil {
+                self.brokerExpiry = now.advanced(by: liveness.expiry)
+            }
             if now >= self.brokerExpiry {
                 self.logger.error("the broker stopped answering heartbeats; exiting")
                 self.finishExit(code: 1)
@@ -186,7 +196,7 @@ final class WorkerConnection: IOThreadRole {
             do {
                 message = try received.get()
             } catch {
-                logger.warning("dropped a malformed message from the client: \(error)")
+                rogue?.warning("dropped a malformed message from the client", "\(error)")
                 continue
             }
             switch message.type {
@@ -206,7 +216,7 @@ final class WorkerConnection: IOThreadRole {
             case .farewell:
                 finishExit()
             default:
-                logger.warning("dropped \(message.type): not a client message")
+                rogue?.warning("dropped a message that is not a client message", "\(message.type)")
             }
         }
     }
