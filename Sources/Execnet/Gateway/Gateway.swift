@@ -76,6 +76,8 @@ public final class Gateway: Sendable {
             transport = HubTransport(hub: runtime.io, routingID: routingID)
         }
         self.connection = PeerConnection(gatewayID: id, side: .client, transport: transport, logger: runtime.logger)
+        // A worker that breaks the unnamed-channel cap is lying: its channels have ended; kill it.
+        connection.onProtocolViolation { [weak self] _ in self?.kill() }
     }
 
     // MARK: - Tasks and channels
