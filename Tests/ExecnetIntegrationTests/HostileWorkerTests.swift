@@ -111,6 +111,73 @@ extension ProcessTests {
                 #expect(gateway.connection.existingChannel(4) == nil)
             }
         }
+
+        @Test func aWorkerFloodingFreshChannelIDsIsCutOffAtTheCapAndTheClientServesOn() async throws {
+            try await withRogueWorker { gateway, rogue in
+                let channel = try gateway.remoteExec("anything")
+                _ = try #require(try await rogue.receive(.exec))
+                // 100,000 channels "opened" by the worker that no value will ever name.
+                let item = try encodeInternal(.int(1))
+                for index in 0..<100_000 { try rogue.send(.data, Int32(2 + 2 * index), item) }
+                try await expectCutOff(channel, "too many unnamed channels")
+                #expect(gateway.connection.unnamedPeerChannelCount <= defaultMaxUnnamedPeerChannels)
+                #expect(gateway.channelCount <= defaultMaxUnnamedPeerChannels + 1)
+                #expect(await gateway.join(timeout: .seconds(10)) != nil)
+            }
+            try await expectAnHonestGatewayWorks()
+        }
+
+        @Test func aWorkerQueueingTooManyBytesOnUnnamedChannelsIsCutOff() async throws {
+            try await withRogueWorker { gateway, rogue in
+                let channel = try gateway.remoteExec("anything")
+                _ = try #require(try await rogue.receive(.exec))
+                let item = try encodeInternal(.bytes([UInt8](repeating: 7, count: 1 << 20)))
+                for index in 0..<(defaultMaxUnnamedPeerBytes >> 20) + 2 { try rogue.send(.data, Int32(2 + 2 * index), item) }
+                try await expectCutOff(channel, "too many bytes on unnamed channels")
+                #expect(await gateway.join(timeout: .seconds(10)) != nil)
+            }
+            try await expectAnHonestGatewayWorks()
+        }
+
+        @Test func manyPeerChannelsWithItemsBeforeTheValueNamingThemIsTaken() async throws {
+            try await withRogueWorker { gateway, rogue in
+                let channel = try gateway.remoteExec("anything")
+                _ = try #require(try await rogue.receive(.exec))
+                // Honest: 500 worker channels named in one value, each with an item and a close that
+                // arrive before the client takes the value.
+                let ids = (0..<500).map { Int32(2 + 2 * $0) }
+                try rogue.send(.data, channel.id, encodeInternal(.list(ids.map { .channel(Channel(id: $0)) })))
+                for id in ids {
+                    try rogue.send(.data, id, encodeInternal(.int(Int64(id))))
+                    try rogue.send(.close, id)
+                }
+                guard case .list(let values) = try await channel.receive(timeout: .seconds(10)) else {
+                    Issue.record("expected a list")
+                    return
+                }
+                for (value, id) in zip(values, ids) {
+                    guard case .channel(let side) = value else {
+                        Issue.record("expected a channel")
+                        return
+                    }
+                    #expect(try await side.receive(timeout: .seconds(10)) == .int(Int64(id)))
+                }
+                #expect(values.count == ids.count)
+                #expect(gateway.connection.unnamedPeerChannelCount == 0)
+                #expect(gateway.connection.hasPeerEnded == false)
+            }
+        }
+    }
+}
+
+/// Waits (bounded) for `channel` to end because the peer broke the unnamed-channel cap.
+private func expectCutOff(_ channel: Channel, _ reason: String) async throws {
+    do {
+        let item = try await channel.receive(timeout: .seconds(60))
+        Issue.record("expected the channel to end, got \(item)")
+    } catch let error as ExecnetError {
+        #expect(error.code == .endOfChannel)
+        #expect(error.peerEnd?.reason.contains("protocol violation: \(reason)") == true, "\(error)")
     }
 }
 

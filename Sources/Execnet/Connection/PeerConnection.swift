@@ -40,6 +40,12 @@ final class PeerConnection: Sendable {
         /// whether they were closed on both sides: they stay registered after that, so the value
         /// that names them finds them, and are let go when it is decoded.
         var unresolved: [Int32: Bool] = [:]
+        /// Payload bytes delivered to channels in `unresolved`.
+        var unresolvedBytes = 0
+        /// Payload bytes delivered to each channel in `unresolved`, to give back when it is named.
+        var unresolvedBytesByID: [Int32: Int] = [:]
+        /// Set once the peer broke the cap on unnamed channels; fresh peer channels are refused after it.
+        var violated = false
     }
 
     /// The gateway's id (`gw0`).
@@ -51,11 +57,21 @@ final class PeerConnection: Sendable {
     let rogue: RateLimitedLogger
     /// The largest payload this side sends; larger values fail their send before anything is sent.
     let maxMessageSize: Int
+    /// The most peer channels made by a frame that no value has named yet (see ``defaultMaxUnnamedPeerChannels``).
+    let maxUnnamedChannels: Int
+    /// The most payload bytes queued on such channels (see ``defaultMaxUnnamedPeerBytes``).
+    let maxUnnamedBytes: Int
     private let registry: Mutex<Registry>
+    /// Called once, outside every lock, when the peer breaks the unnamed-channel cap: the client
+    /// kills the worker, a worker exits.
+    private let violationHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     init(gatewayID: String, side: ConnectionSide, transport: any FrameTransport, logger: Logger,
-         maxMessageSize: Int = defaultMaxMessageSize) {
+         maxMessageSize: Int = defaultMaxMessageSize, maxUnnamedChannels: Int = defaultMaxUnnamedPeerChannels,
+         maxUnnamedBytes: Int = defaultMaxUnnamedPeerBytes) {
         self.maxMessageSize = maxMessageSize
+        self.maxUnnamedChannels = maxUnnamedChannels
+        self.maxUnnamedBytes = maxUnnamedBytes
         self.gatewayID = gatewayID
         self.side = side
         self.transport = transport
@@ -96,6 +112,9 @@ final class PeerConnection: Sendable {
             if let existing = registry.channels[id] {
                 registry.recent = existing
                 // Named at last: a channel already closed on both sides is let go now.
+                if resolving, let bytes = registry.unresolvedBytesByID.removeValue(forKey: id) {
+                    registry.unresolvedBytes -= bytes
+                }
                 if resolving, let closed = registry.unresolved.removeValue(forKey: id), closed {
                     registry.channels[id] = nil
                     registry.recent = nil
@@ -140,6 +159,71 @@ final class PeerConnection: Sendable {
 
     /// The number of channels still open.
     var openChannelCount: Int { registry.withLock { $0.channels.count } }
+
+    /// The number of peer channels made by a frame that no value has named yet.
+    var unnamedPeerChannelCount: Int { registry.withLock { $0.unresolved.count } }
+
+    /// Sets what happens when the peer breaks the unnamed-channel cap (after every channel has ended).
+    func onProtocolViolation(_ handler: @escaping @Sendable (String) -> Void) {
+        violationHandler.withLock { $0 = handler }
+    }
+
+    /// The channel a DATA (`bytes` long) or CLOSE from the peer is for: a registered one, or a new
+    /// channel of the peer's parity, kept until a value names it. `nil` for an id this side never
+    /// opened, and for a frame past the cap on unnamed peer channels or their queued bytes: the
+    /// peer is lying (an honest peer names its channels in values), so every channel ends and the
+    /// violation handler runs, once.
+    private func channelForPeerFrame(_ id: Int32, bytes: Int) -> Channel? {
+        enum Lookup { case found(Channel, PeerEnd??), unknown, refused(String?) }
+        let lookup = registry.withLock { registry -> Lookup in
+            let existing = registry.recent?.id == id ? registry.recent : registry.channels[id]
+            if let existing, registry.unresolved[id] == nil {
+                registry.recent = existing
+                return .found(existing, nil)
+            }
+            guard id > 0 && !isOwnID(id) else { return .unknown }
+            let isNew = existing == nil
+            if registry.violated { return .refused(nil) }
+            if isNew && registry.unresolved.count >= maxUnnamedChannels {
+                registry.violated = true
+                return .refused("protocol violation: too many unnamed channels (over \(maxUnnamedChannels))")
+            }
+            if registry.unresolvedBytes + bytes > maxUnnamedBytes {
+                registry.violated = true
+                return .refused("protocol violation: too many bytes on unnamed channels (over \(maxUnnamedBytes))")
+            }
+            registry.unresolvedBytes += bytes
+            registry.unresolvedBytesByID[id, default: 0] += bytes
+            if let existing {
+                registry.recent = existing
+                return .found(existing, nil)
+            }
+            let channel = Channel(id: id, connection: self, taskName: nil, isTaskChannel: false)
+            registry.channels[id] = channel
+            registry.recent = channel
+            registry.unresolved[id] = false
+            return .found(channel, registry.ended)
+        }
+        switch lookup {
+        case .found(let channel, let ended):
+            if let ended {
+                logger.warning("frame for channel \(id) from \(gatewayID) after the peer ended")
+                channel.markPeerEnded(ended)
+            }
+            return channel
+        case .unknown:
+            return nil
+        case .refused(let violation):
+            guard let violation else {
+                logger.debug("dropped a frame for unnamed channel \(id) from \(gatewayID): the peer broke the cap")
+                return nil
+            }
+            logger.error("\(violation) from \(gatewayID); ending the connection")
+            peerEnded(PeerEnd(violation, gatewayID: gatewayID))
+            violationHandler.withLock { $0 }?(violation)
+            return nil
+        }
+    }
 
     // MARK: - Values
 
@@ -208,12 +292,10 @@ final class PeerConnection: Sendable {
         let id = message.channelID
         switch message.type {
         case .data:
-            if let channel = existingChannel(id) {
+            // A registered channel, or the first item of a channel the peer opened.
+            if let channel = channelForPeerFrame(id, bytes: message.payload.count) {
                 channel.deliver(message.payload)
-            } else if id > 0 && !isOwnID(id) {
-                // The first item of a channel the peer opened.
-                channel(forID: id).deliver(message.payload)
-            } else {
+            } else if !(id > 0 && !isOwnID(id)) {
                 dropRogue(message, "a channel this side never opened")
             }
         case .close, .closeError:
@@ -227,12 +309,12 @@ final class PeerConnection: Sendable {
                 }
                 error = RemoteError(text, taskName: existingChannel(id)?.taskName, gatewayID: gatewayID)
             }
-            if let channel = existingChannel(id) {
+            // A channel the peer opened and closed before sending anything on it or naming it in a
+            // value here is kept until a value names it, and our close lets the peer forget it.
+            if let channel = channelForPeerFrame(id, bytes: 0) {
                 channel.remoteClosed(error: error, reply: true)
             } else if id > 0 && !isOwnID(id) {
-                // A channel the peer opened and closed before sending anything on it or naming it
-                // in a value here: it is kept until a value names it, and our close lets the peer forget it.
-                channel(forID: id).remoteClosed(error: error, reply: true)
+                break
             } else {
                 dropRogue(message, "a channel this side never opened or already forgot")
             }
@@ -286,6 +368,13 @@ final class PeerConnection: Sendable {
     /// Whether the peer has ended.
     var hasPeerEnded: Bool { registry.withLock { $0.ended != nil } }
 }
+
+/// The default cap on channels a peer opened by a frame (DATA or CLOSE) that no decoded value
+/// has named yet, per connection. Past it the peer is taken for a liar and the connection ends.
+let defaultMaxUnnamedPeerChannels = 1_024
+
+/// The default cap on payload bytes queued on such channels, per connection (64 MiB).
+let defaultMaxUnnamedPeerBytes = 64 << 20
 
 /// A transport that goes nowhere, for channels bound to no gateway.
 struct DetachedTransport: FrameTransport {

@@ -81,6 +81,8 @@ public final class Gateway: Sendable {
         }
         self.connection = PeerConnection(gatewayID: id, side: .client, transport: transport, logger: runtime.logger)
         state.withLock { $0.group = group }
+        // A worker that breaks the unnamed-channel cap is lying: its channels have ended; kill it.
+        connection.onProtocolViolation { [weak self] _ in self?.kill() }
     }
 
     // MARK: - Tasks and channels

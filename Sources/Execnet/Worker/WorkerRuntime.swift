@@ -262,6 +262,11 @@ final class WorkerRuntime: Sendable {
         self.settings = settings
         self.connection = PeerConnection(
             gatewayID: settings.gatewayID, side: .worker, transport: WorkerTransport(io: io), logger: logger)
+        // A client that breaks the unnamed-channel cap is lying: nothing it sends can be trusted; exit.
+        connection.onProtocolViolation { _ in
+            fflush(nil)
+            _exit(1)
+        }
     }
 
     /// Sends the hello that tells the client who this worker is.
