@@ -62,4 +62,5 @@ private final class RecordingTransport: FrameTransport {
         return true
     }
     var isOnIOThread: Bool { false }
+    var timers: TimerQueue? { nil }
 }
