@@ -33,6 +33,8 @@ final class Broker: IOThreadRole {
     var outbox: RouterOutbox?
     var zap: ZAPHandler?
     var table: RoutingTable
+    /// Per-channel credit as forwarded (Broker+FlowControl.swift).
+    var flow: FlowLedger
     var shuttingDown = false
     let started = ContinuousClock.now
 
@@ -52,6 +54,7 @@ final class Broker: IOThreadRole {
         self.context = context
         self.shared = shared
         self.table = RoutingTable(settings: configuration.liveness)
+        self.flow = FlowLedger(limits: configuration.limits)
     }
 
     // MARK: - IOThreadRole
@@ -68,8 +71,9 @@ final class Broker: IOThreadRole {
         try router.setRouterMandatory(true)
         try router.setRouterHandover(true)
         try router.setLinger(milliseconds: 0)
-        try router.setSendHighWaterMark(0)
-        try router.setReceiveHighWaterMark(0)
+        // Bounded pipes: past the mark a peer's messages wait in the outbox, where they are counted.
+        try router.setSendHighWaterMark(configuration.limits.highWaterMark)
+        try router.setReceiveHighWaterMark(configuration.limits.highWaterMark)
         try router.setMaxMessageSize(Int64(configuration.maxMessageSize))
         if let security = configuration.security {
             try router.setCurveServer(true)
@@ -107,6 +111,7 @@ final class Broker: IOThreadRole {
 
     func afterWakeUp(_ loop: IOLoop) {
         outbox?.flush(loop)
+        if outbox?.hasBacklog == true { checkQueues() }
     }
 
     func tearDown(_ loop: IOLoop) {
@@ -201,6 +206,7 @@ final class Broker: IOThreadRole {
             }
         }
         updateRates(now: now)
+        forgetChannelsOfGoneWorkers()
         if shuttingDown { checkDrained() }
     }
 

@@ -35,6 +35,8 @@ public struct BrokerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// The logger.
     public var logger: Logger
+    /// Memory limits (docs/SECURITY.md, "Limits").
+    public var limits = BrokerLimits()
 
     /// Creates a configuration.
     ///

@@ -71,6 +71,8 @@ extension Channel {
         case none
         case handOff(ReceiveWaiter, grant: (messages: Int, bytes: Int)?)
         case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?)
+        /// Queued while someone waits for the close: granted back at once.
+        case drained((messages: Int, bytes: Int)?)
     }
 
     /// An item arrived from the peer.
@@ -94,11 +96,13 @@ extension Channel {
                 return .handOff(receiver, grant: state.consume(bytes: payload.count))
             }
             state.items.append(payload)
-            return .none
+            return state.draining ? .drained(state.drainArrival(bytes: payload.count)) : .none
         }
         switch delivery {
         case .none:
             break
+        case .drained(let grant):
+            sendCredit(grant)
         case .handOff(let receiver, let grant):
             sendCredit(grant)
             receiver.resume(.success(payload))
@@ -288,6 +292,7 @@ extension Channel {
                                                      gatewayID: gatewayID, channelID: id))
                     }
                     state.closeWaiters.append(.async(id: waiterID, continuation))
+                    sendCredit(state.startDrain())
                     return nil
                 }
                 if let immediate { continuation.resume(with: immediate) }
@@ -316,6 +321,7 @@ extension Channel {
                 return .success(())
             }
             state.closeWaiters.append(.blocking(id: waiterID, outcome))
+            sendCredit(state.startDrain())
             return nil
         }
         if let immediate { return try immediate.get() }
@@ -332,6 +338,7 @@ extension Channel {
     private func removeCloseWaiter(_ waiterID: Int) -> CloseWaiter? {
         state.withLock { state -> CloseWaiter? in
             guard let index = state.closeWaiters.firstIndex(where: { $0.id == waiterID }) else { return nil }
+            defer { state.stopDrainIfUnwatched() }
             return state.closeWaiters.remove(at: index)
         }
     }
