@@ -50,6 +50,14 @@ struct FlowCredit {
         messages > 0 && (bytes >= size || bytes >= FlowWindow.bytes)
     }
 
+    /// Takes credit for one message of `size`, or names the violation.
+    mutating func take(_ size: Int, _ channelID: Int32) -> FlowVerdict {
+        guard allows(size) else { return .violation("sent DATA beyond its credit on channel \(channelID)") }
+        messages -= 1
+        bytes -= size
+        return .forward
+    }
+
     /// A grant is owed only for what was sent: the credit never exceeds the window.
     var isWithinWindow: Bool { messages <= FlowWindow.messages && bytes <= FlowWindow.bytes }
 }
@@ -87,31 +95,28 @@ struct FlowLedger {
     /// A DATA of `size` bytes; `created` says that it opened the channel at the broker.
     mutating func data(worker: PeerKey, _ channelID: Int32, fromWorker: Bool, size: Int) -> (FlowVerdict, created: Bool) {
         let key = ChannelFlowKey(worker: worker, channelID: channelID)
-        var created = false
-        if channels[key] == nil {
-            let count = channelCounts[worker, default: 0]
-            guard count < limits.maxChannelsPerGateway else {
-                return (.violation("opened more than \(limits.maxChannelsPerGateway) channels on one gateway"), false)
-            }
-            channelCounts[worker] = count + 1
-            channels[key] = ChannelFlow()
-            created = true
+        // One hash lookup on the common path: the record is updated in place through its index.
+        guard let index = channels.index(forKey: key) else { return firstData(key, fromWorker: fromWorker, size: size) }
+        let verdict: FlowVerdict
+        if fromWorker {
+            verdict = channels.values[index].toClient.take(size, channelID)
+        } else if channels.values[index].clientClosed {
+            verdict = .violation("sent DATA on channel \(channelID) after closing it")
+        } else {
+            verdict = channels.values[index].toWorker.take(size, channelID)
         }
-        let verdict = { (flow: inout ChannelFlow) -> FlowVerdict in
-            if fromWorker {
-                guard flow.toClient.allows(size) else { return .violation("sent DATA beyond its credit on channel \(channelID)") }
-                flow.toClient.messages -= 1
-                flow.toClient.bytes -= size
-            } else {
-                if flow.clientClosed { return .violation("sent DATA on channel \(channelID) after closing it") }
-                guard flow.toWorker.allows(size) else { return .violation("sent DATA beyond its credit on channel \(channelID)") }
-                flow.toWorker.messages -= 1
-                flow.toWorker.bytes -= size
-            }
-            return .forward
-        }(&channels[key]!)
         if verdict == .forward { inFlightBytes += size }
-        return (verdict, created)
+        return (verdict, false)
+    }
+
+    private mutating func firstData(_ key: ChannelFlowKey, fromWorker: Bool, size: Int) -> (FlowVerdict, created: Bool) {
+        let count = channelCounts[key.worker, default: 0]
+        guard count < limits.maxChannelsPerGateway else {
+            return (.violation("opened more than \(limits.maxChannelsPerGateway) channels on one gateway"), false)
+        }
+        channelCounts[key.worker] = count + 1
+        channels[key] = ChannelFlow()
+        return (data(worker: key.worker, key.channelID, fromWorker: fromWorker, size: size).0, true)
     }
 
     /// A CREDIT granting `messages` and `bytes` to the other side.
