@@ -119,6 +119,26 @@ extension ProcessTests {
             try await expectBrokerServes(endpoint)
         }
 
+        /// Control answers are not covered by credit: a client that asks for status without end
+        /// and never reads is cut off once its queue passes the allowance.
+        @Test func aClientThatLeavesTooMuchUnreadIsCutOff() async throws {
+            let (broker, endpoint) = try startBroker()
+            defer { stopChild(broker) }
+            let reader = try await RawClient(endpoint)
+            defer { reader.close() }
+            let before = try residentBytes(broker.pid)
+            #expect(try await brokerClientCount(endpoint) == 1)
+            let request = [[]] + WireMessage(channelID: 1, type: .brokerStatus, payload: []).frames
+            var cutOff = false
+            for round in 0..<40 {
+                for _ in 0..<10_000 { try reader.socket.send(request) }
+                if round % 4 == 3, try await brokerClientCount(endpoint) == 0 { cutOff = true; break }
+            }
+            #expect(cutOff)
+            let after = try residentBytes(broker.pid)
+            #expect(after < before + (200 << 20), "the broker grew from \(before >> 20) to \(after >> 20) MiB")
+        }
+
         @Test func pastItsMemoryCapTheBrokerRefusesNewGateways() async throws {
             let (broker, endpoint) = try startBroker(["--max-in-flight-mib", "1"])
             defer { stopChild(broker) }
@@ -239,6 +259,14 @@ func residentBytes(_ pid: Int32) throws -> Int {
 func brokerGatewayCount(_ endpoint: String) async throws -> Int {
     guard case .dict(let status) = try await fetchBrokerStatus(endpoint), case .int(let count)? = status[.string("workers")] else {
         throw ExecnetError(.protocolViolation, "no worker count in the broker's status")
+    }
+    return Int(count)
+}
+
+/// How many clients the broker at `endpoint` has registered.
+func brokerClientCount(_ endpoint: String) async throws -> Int {
+    guard case .dict(let status) = try await fetchBrokerStatus(endpoint), case .int(let count)? = status[.string("clients")] else {
+        throw ExecnetError(.protocolViolation, "no client count in the broker's status")
     }
     return Int(count)
 }
