@@ -57,6 +57,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Largest message frame accepted, in bytes.")
     var maxMessageSize: Int = defaultMaxMessageSize
 
+    @Option(name: .long, help: "Memory cap in MiB: bytes in flight on channels plus bytes queued for slow peers, past which new gateways are refused.")
+    var maxInFlightMib: Int = BrokerLimits().maxInFlightBytes >> 20
+
+    @Option(name: .long, help: "Open channels per gateway; a peer opening more is cut off.")
+    var maxChannelsPerGateway: Int = BrokerLimits().maxChannelsPerGateway
+
     @Option(name: .long, help: "How long a graceful shutdown waits for workers, in seconds.")
     var shutdownGrace: Double = 5
 
@@ -82,10 +88,13 @@ struct Serve: AsyncParsableCommand {
                                       authorizedKeys: try AuthorizedKeys.load(authorizedFile))
         }
         guard heartbeatInterval > 0, liveness >= 1 else { throw ValidationError("heartbeat interval and liveness must be positive") }
-        let configuration = BrokerConfiguration(
+        guard maxInFlightMib > 0, maxChannelsPerGateway > 0 else { throw ValidationError("limits must be positive") }
+        var configuration = BrokerConfiguration(
             binds: binds, liveness: LivenessSettings(interval: .seconds(heartbeatInterval), liveness: liveness),
             maxMessageSize: maxMessageSize, security: security, shutdownGracePeriod: .seconds(shutdownGrace),
             maxGatewaysPerClient: maxGatewaysPerClient, logger: logger)
+        configuration.limits.maxInFlightBytes = maxInFlightMib << 20
+        configuration.limits.maxChannelsPerGateway = maxChannelsPerGateway
         do {
             try configuration.validate()
         } catch let error as ExecnetError {

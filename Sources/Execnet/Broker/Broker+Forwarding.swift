@@ -49,7 +49,9 @@ extension Broker {
         guard let channelID = channel.channelID, let kind = type.messageType, kind.isForwardedChannelTraffic else {
             return handleWorker(address, [channel.bytes, type.bytes, payload.bytes][...])
         }
-        noteForwarded(address, key: key, channelID: channelID, type: kind)
+        guard admitChannelTraffic(worker: address, key: key, fromWorker: true, sender: address, channelID: channelID,
+                                  type: kind, payloadSize: payload.count, payload: { payload.bytes })
+        else { return }
         if !forward(to: owner, prefix: address, &channel, &type, &payload, now: now) {
             logger.debug("the owner of \(table.worker(address)?.gatewayID ?? "?") is not connected; dropped \(kind)")
         }
@@ -77,7 +79,9 @@ extension Broker {
         else {
             return handleClient(client, [targetAddress, channel.bytes, type.bytes, payload.bytes][...])
         }
-        noteForwarded(targetAddress, key: targetKey, channelID: channelID, type: kind)
+        guard admitChannelTraffic(worker: targetAddress, key: targetKey, fromWorker: false, sender: client, channelID: channelID,
+                                  type: kind, payloadSize: payload.count, payload: { payload.bytes })
+        else { return }
         if !forward(to: targetAddress, prefix: nil, &channel, &type, &payload, now: now) {
             logger.debug("worker \(table.worker(targetAddress)?.gatewayID ?? "?") is not connected; dropped \(kind)")
         }
@@ -122,17 +126,6 @@ extension Broker {
         } catch {
             logger.error("ROUTER send failed: \(error)")
             return false
-        }
-    }
-
-    /// Keeps the open-channel count for status: the table is written only when a channel opens or closes.
-    private func noteForwarded(_ address: PeerAddress, key: PeerKey, channelID: Int32, type: MessageType) {
-        let open = table.isChannelOpen(worker: key, channelID)
-        switch type {
-        case .data where !open, .close where open, .closeError where open:
-            table.noteChannelMessage(worker: address, channelID: channelID, type: type)
-        default:
-            break
         }
     }
 

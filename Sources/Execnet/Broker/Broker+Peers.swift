@@ -103,6 +103,7 @@ extension Broker {
             sendToClient(client, about: address, .spawnFailed, encodePlain(.string(reason)))
         }
         if shuttingDown { return fail("the broker is shutting down") }
+        if !isUnderMemoryCap { return fail(memoryCapReason) }
         guard table.worker(address) == nil else { return fail("the gateway address is already in use") }
         if let refusal = quotaRefusal(for: client) { return fail(refusal) }
         guard let agent = table.chooseAgent(host: host) else {

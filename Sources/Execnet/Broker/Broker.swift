@@ -37,6 +37,8 @@ final class Broker: IOThreadRole {
     var outbox: RouterOutbox?
     var zap: ZAPHandler?
     var table: RoutingTable
+    /// Per-channel credit as forwarded (Broker+FlowControl.swift).
+    var flow: FlowLedger
     var shuttingDown = false
     let started = ContinuousClock.now
 
@@ -71,6 +73,7 @@ final class Broker: IOThreadRole {
         self.shared = shared
         self.table = RoutingTable(settings: configuration.liveness)
         self.authorizedKeys = configuration.security?.authorizedKeys
+        self.flow = FlowLedger(limits: configuration.limits)
     }
 
     // MARK: - IOThreadRole
@@ -92,8 +95,9 @@ final class Broker: IOThreadRole {
         // receive what is sent to it); each message's key is checked too (Broker+Identity.swift).
         try router.setRouterHandover(false)
         try router.setLinger(milliseconds: 0)
-        try router.setSendHighWaterMark(0)
-        try router.setReceiveHighWaterMark(0)
+        // Bounded pipes: past the mark a peer's messages wait in the outbox, where they are counted.
+        try router.setSendHighWaterMark(configuration.limits.highWaterMark)
+        try router.setReceiveHighWaterMark(configuration.limits.highWaterMark)
         try router.setMaxMessageSize(Int64(configuration.maxMessageSize))
         if let security = configuration.security {
             try router.setCurveServer(true)
@@ -133,6 +137,7 @@ final class Broker: IOThreadRole {
 
     func afterWakeUp(_ loop: IOLoop) {
         outbox?.flush(loop)
+        if outbox?.hasBacklog == true { checkQueues() }
     }
 
     func tearDown(_ loop: IOLoop) {
@@ -227,6 +232,7 @@ final class Broker: IOThreadRole {
             }
         }
         updateRates(now: now)
+        forgetChannelsOfGoneWorkers()
         if shuttingDown { checkDrained() }
     }
 

@@ -38,6 +38,8 @@ public struct BrokerConfiguration: Sendable {
     public var maxGatewaysPerClient: Int
     /// The logger.
     public var logger: Logger
+    /// Memory limits (docs/SECURITY.md, "Limits").
+    public var limits = BrokerLimits()
 
     /// Creates a configuration.
     ///

@@ -79,6 +79,8 @@ extension Channel {
         case afterEnd
         case handOff(ReceiveWaiter, grant: (messages: Int, bytes: Int)?)
         case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?)
+        /// Queued while someone waits for the close: granted back at once.
+        case drained((messages: Int, bytes: Int)?)
     }
 
     /// An item arrived from the peer.
@@ -111,13 +113,15 @@ extension Channel {
                 return .handOff(receiver, grant: state.consume(bytes: payload.count))
             }
             state.items.append(payload)
-            return .none
+            return state.draining ? .drained(state.drainArrival(bytes: payload.count)) : .none
         }
         switch delivery {
         case .none:
             break
         case .afterEnd:
-            connection.logger.warning("dropped DATA on channel \(id) from \(gatewayID): the channel had ended")
+            connection.rogue.warning("dropped DATA on a channel that had ended", "channel \(id) from \(gatewayID)")
+        case .drained(let grant):
+            sendCredit(grant)
         case .handOff(let receiver, let grant):
             sendCredit(grant)
             receiver.resume(.success(payload))
@@ -357,6 +361,7 @@ extension Channel {
                                                      gatewayID: gatewayID, channelID: id))
                     }
                     state.closeWaiters.append(.async(id: waiterID, continuation))
+                    sendCredit(state.startDrain())
                     return nil
                 }
                 if let immediate { continuation.resume(with: immediate) }
@@ -379,6 +384,7 @@ extension Channel {
         let immediate: Result<Void, any Error>? = state.withLock { state in
             if state.isClosed { return closeOutcome(&state) }
             state.closeWaiters.append(.blocking(id: waiterID, outcome))
+            sendCredit(state.startDrain())
             return nil
         }
         if let immediate { return try immediate.get() }
@@ -395,6 +401,7 @@ extension Channel {
     private func removeCloseWaiter(_ waiterID: Int) -> CloseWaiter? {
         state.withLock { state -> CloseWaiter? in
             guard let index = state.closeWaiters.firstIndex(where: { $0.id == waiterID }) else { return nil }
+            defer { state.stopDrainIfUnwatched() }
             return state.closeWaiters.remove(at: index)
         }
     }

@@ -12,6 +12,9 @@ enum FlowWindow {
     /// Bytes a sender may have unconsumed at the receiver (a single larger message may still go
     /// when nothing else is in flight).
     static let bytes = 16 << 20
+    /// What a receiver holds at most for a drain grant (items granted back unconsumed while
+    /// someone waits for the close), per channel: bytes, counting 64 bytes per item.
+    static let drainBytes = 1 << 30
 }
 
 /// How a receive ends when it gets no item.
@@ -122,6 +125,11 @@ struct ChannelState {
     /// Consumed since the last credit grant to the peer.
     var consumedMessages = 0
     var consumedBytes = 0
+    /// Someone waits for the close: queued items are granted back at once (a drain grant).
+    var draining = false
+    /// Items granted back before they were taken (the oldest queued ones); taking them grants nothing.
+    var aheadMessages = 0
+    var aheadBytes = 0
 
     // MARK: Close state
     /// This side closed the channel (or the gateway ended).
@@ -186,8 +194,9 @@ struct ChannelState {
 
     /// Adds credit granted by the peer and returns the senders that may now go, in order.
     mutating func grant(messages: Int, bytes: Int) -> CreditOutcome {
-        sendMessages += messages
-        sendBytes += bytes
+        // Saturating: a peer's grant is not checked here, and no grant may trap on overflow.
+        sendMessages = sendMessages.addingReportingOverflow(messages).overflow ? Int.max : sendMessages + messages
+        sendBytes = sendBytes.addingReportingOverflow(bytes).overflow ? Int.max : sendBytes + bytes
         var outcome = CreditOutcome()
         while let next = senders.first, hasCredit(for: next.bytes) {
             senders.removeFirst()
@@ -199,6 +208,16 @@ struct ChannelState {
 
     /// Counts a consumed item; returns the grant to send to the peer once half a window is consumed.
     mutating func consume(bytes: Int) -> (messages: Int, bytes: Int)? {
+        if aheadMessages > 0 {
+            // Granted when it arrived, for a waiter for the close.
+            aheadMessages -= 1
+            aheadBytes -= bytes
+            return nil
+        }
+        return countConsumed(bytes: bytes)
+    }
+
+    private mutating func countConsumed(bytes: Int) -> (messages: Int, bytes: Int)? {
         consumedMessages += 1
         consumedBytes += bytes
         guard consumedMessages >= FlowWindow.messages / 2 || consumedBytes >= FlowWindow.bytes / 2 else {
@@ -206,5 +225,41 @@ struct ChannelState {
         }
         defer { consumedMessages = 0; consumedBytes = 0 }
         return (consumedMessages, consumedBytes)
+    }
+}
+
+// MARK: - Drain grants (docs/PROTOCOL.md, "Flow control")
+
+extension ChannelState {
+    /// A waiter for the close arrived: grants back every queued item not yet granted, as if taken,
+    /// so the sender can finish (up to the drain cap). Returns the grant to send.
+    mutating func startDrain() -> (messages: Int, bytes: Int)? {
+        guard callback == nil, !isEnded else { return nil }
+        draining = true
+        var total: (messages: Int, bytes: Int)?
+        for item in items.dropFirst(aheadMessages) {
+            guard let grant = holdAhead(bytes: item.count) else { continue }
+            total = (messages: (total?.messages ?? 0) + grant.messages, bytes: (total?.bytes ?? 0) + grant.bytes)
+        }
+        return total
+    }
+
+    /// An item was queued while draining: grants it back at once (up to the drain cap).
+    mutating func drainArrival(bytes: Int) -> (messages: Int, bytes: Int)? {
+        draining ? holdAhead(bytes: bytes) : nil
+    }
+
+    /// The last waiter for the close left (timeout, cancellation): items queue within the window again.
+    mutating func stopDrainIfUnwatched() {
+        if closeWaiters.isEmpty { draining = false }
+    }
+
+    /// Counts a queued item as consumed ahead of its taker, if the drain cap allows.
+    private mutating func holdAhead(bytes: Int) -> (messages: Int, bytes: Int)? {
+        guard aheadBytes + (aheadMessages + 1) * 64 + bytes <= FlowWindow.drainBytes else { return nil }
+        let grant = countConsumed(bytes: bytes)
+        aheadMessages += 1
+        aheadBytes += bytes
+        return grant
     }
 }

@@ -13,6 +13,9 @@ final class RouterOutbox {
     let logger: Logger
     /// Messages that met a full pipe, per peer, oldest first.
     private var backlog: [PeerAddress: Deque<[[UInt8]]>] = [:]
+    /// Bytes in each peer's backlog, and over all peers.
+    private var backlogBytes: [PeerAddress: Int] = [:]
+    private(set) var queuedBytes = 0
 
     init(socket: ZMQSocket, logger: Logger) {
         self.socket = socket
@@ -29,12 +32,12 @@ final class RouterOutbox {
     @discardableResult
     func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
         if backlog[address] != nil {
-            backlog[address]!.append(frames)
+            enqueue(frames, for: address)
             return true
         }
         do {
             if try !socket.send([address] + frames, dontWait: true) {
-                backlog[address, default: []].append(frames)
+                enqueue(frames, for: address)
             }
             return true
         } catch let error as ZMQError where error.isHostUnreachable {
@@ -53,12 +56,15 @@ final class RouterOutbox {
                     if try !socket.send([address] + frames, dontWait: true) { break }
                 } catch {
                     logger.debug("dropping the backlog of a peer that left: \(error)")
-                    backlog[address] = nil
+                    forget(address)
                     break
                 }
                 backlog[address]!.removeFirst()
+                let size = Self.size(frames)
+                backlogBytes[address, default: 0] -= size
+                queuedBytes -= size
             }
-            if backlog[address]?.isEmpty == true { backlog[address] = nil }
+            if backlog[address]?.isEmpty == true { forget(address) }
         }
     }
 
@@ -72,5 +78,22 @@ final class RouterOutbox {
     /// Forgets a gone peer's backlog.
     func forget(_ address: PeerAddress) {
         backlog[address] = nil
+        queuedBytes -= backlogBytes.removeValue(forKey: address) ?? 0
+    }
+
+    /// Peers with more than `bytes` queued, and how much each has.
+    func peersQueuing(over bytes: Int) -> [(PeerAddress, Int)] {
+        backlogBytes.filter { $0.value > bytes }.map { ($0.key, $0.value) }
+    }
+
+    private func enqueue(_ frames: [[UInt8]], for address: PeerAddress) {
+        backlog[address, default: []].append(frames)
+        let size = Self.size(frames)
+        backlogBytes[address, default: 0] += size
+        queuedBytes += size
+    }
+
+    private static func size(_ frames: [[UInt8]]) -> Int {
+        frames.reduce(0) { $0 + $1.count }
     }
 }
