@@ -24,6 +24,29 @@ import Testing
         #expect(state.hasCredit(for: 1))
     }
 
+    /// The receiver's side of the window: what an honest sender can have in flight passes, one
+    /// message more (or a byte window overrun while something is in flight) is a lie.
+    @Test func theReceiverRefusesItemsBeyondTheWindowItGranted() {
+        var state = ChannelState()
+        for _ in 0..<FlowWindow.messages { do { let ok = state.noteArrival(bytes: 10); #expect(ok) } }
+        do { let ok = state.noteArrival(bytes: 10); #expect(!ok) }
+
+        var granted = ChannelState()
+        for _ in 0..<FlowWindow.messages { do { let ok = granted.noteArrival(bytes: 10); #expect(ok) } }
+        var grants = 0
+        for _ in 0..<FlowWindow.messages where granted.consume(bytes: 10) != nil { grants += 1 }
+        #expect(grants == 2)
+        // Everything was granted back: a whole window may come again.
+        for _ in 0..<FlowWindow.messages { do { let ok = granted.noteArrival(bytes: 10); #expect(ok) } }
+
+        var bytes = ChannelState()
+        do { let ok = bytes.noteArrival(bytes: FlowWindow.bytes * 2); #expect(ok) }  // alone in flight: allowed
+        var small = ChannelState()
+        do { let ok = small.noteArrival(bytes: 1); #expect(ok) }
+        do { let ok = small.noteArrival(bytes: FlowWindow.bytes - 1); #expect(ok) }
+        do { let ok = small.noteArrival(bytes: 1); #expect(!ok) }
+    }
+
     @Test func consumptionGrantsCreditAtHalfAWindow() {
         var state = ChannelState()
         var grants: [(messages: Int, bytes: Int)] = []

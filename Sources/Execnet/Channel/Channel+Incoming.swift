@@ -77,6 +77,8 @@ extension Channel {
     private enum Delivery {
         case none
         case afterEnd
+        /// The peer sent beyond its window: it is lying about flow control.
+        case violation
         case handOff(ReceiveWaiter, grant: (messages: Int, bytes: Int)?)
         case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?)
         /// Queued while someone waits for the close: granted back at once.
@@ -94,6 +96,7 @@ extension Channel {
                 // This side closed it: the user no longer wants items (the peer may not know yet).
                 return .none
             }
+            guard state.noteArrival(bytes: payload.count) else { return .violation }
             if let registration = state.callback {
                 if registration.direct {
                     // Under the lock, so items keep arrival order against the replay in `register`.
@@ -118,6 +121,8 @@ extension Channel {
         switch delivery {
         case .none:
             break
+        case .violation:
+            connection.reportViolation("protocol violation: the peer sent beyond the flow-control window on channel \(id)")
         case .afterEnd:
             connection.rogue.warning("dropped DATA on a channel that had ended", "channel \(id) from \(gatewayID)")
         case .drained(let grant):

@@ -130,6 +130,9 @@ struct ChannelState {
     /// Items granted back before they were taken (the oldest queued ones); taking them grants nothing.
     var aheadMessages = 0
     var aheadBytes = 0
+    /// Received and not yet granted back: no more than the peer may have in flight, if it is honest.
+    var unackedMessages = 0
+    var unackedBytes = 0
 
     // MARK: Close state
     /// This side closed the channel (or the gateway ended).
@@ -224,7 +227,24 @@ struct ChannelState {
             return nil
         }
         defer { consumedMessages = 0; consumedBytes = 0 }
+        unackedMessages -= consumedMessages
+        unackedBytes -= consumedBytes
         return (consumedMessages, consumedBytes)
+    }
+
+    /// Counts an item that arrived; `false` if the peer sent beyond the window its credit allows.
+    ///
+    /// What this side has received and not granted back is never more than what an honest sender
+    /// has in flight (the sender learns of grants later), so an honest sender never fails this:
+    /// at most ``FlowWindow/messages`` messages, and at most ``FlowWindow/bytes`` bytes unless the
+    /// item arrived when nothing else was in flight.
+    mutating func noteArrival(bytes: Int) -> Bool {
+        defer {
+            unackedMessages += 1
+            unackedBytes += bytes
+        }
+        if unackedMessages >= FlowWindow.messages { return false }
+        return unackedMessages == 0 || unackedBytes + bytes <= FlowWindow.bytes
     }
 }
 

@@ -163,7 +163,8 @@ final class PeerConnection: Sendable {
     /// The number of peer channels made by a frame that no value has named yet.
     var unnamedPeerChannelCount: Int { registry.withLock { $0.unresolved.count } }
 
-    /// Sets what happens when the peer breaks the unnamed-channel cap (after every channel has ended).
+    /// Sets what happens when the peer breaks the protocol: the unnamed-channel cap or a channel's
+    /// flow-control window (after every channel has ended).
     func onProtocolViolation(_ handler: @escaping @Sendable (String) -> Void) {
         violationHandler.withLock { $0 = handler }
     }
@@ -218,11 +219,25 @@ final class PeerConnection: Sendable {
                 logger.debug("dropped a frame for unnamed channel \(id) from \(gatewayID): the peer broke the cap")
                 return nil
             }
-            logger.error("\(violation) from \(gatewayID); ending the connection")
-            peerEnded(PeerEnd(violation, gatewayID: gatewayID))
-            violationHandler.withLock { $0 }?(violation)
+            endForViolation(violation)
             return nil
         }
+    }
+
+    /// The peer broke the protocol (for example, sent beyond a channel's flow-control window): every
+    /// channel ends with `violation` as its cause and the violation handler runs, once.
+    func reportViolation(_ violation: String) {
+        let first = registry.withLock { registry -> Bool in
+            defer { registry.violated = true }
+            return !registry.violated
+        }
+        if first { endForViolation(violation) }
+    }
+
+    private func endForViolation(_ violation: String) {
+        logger.error("\(violation) from \(gatewayID); ending the connection")
+        peerEnded(PeerEnd(violation, gatewayID: gatewayID))
+        violationHandler.withLock { $0 }?(violation)
     }
 
     // MARK: - Values
