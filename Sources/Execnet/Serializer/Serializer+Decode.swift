@@ -142,7 +142,7 @@ extension Serializer {
                     guard hashable else {
                         throw error(.unhashable, at: at, "unhashable set member (a list, dict or set)")
                     }
-                    let members = Set(items)
+                    let members = Serializer.makeSet(items)
                     try pushContainer(opcode == Opcode.set ? .set(members) : .frozenSet(members),
                                       depth: depth, hashable: opcode == Opcode.frozenSet, at: at)
                 case Opcode.channel:

@@ -124,11 +124,9 @@ extension Value: Hashable {
             hasher.combine(10 as UInt8)
             hasher.combine(d)
         case .set(let s):
-            HashWork.note()
             hasher.combine(11 as UInt8)
             hasher.combine(s)
         case .frozenSet(let s):
-            HashWork.note()
             hasher.combine(12 as UInt8)
             hasher.combine(s)
         case .channel(let c):
