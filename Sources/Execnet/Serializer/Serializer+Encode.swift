@@ -319,6 +319,8 @@ extension Serializer {
             sink.raw64(c.imaginary.bitPattern)
         case .channel(let c):
             sink.int32(Opcode.channel, c.id)
+        case .channelReference(let id):
+            sink.int32(Opcode.channel, id)
         case .list, .tuple, .dict, .set, .frozenSet:
             return false
         }
@@ -340,7 +342,7 @@ extension Serializer {
         case .dict: "dict"
         case .set: "set"
         case .frozenSet: "frozenset"
-        case .channel: "channel"
+        case .channel, .channelReference: "channel"
         }
     }
 }

@@ -17,7 +17,7 @@ public struct SerializerError: Error, Hashable, Sendable, CustomStringConvertibl
         private enum Kind: UInt8, Hashable, Sendable {
             case truncated, wrongVersion, unknownOpcode, invalidUTF8, invalidInteger
             case stackMismatch, invalidSetItem, unhashable, channelOutsideGateway
-            case tooDeep, tooLarge, unencodable, negativeCount, pythonDuplicate
+            case tooDeep, tooLarge, unencodable, negativeCount, pythonDuplicate, io
         }
 
         private let kind: Kind
@@ -58,6 +58,8 @@ public struct SerializerError: Error, Hashable, Sendable, CustomStringConvertibl
         /// Python holds equal (`1`, `True` and `1.0`; `0.0` and `-0.0`; `(1,)` and `(True,)`):
         /// Python would keep only one, so encoding refuses rather than lose the other.
         public static let pythonDuplicate = Code(.pythonDuplicate)
+        /// Reading or writing a file descriptor failed (``dump(_:to:)``, ``load(from:)``).
+        public static let io = Code(.io)
 
         /// The code's name, such as `truncated`.
         public var description: String {
@@ -76,6 +78,7 @@ public struct SerializerError: Error, Hashable, Sendable, CustomStringConvertibl
             case .unencodable: "unencodable"
             case .negativeCount: "negativeCount"
             case .pythonDuplicate: "pythonDuplicate"
+            case .io: "io"
             }
         }
     }

@@ -66,6 +66,8 @@ extension Value: Hashable {
             return a == b
         case let (.channel(a), .channel(b)):
             return a === b
+        case let (.channelReference(a), .channelReference(b)):
+            return a == b
         default:
             return false
         }
@@ -132,6 +134,9 @@ extension Value: Hashable {
         case .channel(let c):
             hasher.combine(13 as UInt8)
             hasher.combine(ObjectIdentifier(c))
+        case .channelReference(let id):
+            hasher.combine(14 as UInt8)
+            hasher.combine(id)
         }
     }
 

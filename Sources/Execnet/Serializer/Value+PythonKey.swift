@@ -12,7 +12,7 @@ extension Value {
     /// member's own items, not its whole subtree: decoding stays linear in its input.
     var pythonHash: Int? {
         switch self {
-        case .string, .bytes, .none, .channel:
+        case .string, .bytes, .none, .channel, .channelReference:
             // Within these kinds Python's equality is the structural one (a coincidence with
             // another kind's hash is harmless: `pythonEquals` tells kinds apart).
             return hashValue
@@ -53,6 +53,8 @@ extension Value {
             return true
         case let (.channel(x), .channel(y)):
             return x === y
+        case let (.channelReference(x), .channelReference(y)):
+            return x == y
         case let (.tuple(x), .tuple(y)):
             guard x.count == y.count else { return false }
             for i in x.indices where !pythonEquals(x[i], y[i]) { return false }
@@ -218,7 +220,7 @@ extension Serializer {
         guard members.count > 1 else { return false }
         for member in members {
             switch member {
-            case .string, .int, .bytes, .none, .channel: continue
+            case .string, .int, .bytes, .none, .channel, .channelReference: continue
             default: return true
             }
         }

@@ -51,4 +51,7 @@ public enum Value: Sendable {
     case frozenSet(ValueSet)
     /// A reference to a channel of the same gateway.
     case channel(Channel)
+    /// A channel reference decoded outside a gateway (``Serializer/loadsUnversioned(_:)``): a
+    /// placeholder holding the channel id, which encodes back as that id.
+    case channelReference(Int32)
 }
