@@ -144,6 +144,7 @@ enum Tree {
             }
             out += "]]"
         case .channel(let c): out += "[\"channel\",\(c.id)]"
+        case .channelReference(let id): out += "[\"channel\",\(id)]"
         }
     }
 
