@@ -144,3 +144,15 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer target of scripts/fuzz.sh, only when EXECNET_FUZZ=1 (it needs -sanitize=fuzzer,
+// which a normal build must not).
+if Context.environment["EXECNET_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(
+        name: "ExecnetFuzz",
+        dependencies: ["Execnet"],
+        path: "Fuzz/ExecnetFuzz",
+        swiftSettings: swiftSettings
+    ))
+    package.products.append(.executable(name: "execnet-fuzz", targets: ["ExecnetFuzz"]))
+}

@@ -59,8 +59,36 @@ def gen_float(r):
     return r.uniform(-1e6, 1e6)
 
 
+# Members Python merges with one another (1, True, 1.0; 0, -0.0, complex(0, -0.0); (1,), (True,))
+# or keeps apart although they look alike (each NaN object is its own member).
+MERGING = [1, True, 1.0, complex(1, 0), 0, False, 0.0, -0.0, complex(0, -0.0), (1,), (True,), (1.0,),
+           frozenset([1]), frozenset([True]), 2**70, float(2**70), 1.5, complex(1.5, 0), "1", b"1", None]
+
+
+def gen_merging(r):
+    if r.random() < 0.2:
+        return float("nan") if r.random() < 0.7 else (float("nan"),)
+    return r.choice(MERGING)
+
+
+def raw_merging(r):
+    """Bytes of a set, frozenset or dict whose members repeat in Python's sense (which
+    execnet.dumps never writes, but a peer may), and the value Python's loads makes of them."""
+    members = [gen_merging(r) for _ in range(r.randint(2, 7))]
+    body = [execnet.dumps(m)[1:-1] for m in members]
+    kind = r.randrange(3)
+    if kind == 2:
+        data = b"\x02J" + b"".join(b + execnet.dumps(i)[1:-1] + b"P" for i, b in enumerate(body)) + b"Q"
+    else:
+        data = b"\x02" + b"".join(body) + (b"O" if kind == 0 else b"E") + struct.pack(">i", len(body)) + b"Q"
+    return data, execnet.loads(data)
+
+
 def gen_key(r, depth):
-    """Kinds Python does not merge with other kinds of equal value (no bool/float/complex)."""
+    """Mostly kinds Python does not merge with other kinds of equal value; sometimes merging
+    ones and NaNs (Python's own dicts and sets have already merged them)."""
+    if r.random() < 0.05:
+        return gen_merging(r)
     if depth > 0 and r.random() < 0.2:
         items = [gen_key(r, depth - 1) for _ in range(r.randint(0, 3))]
         return tuple(items) if r.random() < 0.5 else frozenset(items)
@@ -134,9 +162,9 @@ def canon(v):
     if t is dict:
         return ("d", tuple((canon(k), canon(x)) for k, x in v.items()))
     if t is set:
-        return ("S", frozenset(canon(x) for x in v))
+        return ("S", tuple(sorted((canon(x) for x in v), key=repr)))
     if t is frozenset:
-        return ("F", frozenset(canon(x) for x in v))
+        return ("F", tuple(sorted((canon(x) for x in v), key=repr)))
     raise TypeError(f"unexpected type {t}")
 
 
@@ -159,7 +187,40 @@ def tree_canon(t):
     if tag == "d":
         return ("d", tuple((tree_canon(k), tree_canon(x)) for k, x in t[1]))
     if tag in ("S", "F"):
-        return (tag, frozenset(tree_canon(x) for x in t[1]))
+        return (tag, tuple(sorted((tree_canon(x) for x in t[1]), key=repr)))
+    raise ValueError(f"unexpected tag {tag}")
+
+
+def tree_value(t):
+    """The Python value a tree describes, built as Python builds it (merging members)."""
+    tag = t[0]
+    if tag == "n":
+        return None
+    if tag == "b":
+        return t[1]
+    if tag == "i":
+        return int(t[1])
+    if tag == "f":
+        return struct.unpack(">d", bytes.fromhex(t[1]))[0]
+    if tag == "c":
+        return complex(struct.unpack(">d", bytes.fromhex(t[1]))[0], struct.unpack(">d", bytes.fromhex(t[2]))[0])
+    if tag == "y":
+        return bytes.fromhex(t[1])
+    if tag == "s":
+        return t[1]
+    if tag == "l":
+        return [tree_value(x) for x in t[1]]
+    if tag == "t":
+        return tuple(tree_value(x) for x in t[1])
+    if tag == "d":
+        d = {}
+        for k, x in t[1]:
+            d[tree_value(k)] = tree_value(x)
+        return d
+    if tag == "S":
+        return set(tree_value(x) for x in t[1])
+    if tag == "F":
+        return frozenset(tree_value(x) for x in t[1])
     raise ValueError(f"unexpected tag {tag}")
 
 
@@ -182,15 +243,20 @@ def main():
 
     r = random.Random(args.seed)
     values = [gen_value(r, 4) for _ in range(args.count)]
+    # Raw bytes with repeated members: Swift must merge exactly what Python's loads merges.
+    raw = {}
+    for i in range(0, args.count, 10):
+        raw[i], values[i] = raw_merging(r)
     problems = []
     with tempfile.TemporaryDirectory(prefix="execnet-crosscheck-") as work:
         py_path = os.path.join(work, "python-values.txt")
         back_path = os.path.join(work, "swift-reencoded.txt")
         gen_path = os.path.join(work, "swift-values.txt")
         with open(py_path, "w", encoding="utf-8") as f:
-            for v in values:
-                exact = "0" if has_set(v) else "1"
-                f.write(f"{execnet.dumps(v).hex()}\t{exact}\t{repr(v)}\n")
+            for i, v in enumerate(values):
+                exact = "0" if has_set(v) or i in raw else "1"
+                data = raw[i] if i in raw else execnet.dumps(v)
+                f.write(f"{data.hex()}\t{exact}\t{repr(v)}\n")
         result = subprocess.run(
             [args.swift, "crosscheck", "--in", py_path, "--out", back_path,
              "--generate", str(args.count), "--seed", str(args.seed), "--generated-out", gen_path])
@@ -219,6 +285,14 @@ def main():
             for i, line in enumerate(lines):
                 swift_total += 1
                 hex_text, tree, swift_repr = line.split("\t", 2)
+                if hex_text == "-":
+                    # Swift refused to encode it (pythonDuplicate): Python must merge something.
+                    t = json.loads(tree)
+                    if canon(tree_value(t)) == tree_canon(t):
+                        problems.append(f"swift->python #{i}: Swift refused {tree[:200]}, which Python keeps whole")
+                    else:
+                        swift_ok += 1
+                    continue
                 data = bytes.fromhex(hex_text)
                 try:
                     decoded = execnet.loads(data)

@@ -144,6 +144,7 @@ enum Tree {
             }
             out += "]]"
         case .channel(let c): out += "[\"channel\",\(c.id)]"
+        case .channelReference(let id): out += "[\"channel\",\(id)]"
         }
     }
 
@@ -235,7 +236,7 @@ struct PythonCompatibleValues {
     mutating func key(depth: Int) -> Value {
         if depth > 0, int(0...9) < 2 {
             if int(0...1) == 0 { return .tuple((0..<int(0...3)).map { _ in key(depth: depth - 1) }) }
-            return .frozenSet(Set((0..<int(0...3)).map { _ in key(depth: depth - 1) }))
+            return .frozenSet(ValueSet((0..<int(0...3)).map { _ in key(depth: depth - 1) }))
         }
         switch int(0...4) {
         case 0: return .none
@@ -269,8 +270,8 @@ struct PythonCompatibleValues {
             }
             for _ in 0..<count { entries[key(depth: depth - 1)] = value(depth: depth - 1) }
             return .dict(entries)
-        case 4: return .set(Set((0..<count).map { _ in key(depth: depth - 1) }))
-        default: return .frozenSet(Set((0..<count).map { _ in key(depth: depth - 1) }))
+        case 4: return .set(ValueSet((0..<count).map { _ in key(depth: depth - 1) }))
+        default: return .frozenSet(ValueSet((0..<count).map { _ in key(depth: depth - 1) }))
         }
     }
 }

@@ -23,7 +23,7 @@ struct SerializerBenchmark: ParsableCommand {
     @Option(help: "The Python benchmark script.")
     var pythonScript = "bench/serializer_bench.py"
 
-    @Option(help: "Run only the named case (for profiling): list_1m_ints, dict_100k_str_int, bytes_16mib, structs_100k.")
+    @Option(help: "Run only the named case (for profiling): list_1m_ints, dict_100k_str_int, bytes_16mib, structs_100k, nested_frozensets.")
     var only: String?
 
     private func selected(_ name: String) -> Bool { only == nil || only == name }
@@ -72,6 +72,21 @@ struct SerializerBenchmark: ParsableCommand {
         // (d) 100,000 small Codable structs through ValueEncoder + dumps, and loads + ValueDecoder
         if selected("structs_100k") {
             results.append(try measureStructs(reps: reps, sink: &sink))
+        }
+
+        // (e) issue 10's slow decode: frozensets 2,900 deep around a tuple of 100,000 ints
+        // (514 KB); decoding once took depth x size.
+        if selected("nested_frozensets") {
+            var program: [UInt8] = [Serializer.formatVersion]
+            func int32(_ opcode: UInt8, _ n: Int) {
+                let raw = UInt32(truncatingIfNeeded: n)
+                program += [opcode, UInt8(raw >> 24), UInt8((raw >> 16) & 0xFF), UInt8((raw >> 8) & 0xFF), UInt8(raw & 0xFF)]
+            }
+            for i in 0..<100_000 { int32(UInt8(ascii: "F"), i) }
+            int32(UInt8(ascii: "@"), 100_000)
+            for _ in 0..<2_900 { int32(UInt8(ascii: "E"), 1) }
+            program.append(UInt8(ascii: "Q"))
+            results.append(try measureValue("nested_frozensets", try loads(program), reps: reps, sink: &sink))
         }
 
         var pythonResults: [String: (dumps: Double, loads: Double, bytes: Int)] = [:]

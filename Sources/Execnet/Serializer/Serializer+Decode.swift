@@ -89,6 +89,8 @@ extension Serializer {
         let options: StringOptions
         let resolveChannel: ((Int32) throws -> Channel)?
         let baseOffset: Int
+        /// Whether `B` decodes as ``Value/channelReference(_:)`` when there is no resolver.
+        var channelPlaceholders = false
         var position = 0
         var stack: [Slot] = []
         var lists: [OpenList] = []
@@ -142,11 +144,15 @@ extension Serializer {
                     guard hashable else {
                         throw error(.unhashable, at: at, "unhashable set member (a list, dict or set)")
                     }
-                    let members = Set(items)
+                    let members = Serializer.makeSet(items)
                     try pushContainer(opcode == Opcode.set ? .set(members) : .frozenSet(members),
                                       depth: depth, hashable: opcode == Opcode.frozenSet, at: at)
                 case Opcode.channel:
                     let id = try readInt32(at)
+                    if resolveChannel == nil, channelPlaceholders {
+                        stack.append(Slot(value: .channelReference(id), depth: 0, kind: Slot.hashable))
+                        continue
+                    }
                     guard let resolveChannel else {
                         throw error(.channelOutsideGateway, at: at, "channel reference \(id) outside a gateway")
                     }

@@ -204,6 +204,16 @@ extension Serializer {
     /// `ValueDictionary` builds its own on its first lookup).
     static func makeDictionary(keys: [Value], values: [Value]) -> ValueDictionary {
         let n = keys.count
+        if mayHoldPythonDuplicates(keys) {
+            // Numbers of several kinds, tuples or frozen sets: merge what Python merges (the
+            // first key kept, the last value), keep every NaN apart.
+            var values = values
+            guard let kept = pythonDuplicates(keys, merge: { first, later in values[first] = values[later] }) else {
+                return ValueDictionary(uncheckedUniqueKeys: keys, values: values)
+            }
+            return ValueDictionary(uncheckedUniqueKeys: kept.map { keys[$0] }, values: kept.map { values[$0] })
+        }
+        // Text, bytes, ints and None only: Python's equality is the structural one.
         if n <= 16 ? !hasDuplicatesSmall(keys) : n < Int(Int32.max) && !hasDuplicates(keys) {
             return ValueDictionary(uncheckedUniqueKeys: keys, values: values)
         }
@@ -212,6 +222,23 @@ extension Serializer {
             dict[keys[i]] = values[i]
         }
         return dict
+    }
+
+    /// Builds a set from decoded members in order, merging those Python merges (the first kept)
+    /// and keeping every NaN apart. Member hashes are computed once per member; a frozen set
+    /// member brings its cached hash, so nesting costs nothing more.
+    static func makeSet(_ members: [Value]) -> ValueSet {
+        let n = members.count
+        if mayHoldPythonDuplicates(members) {
+            guard let kept = pythonDuplicates(members, merge: { _, _ in }) else {
+                return ValueSet(uncheckedMembers: members)
+            }
+            return ValueSet(uncheckedMembers: kept.map { members[$0] })
+        }
+        if n <= 16 ? !hasDuplicatesSmall(members) : n < Int(Int32.max) && !hasDuplicates(members) {
+            return ValueSet(uncheckedMembers: members)
+        }
+        return ValueSet(uncheckedMembers: Array(ValueSet(members)))
     }
 
     /// Whether two keys are equal, by comparing every pair (for a handful of keys).

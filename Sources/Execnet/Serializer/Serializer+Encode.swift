@@ -198,11 +198,13 @@ extension Serializer {
         case .set(let members), .frozenSet(let members):
             try checkCount(members.count, "set")
             if case .set = container { frame.kind = .set } else { frame.kind = .frozenSet }
-            frame.items = Array(members)
+            frame.items = members.members
             for member in frame.items where !member.isPythonHashable {
                 throw SerializerError(.unhashable, "unhashable set member: \(kindName(member))")
             }
+            if Sink.self == SizeSink.self, !members.isPythonDistinct { try checkPythonDistinct(members.members, "set") }
         case .dict(let entries):
+            if Sink.self == SizeSink.self { try checkPythonDistinct(entries.keys, "dict") }
             sink.byte(Opcode.newDict)
             frame.kind = .dict
             frame.items = entries.keys
@@ -249,6 +251,7 @@ extension Serializer {
         case .set(let members), .frozenSet(let members):
             guard members.allSatisfy(isScalar) else { return false }
             try checkCount(members.count, "set")
+            if Sink.self == SizeSink.self, !members.isPythonDistinct { try checkPythonDistinct(members.members, "set") }
             for member in members { _ = try writeScalar(member, &sink) }
             if case .set = value {
                 sink.int32(Opcode.set, Int32(members.count))
@@ -259,6 +262,7 @@ extension Serializer {
             let keys = entries.keys
             let values = entries.values
             guard keys.allSatisfy(isScalar), values.allSatisfy(isScalar) else { return false }
+            if Sink.self == SizeSink.self { try checkPythonDistinct(keys, "dict") }
             sink.byte(Opcode.newDict)
             for i in keys.indices {
                 _ = try writeScalar(keys[i], &sink)
@@ -315,6 +319,8 @@ extension Serializer {
             sink.raw64(c.imaginary.bitPattern)
         case .channel(let c):
             sink.int32(Opcode.channel, c.id)
+        case .channelReference(let id):
+            sink.int32(Opcode.channel, id)
         case .list, .tuple, .dict, .set, .frozenSet:
             return false
         }
@@ -336,7 +342,7 @@ extension Serializer {
         case .dict: "dict"
         case .set: "set"
         case .frozenSet: "frozenset"
-        case .channel: "channel"
+        case .channel, .channelReference: "channel"
         }
     }
 }

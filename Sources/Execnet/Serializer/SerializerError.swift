@@ -17,7 +17,7 @@ public struct SerializerError: Error, Hashable, Sendable, CustomStringConvertibl
         private enum Kind: UInt8, Hashable, Sendable {
             case truncated, wrongVersion, unknownOpcode, invalidUTF8, invalidInteger
             case stackMismatch, invalidSetItem, unhashable, channelOutsideGateway
-            case tooDeep, tooLarge, unencodable, negativeCount
+            case tooDeep, tooLarge, unencodable, negativeCount, pythonDuplicate, io
         }
 
         private let kind: Kind
@@ -54,6 +54,12 @@ public struct SerializerError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let unencodable = Code(.unencodable)
         /// A negative length or count.
         public static let negativeCount = Code(.negativeCount)
+        /// A Swift-built dict or set holds two keys or members that differ structurally but that
+        /// Python holds equal (`1`, `True` and `1.0`; `0.0` and `-0.0`; `(1,)` and `(True,)`):
+        /// Python would keep only one, so encoding refuses rather than lose the other.
+        public static let pythonDuplicate = Code(.pythonDuplicate)
+        /// Reading or writing a file descriptor failed (``dump(_:to:)``, ``load(from:)``).
+        public static let io = Code(.io)
 
         /// The code's name, such as `truncated`.
         public var description: String {
@@ -71,6 +77,8 @@ public struct SerializerError: Error, Hashable, Sendable, CustomStringConvertibl
             case .tooLarge: "tooLarge"
             case .unencodable: "unencodable"
             case .negativeCount: "negativeCount"
+            case .pythonDuplicate: "pythonDuplicate"
+            case .io: "io"
             }
         }
     }

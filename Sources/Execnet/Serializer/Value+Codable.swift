@@ -58,7 +58,7 @@ extension Value: Codable {
                     try c.encode(value)
                 }
             }
-        case .channel:
+        case .channel, .channelReference:
             throw EncodingError.invalidValue(self, .init(
                 codingPath: encoder.codingPath,
                 debugDescription: "A channel can only be sent through execnet's own serializer."))

@@ -117,7 +117,7 @@ extension Value {
     }
 
     /// The members of a ``set(_:)`` or ``frozenSet(_:)`` value; `nil` otherwise.
-    public var setValue: Set<Value>? {
+    public var setValue: ValueSet? {
         switch self {
         case .set(let s), .frozenSet(let s): s
         default: nil

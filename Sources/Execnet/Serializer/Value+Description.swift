@@ -68,6 +68,8 @@ enum PythonRepr {
             }
         case .channel(let c):
             out += "<Channel id=\(c.id)>"
+        case .channelReference(let id):
+            out += "<Channel id=\(id)>"
         }
     }
 

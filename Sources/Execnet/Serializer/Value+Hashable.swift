@@ -2,6 +2,29 @@
 // mix; list ≠ tuple; set ≠ frozenset), floats and complex numbers by bit pattern, channels by
 // identity, dictionaries in order. Also the Python notion of "hashable" the codec enforces.
 
+import Synchronization
+
+/// A count of the containers hashed while counting is on: the regression tests' measure of the
+/// work decoding does (never a clock). Off, it costs one relaxed load per container hashed.
+enum HashWork {
+    static let counting = Atomic<Bool>(false)
+    static let count = Atomic<Int>(0)
+
+    @inline(__always)
+    static func note() {
+        if counting.load(ordering: .relaxed) { count.add(1, ordering: .relaxed) }
+    }
+
+    /// Runs `body` with counting on and returns how many containers it hashed.
+    static func measure(_ body: () throws -> Void) rethrows -> Int {
+        counting.store(true, ordering: .relaxed)
+        defer { counting.store(false, ordering: .relaxed) }
+        let start = count.load(ordering: .relaxed)
+        try body()
+        return count.load(ordering: .relaxed) - start
+    }
+}
+
 extension Value: Hashable {
     /// Compares two values structurally.
     ///
@@ -43,6 +66,8 @@ extension Value: Hashable {
             return a == b
         case let (.channel(a), .channel(b)):
             return a === b
+        case let (.channelReference(a), .channelReference(b)):
+            return a == b
         default:
             return false
         }
@@ -89,12 +114,15 @@ extension Value: Hashable {
             hasher.combine(6 as UInt8)
             hasher.combine(b)
         case .list(let items):
+            HashWork.note()
             hasher.combine(8 as UInt8)
             hasher.combine(items)
         case .tuple(let items):
+            HashWork.note()
             hasher.combine(9 as UInt8)
             hasher.combine(items)
         case .dict(let d):
+            HashWork.note()
             hasher.combine(10 as UInt8)
             hasher.combine(d)
         case .set(let s):
@@ -106,6 +134,9 @@ extension Value: Hashable {
         case .channel(let c):
             hasher.combine(13 as UInt8)
             hasher.combine(ObjectIdentifier(c))
+        case .channelReference(let id):
+            hasher.combine(14 as UInt8)
+            hasher.combine(id)
         }
     }
 

@@ -15,6 +15,11 @@
 /// insertion order, and their equality is order-sensitive (unlike Python's), since the order
 /// is part of what the wire carries. Channels compare by identity.
 ///
+/// Which dict keys and set members are *merged* follows Python instead: decoding merges the
+/// ones Python holds equal (`1`, `True`, `1.0`; `0.0` and `-0.0`) and keeps every NaN apart, and
+/// encoding refuses a Swift-built dict or set holding two that Python would merge
+/// (``SerializerError/Code/pythonDuplicate``). See docs/PROTOCOL.md, "Values".
+///
 /// Build values with literals (`[1, "a", nil]`, `["k": 1.5]`), with the cases, or from any
 /// `Encodable` through ``ValueEncoder``. Encode them with ``dumps(_:)``.
 public enum Value: Sendable {
@@ -41,9 +46,12 @@ public enum Value: Sendable {
     /// A dictionary in insertion order.
     case dict(ValueDictionary)
     /// A mutable set.
-    case set(Set<Value>)
+    case set(ValueSet)
     /// An immutable set.
-    case frozenSet(Set<Value>)
+    case frozenSet(ValueSet)
     /// A reference to a channel of the same gateway.
     case channel(Channel)
+    /// A channel reference decoded outside a gateway (``Serializer/loadsUnversioned(_:)``): a
+    /// placeholder holding the channel id, which encodes back as that id.
+    case channelReference(Int32)
 }

@@ -83,7 +83,7 @@ struct PythonLiteral {
             if consume("frozenset({") {
                 let members = try items(until: "}")
                 try expect(")")
-                return .frozenSet(Set(members))
+                return .frozenSet(ValueSet(members))
             }
             return try number()
         }
@@ -126,7 +126,7 @@ struct PythonLiteral {
             try expect("}")
             return .dict(dict)
         }
-        var members: Set<Value> = [first]
+        var members: ValueSet = [first]
         skipSpace()
         while consume(",") {
             members.insert(try value())

@@ -101,7 +101,15 @@ struct RandomValues {
         if chance(60) {
             return .tuple((0..<int(0...3)).map { _ in hashable(depth: depth - 1) })
         }
-        return .frozenSet(Set((0..<int(0...3)).map { _ in hashable(depth: depth - 1) }))
+        return .frozenSet(ValueSet(Self.pythonDistinct((0..<int(0...3)).map { _ in hashable(depth: depth - 1) })))
+    }
+
+    /// The members without those Python holds equal to an earlier one (`1` after `True`, `-0.0`
+    /// after `0`): `dumps` refuses Swift-built sets and dicts holding such pairs.
+    static func pythonDistinct(_ members: [Value]) -> [Value] {
+        let structural = Array(ValueSet(members))
+        guard let kept = Serializer.pythonDuplicates(structural, merge: { _, _ in }) else { return structural }
+        return kept.map { structural[$0] }
     }
 
     mutating func value(depth: Int) -> Value {
@@ -112,10 +120,11 @@ struct RandomValues {
         case 2: return .tuple((0..<count).map { _ in value(depth: depth - 1) })
         case 3:
             var dict = ValueDictionary()
-            for _ in 0..<count { dict[hashable(depth: depth - 1)] = value(depth: depth - 1) }
+            let keys = Self.pythonDistinct((0..<count).map { _ in hashable(depth: depth - 1) })
+            for key in keys { dict[key] = value(depth: depth - 1) }
             return .dict(dict)
-        case 4: return .set(Set((0..<count).map { _ in hashable(depth: depth - 1) }))
-        default: return .frozenSet(Set((0..<count).map { _ in hashable(depth: depth - 1) }))
+        case 4: return .set(ValueSet(Self.pythonDistinct((0..<count).map { _ in hashable(depth: depth - 1) })))
+        default: return .frozenSet(ValueSet(Self.pythonDistinct((0..<count).map { _ in hashable(depth: depth - 1) })))
         }
     }
 }
