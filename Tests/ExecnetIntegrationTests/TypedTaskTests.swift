@@ -358,6 +358,37 @@ extension ProcessTests {
             }
         }
 
+        @Test func progressSnapshotsCountDoneInFlightAndRetried() async throws {
+            try await withTestGroup(3, kind: .popen) { group in
+                let marker = freshMarkerPath("progress")
+                defer { unlink(marker) }
+                let inputs = (0..<200).map {
+                    CrashyInput(value: $0, crashOnceMarker: $0 == 50 ? marker : nil, delayMilliseconds: 1)
+                }
+                let map = group.map(Crashy.self, inputs, inFlightPerGateway: 2)
+                let updates = map.progress.updates()
+                let watcher = Task {
+                    var snapshots: [MapProgressSnapshot] = []
+                    for await snapshot in updates { snapshots.append(snapshot) }
+                    return snapshots
+                }
+                var results = 0
+                for try await item in map {
+                    _ = try item.get()
+                    results += 1
+                }
+                let snapshots = await watcher.value
+                let last = try #require(snapshots.last)
+                #expect(results == 200)
+                #expect(last.isFinished)
+                #expect(last.succeeded == 200 && last.failed == 0 && last.inFlight == 0)
+                #expect(last.retried >= 1)
+                #expect(snapshots.allSatisfy { $0.inFlight <= 6 })
+                #expect(zip(snapshots, snapshots.dropFirst()).allSatisfy { $0.done <= $1.done || $1.done == 0 })
+                #expect(map.progress.current == last)
+            }
+        }
+
         @Test func cancellingTheConsumerCancelsTheMapAndLeavesTheGroupUsable() async throws {
             try await withTestGroup(2, kind: .popen) { group in
                 let consumer = Task {

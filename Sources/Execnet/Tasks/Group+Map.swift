@@ -76,7 +76,7 @@ extension Group {
         _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3
     ) -> TaskMap<T, Inputs> where Inputs.Element == T.Input {
         TaskMap(gateways: gateways, inputs: inputs, inFlightPerGateway: Swift.max(1, inFlightPerGateway),
-                ordered: ordered, maxAttempts: Swift.max(1, maxAttempts))
+                ordered: ordered, maxAttempts: Swift.max(1, maxAttempts), progress: MapProgress())
     }
 
     /// Runs the typed task `T` over a plain sequence of inputs; see
@@ -127,6 +127,8 @@ where Inputs.Element == T.Input {
     let inFlightPerGateway: Int
     let ordered: Bool
     let maxAttempts: Int
+    /// The map's counts (done, failed, in flight, retried) and rate, as snapshots.
+    public let progress: MapProgress
 
     /// Iterates the results; starting it starts the map.
     public struct AsyncIterator: AsyncIteratorProtocol {
@@ -147,7 +149,8 @@ where Inputs.Element == T.Input {
     public func makeAsyncIterator() -> AsyncIterator {
         let engine = MapEngine<T, Inputs>(
             inputs: inputs, capacity: Swift.max(1, gateways.count) * inFlightPerGateway * 4,
-            ordered: ordered, maxAttempts: maxAttempts)
+            ordered: ordered, maxAttempts: maxAttempts, progress: progress)
+        progress.start()
         let lanes = gateways.filter(\.isAlive).flatMap { Array(repeating: $0, count: inFlightPerGateway) }
         let driver = Task { await engine.drive(lanes: lanes) }
         return AsyncIterator(run: MapRun(engine: engine, driver: driver))
@@ -222,7 +225,10 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     private var finished = false
     private var cancelled = false
 
-    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int) {
+    private let progress: MapProgress
+
+    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, progress: MapProgress) {
+        self.progress = progress
         self.inputs = inputs
         self.capacity = capacity
         self.ordered = ordered
@@ -252,6 +258,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             }
         }
         finished = true
+        progress.update { $0.isFinished = true }
         wakeConsumer()
     }
 
@@ -287,6 +294,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             }
             if let item = fresh.popFirst() {
                 inFlight += 1
+                noteInFlight()
                 busy[gatewayID, default: 0] += 1
                 return item
             }
@@ -295,6 +303,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
                 // of a bystander. Lanes of busy gateways wait for their gateway to drain.
                 if busy[gatewayID, default: 0] == 0, let item = retries.popFirst() {
                     inFlight += 1
+                    noteInFlight()
                     busy[gatewayID, default: 0] += 1
                     isolated.insert(gatewayID)
                     return item
@@ -311,6 +320,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
                         continue
                     }
                     inFlight += 1
+                    noteInFlight()
                     busy[gatewayID, default: 0] += 1
                     return item
                 }
@@ -353,6 +363,11 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     private func finish(_ item: WorkItem, _ result: Result<T.Output, MapFailure>, gatewayID: String?, attempts: Int? = nil) {
         inFlight -= 1
         if let gatewayID { release(gatewayID) }
+        let succeeded = if case .success = result { true } else { false }
+        progress.update { snapshot in
+            if succeeded { snapshot.succeeded += 1 } else { snapshot.failed += 1 }
+            snapshot.inFlight = inFlight
+        }
         let entry = MapResult(index: item.index, result: result, attempts: attempts ?? item.causes.count + 1, gatewayID: gatewayID)
         if ordered {
             held[item.index] = entry
@@ -380,8 +395,17 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             inFlight -= 1
             release(gatewayID)
             retries.append(item)
+            progress.update { snapshot in
+                snapshot.retried += 1
+                snapshot.inFlight = inFlight
+            }
             wakeTakers()
         }
+    }
+
+    private func noteInFlight() {
+        let now = inFlight
+        progress.update { $0.inFlight = now }
     }
 
     /// A call on `gatewayID` ended.
