@@ -358,6 +358,69 @@ extension ProcessTests {
             }
         }
 
+        @Test func whenNoGatewayIsLeftEveryRemainingInputStillGetsExactlyOneFailure() async throws {
+            try await withTestGroup(1, kind: .popen) { group in
+                let inputs = (0..<50).map { CrashyInput(value: $0 == 5 ? -1 : $0, delayMilliseconds: 0) }
+                var seen: [Int: MapResult<Int>] = [:]
+                for try await item in group.map(Crashy.self, inputs, inFlightPerGateway: 1, ordered: true) {
+                    #expect(seen[item.index] == nil)
+                    seen[item.index] = item
+                }
+                #expect(seen.count == 50)
+                for index in 0..<5 { #expect(try seen[index]?.get() == index * 2) }
+                let poison = try #require(seen[5])
+                guard case .failure(let failure) = poison.result else {
+                    Issue.record("the poison input succeeded")
+                    return
+                }
+                #expect(failure.causes.first is RemoteError)
+                #expect(failure.causes.last is NoGatewayLeftError)
+                for index in 6..<50 {
+                    guard case .failure(let failure)? = seen[index]?.result else {
+                        Issue.record("input \(index) did not fail")
+                        continue
+                    }
+                    #expect(failure.causes.count == 1 && failure.causes[0] is NoGatewayLeftError)
+                    #expect(seen[index]?.attempts == 0)
+                }
+            }
+        }
+
+        @Test func orderedResultsStayInOrderAcrossARetry() async throws {
+            try await withTestGroup(3, kind: .popen) { group in
+                let marker = freshMarkerPath("ordered")
+                defer { unlink(marker) }
+                let inputs = (0..<200).map {
+                    CrashyInput(value: $0, crashOnceMarker: $0 == 20 ? marker : nil, delayMilliseconds: 1)
+                }
+                var indices: [Int] = []
+                for try await item in group.map(Crashy.self, inputs, inFlightPerGateway: 3, ordered: true) {
+                    indices.append(item.index)
+                    #expect(try item.get() == item.index * 2)
+                    if item.index == 20 { #expect(item.attempts == 2) }
+                }
+                #expect(indices == Array(0..<200))
+            }
+        }
+
+        @Test func anInputSequenceThatThrowsEndsTheMapAfterTheInputsTakenBefore() async throws {
+            struct InputsBroke: Error {}
+            try await withTestGroup(2, kind: .popen) { group in
+                let (stream, continuation) = AsyncThrowingStream.makeStream(of: Int.self)
+                for number in 0..<10 { continuation.yield(number) }
+                continuation.finish(throwing: InputsBroke())
+                var indices: Set<Int> = []
+                do {
+                    for try await item in group.map(Square.self, stream) {
+                        indices.insert(item.index)
+                        #expect(try item.get() == item.index * item.index)
+                    }
+                    Issue.record("expected the input error")
+                } catch is InputsBroke {}
+                #expect(indices == Set(0..<10))
+            }
+        }
+
         @Test func progressSnapshotsCountDoneInFlightAndRetried() async throws {
             try await withTestGroup(3, kind: .popen) { group in
                 let marker = freshMarkerPath("progress")
