@@ -2,7 +2,7 @@
 // remote errors, cancellation reaching the worker's Task, and a map that loses nothing and reports
 // nothing twice when workers are SIGKILLed. The task types mirror Sources/ExecnetTestWorker/TypedTasks.swift.
 
-import Execnet
+@testable import Execnet
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -450,6 +450,38 @@ extension ProcessTests {
                 #expect(zip(snapshots, snapshots.dropFirst()).allSatisfy { $0.done <= $1.done || $1.done == 0 })
                 #expect(map.progress.current == last)
             }
+        }
+
+        @Test func theTaskserverMapExampleReturnsEveryResultExactlyOnce() async throws {
+            let server = try WorkerProcess.spawn(
+                executable: "\(buildDirectory())/TaskServerMap", arguments: ["--tasks", "40", "--max-sleep", "0.05"],
+                environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
+            defer { close(server.pidfd); close(server.stderr) }
+            var output: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var pfd = pollfd(fd: server.stdout, events: Int16(POLLIN), revents: 0)
+            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while ContinuousClock.now < deadline {
+                if poll(&pfd, 1, 100) <= 0 { continue }
+                let count = read(server.stdout, &buffer, buffer.count)
+                if count <= 0 { break }
+                output += buffer[0..<count]
+            }
+            close(server.stdout)
+            var status: Int32 = 0
+            waitpid(server.pid, &status, 0)
+            let text = String(decoding: output, as: UTF8.self)
+            var tasks: [Int] = []
+            for line in text.split(separator: "\n") {
+                let words = line.split(separator: " ")
+                if words.count == 6, words[1] == "returned", words[3] == "for", let task = Int(words[5]) {
+                    #expect(words[2] == "success(\(task * 10))")
+                    tasks.append(task)
+                }
+            }
+            #expect(tasks.sorted() == Array(0..<40))
+            #expect(text.contains("results: 40 of 40; sorted: complete; failures: 0"))
+            #expect(status == 0)
         }
 
         @Test func cancellingTheConsumerCancelsTheMapAndLeavesTheGroupUsable() async throws {
