@@ -75,3 +75,14 @@ enum Crashy: TypedTask {
     typealias Output = Int
     static let name = "typed-crashy"
 }
+
+/// What `Flaky` throws the first time it sees its marker.
+struct Transient: Error, CustomStringConvertible {
+    var description: String { "transient failure" }
+}
+
+enum Flaky: TypedTask {
+    typealias Input = CrashyInput
+    typealias Output = Int
+    static let name = "typed-flaky"
+}

@@ -179,5 +179,16 @@ tasks.register(Crashy.self) { input, _ in
     if input.delayMilliseconds > 0 { try await Task.sleep(for: .milliseconds(input.delayMilliseconds)) }
     return input.value * 2
 }
+// Throws `Transient` the first time its marker file is created, else returns the value.
+tasks.register(Flaky.self) { input, _ in
+    if let marker = input.crashOnceMarker {
+        let fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        if fd >= 0 {
+            close(fd)
+            throw Transient()
+        }
+    }
+    return input.value
+}
 
 WorkerMain.run(tasks: tasks)

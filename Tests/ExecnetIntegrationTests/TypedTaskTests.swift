@@ -79,6 +79,21 @@ enum Crashy: TypedTask {
     static let name = "typed-crashy"
 }
 
+/// The test worker's `Flaky`: its `Transient` error is declared retryable here, on the client.
+enum Flaky: TypedTask {
+    typealias Input = CrashyInput
+    typealias Output = Int
+    static let name = "typed-flaky"
+    static func isRetryable(_ error: RemoteTaskError) -> Bool { error.typeName.hasSuffix("Transient") }
+}
+
+/// The same task, with no error retryable.
+enum FlakyStrict: TypedTask {
+    typealias Input = CrashyInput
+    typealias Output = Int
+    static let name = "typed-flaky"
+}
+
 enum MissingTask: TypedTask {
     typealias Input = Int
     typealias Output = Int
@@ -418,6 +433,55 @@ extension ProcessTests {
                     Issue.record("expected the input error")
                 } catch is InputsBroke {}
                 #expect(indices == Set(0..<10))
+            }
+        }
+
+        @Test func errorsTheTaskTypeDeclaresRetryableAreRetriedOthersAreFinal() async throws {
+            try await withTestGroup(2, kind: .popen) { group in
+                let marker = freshMarkerPath("flaky")
+                defer { unlink(marker) }
+                let inputs = (0..<30).map { CrashyInput(value: $0, crashOnceMarker: $0 == 7 ? marker : nil, delayMilliseconds: 0) }
+                var results: [Int: MapResult<Int>] = [:]
+                for try await item in group.map(Flaky.self, inputs) { results[item.index] = item }
+                #expect(results.count == 30)
+                #expect(results.values.allSatisfy { (try? $0.get()) == $0.index })
+                #expect(results[7]?.attempts == 2)
+                #expect(group.gateways.allSatisfy { $0.isAlive })
+
+                let strictMarker = freshMarkerPath("strict")
+                defer { unlink(strictMarker) }
+                let strictInputs = [CrashyInput(value: 1, crashOnceMarker: strictMarker, delayMilliseconds: 0)]
+                var strict: [MapResult<Int>] = []
+                for try await item in group.map(FlakyStrict.self, strictInputs) { strict.append(item) }
+                #expect(strict.count == 1 && strict.first?.attempts == 1)
+                guard case .failure(let failure)? = strict.first?.result else {
+                    Issue.record("a non-retryable error was retried")
+                    return
+                }
+                #expect((failure.finalCause as? RemoteTaskError)?.typeName.hasSuffix("Transient") == true)
+            }
+        }
+
+        @Test func aCallPastTheTimeLimitKillsItsWorkerAndCountsAsAnAttempt() async throws {
+            try await withTestGroup(3, kind: .popen) { group in
+                var results: [MapResult<Int>] = []
+                for try await item in group.map(Hang.self, [1], maxAttempts: 2, timeLimit: .milliseconds(300)) {
+                    results.append(item)
+                }
+                #expect(results.count == 1)
+                guard case .failure(let failure)? = results.first?.result else {
+                    Issue.record("a hung call succeeded")
+                    return
+                }
+                #expect(failure.causes.count == 2)
+                #expect(failure.causes.allSatisfy { $0 is MapTimeLimitError })
+                // Each attempt killed the worker it ran on: two different gateways, both SIGKILLed.
+                let killed = Set(failure.causes.compactMap { ($0 as? MapTimeLimitError)?.gatewayID })
+                #expect(killed.count == 2)
+                for id in killed {
+                    #expect(await group[id]?.join(timeout: .seconds(10)) == .signaled(SIGKILL))
+                }
+                #expect(try await group.map(Square.self, 0..<10, timeLimit: .seconds(30)).collect() == (0..<10).map { $0 * $0 })
             }
         }
 

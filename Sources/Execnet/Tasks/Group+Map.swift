@@ -41,6 +41,16 @@ public struct MapFailure: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// The cause recorded when a call ran past the map's time limit (its worker was killed).
+public struct MapTimeLimitError: Error, Sendable, CustomStringConvertible {
+    /// The gateway whose worker was killed.
+    public let gatewayID: String
+    /// The time limit.
+    public let limit: Duration
+
+    public var description: String { "call on \(gatewayID) ran past the time limit of \(limit); its worker was killed" }
+}
+
 /// The error of an input that could not run because every gateway of the map was lost.
 public struct NoGatewayLeftError: Error, Sendable, CustomStringConvertible {
     public var description: String { "no gateway of the map is left to run the input" }
@@ -59,7 +69,8 @@ extension Group {
     /// (a poison input that kills every worker it reaches does not loop). A retried input runs alone
     /// on its gateway, so a second death is charged to it and not to inputs that happened to share
     /// its worker. When no gateway is left, the remaining inputs fail with ``NoGatewayLeftError``. A task's own error
-    /// (``RemoteTaskError``) is never retried. Execution is at-least-once: an input whose worker died
+    /// (``RemoteTaskError``) is retried only when the task type declares it retryable
+    /// (``TypedTask/isRetryable(_:)``); the gateway then stays in the map. Execution is at-least-once: an input whose worker died
     /// mid-way may have run (partly) before it runs again. Every input gets exactly one result.
     ///
     /// Cancelling the consuming task (or dropping the iterator) cancels the map: queued inputs are
@@ -71,16 +82,20 @@ extension Group {
     ///   - inFlightPerGateway: Calls in flight per gateway (at least 1).
     ///   - ordered: `true` to yield results in input order, `false` (the default) as they complete.
     ///   - maxAttempts: How many times an input may be sent to a worker (at least 1).
+    ///   - timeLimit: How long one call may run; past it the map kills the call's worker (SIGKILL)
+    ///     and treats the input as lost with it (``MapTimeLimitError``). `nil`: no limit.
     /// - Returns: The results, one per input.
     public func map<T: TypedTask, Inputs: AsyncSequence & Sendable>(
-        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3
+        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3,
+        timeLimit: Duration? = nil
     ) -> TaskMap<T, Inputs> where Inputs.Element == T.Input {
         TaskMap(gateways: gateways, inputs: inputs, inFlightPerGateway: Swift.max(1, inFlightPerGateway),
-                ordered: ordered, maxAttempts: Swift.max(1, maxAttempts), progress: MapProgress())
+                ordered: ordered, maxAttempts: Swift.max(1, maxAttempts), timeLimit: timeLimit,
+                progress: MapProgress())
     }
 
     /// Runs the typed task `T` over a plain sequence of inputs; see
-    /// ``map(_:_:inFlightPerGateway:ordered:maxAttempts:)-(T.Type,Inputs,_,_,_)`` for the behaviour.
+    /// ``map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_)`` for the behaviour.
     ///
     /// - Parameters:
     ///   - task: The typed task to run.
@@ -88,16 +103,18 @@ extension Group {
     ///   - inFlightPerGateway: Calls in flight per gateway (at least 1).
     ///   - ordered: `true` to yield results in input order.
     ///   - maxAttempts: How many times an input may be sent to a worker.
+    ///   - timeLimit: How long one call may run before its worker is killed.
     /// - Returns: The results, one per input.
     public func map<T: TypedTask, Inputs: Sequence & Sendable>(
-        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3
+        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3,
+        timeLimit: Duration? = nil
     ) -> TaskMap<T, SequenceInputs<Inputs>> where Inputs.Element == T.Input {
         map(task, SequenceInputs(base: inputs), inFlightPerGateway: inFlightPerGateway, ordered: ordered,
-            maxAttempts: maxAttempts)
+            maxAttempts: maxAttempts, timeLimit: timeLimit)
     }
 }
 
-/// A plain `Sequence` seen as an `AsyncSequence`, for ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:)-(T.Type,Inputs,_,_,_)``.
+/// A plain `Sequence` seen as an `AsyncSequence`, for ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_)``.
 public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable {
     /// The wrapped sequence.
     public let base: Base
@@ -113,7 +130,7 @@ public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeIterator()) }
 }
 
-/// The results of ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:)-(T.Type,Inputs,_,_,_)``.
+/// The results of ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_)``.
 ///
 /// Iterate it once: each iteration starts the map anew. The iterator throws only if the input
 /// sequence throws (after the results of the inputs taken before) or the consumer is cancelled.
@@ -127,6 +144,7 @@ where Inputs.Element == T.Input {
     let inFlightPerGateway: Int
     let ordered: Bool
     let maxAttempts: Int
+    let timeLimit: Duration?
     /// The map's counts (done, failed, in flight, retried) and rate, as snapshots.
     public let progress: MapProgress
 
@@ -149,7 +167,7 @@ where Inputs.Element == T.Input {
     public func makeAsyncIterator() -> AsyncIterator {
         let engine = MapEngine<T, Inputs>(
             inputs: inputs, capacity: Swift.max(1, gateways.count) * inFlightPerGateway * 4,
-            ordered: ordered, maxAttempts: maxAttempts, progress: progress)
+            ordered: ordered, maxAttempts: maxAttempts, timeLimit: timeLimit, progress: progress)
         progress.start()
         let lanes = gateways.filter(\.isAlive).flatMap { Array(repeating: $0, count: inFlightPerGateway) }
         let driver = Task { await engine.drive(lanes: lanes) }
@@ -212,6 +230,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     private let capacity: Int
     private let ordered: Bool
     private let maxAttempts: Int
+    private let timeLimit: Duration?
     private var deadGateways: Set<String> = []
     /// Calls in flight per gateway.
     private var busy: [String: Int] = [:]
@@ -227,7 +246,8 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
 
     private let progress: MapProgress
 
-    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, progress: MapProgress) {
+    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, timeLimit: Duration?, progress: MapProgress) {
+        self.timeLimit = timeLimit
         self.progress = progress
         self.inputs = inputs
         self.capacity = capacity
@@ -265,8 +285,10 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     private nonisolated func lane(_ gateway: Gateway) async {
         while let item = await take(gatewayID: gateway.id) {
             do {
-                let output = try await gateway.call(T.self, item.input)
+                let output = try await callWithinLimit(gateway, item.input)
                 await finish(item, .success(output), gatewayID: gateway.id)
+            } catch let error as RemoteTaskError where T.isRetryable(error) {
+                await lost(item, error, gatewayID: gateway.id, gatewayLost: false)
             } catch let error as RemoteTaskError {
                 await finish(item, .failure(MapFailure(index: item.index, causes: item.causes + [error])), gatewayID: gateway.id)
             } catch let error where error is DecodingError || error is EncodingError {
@@ -276,9 +298,27 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
                     await abandon(gatewayID: gateway.id)
                     return
                 }
-                await lost(item, error, gatewayID: gateway.id)
+                await lost(item, error, gatewayID: gateway.id, gatewayLost: true)
                 return
             }
+        }
+    }
+
+    /// Calls the task; past the time limit, kills the worker and throws ``MapTimeLimitError``.
+    private nonisolated func callWithinLimit(_ gateway: Gateway, _ input: T.Input) async throws -> T.Output {
+        guard let timeLimit else { return try await gateway.call(T.self, input) }
+        return try await withThrowingTaskGroup(of: T.Output?.self) { calls in
+            calls.addTask { try await gateway.call(T.self, input) }
+            calls.addTask {
+                try await Task.sleep(for: timeLimit)
+                return nil
+            }
+            defer { calls.cancelAll() }
+            let first: T.Output? = try await calls.next() ?? nil
+            if let output = first { return output }
+            // A hung task: its worker is killed and the input counts as lost with it.
+            gateway.kill()
+            throw MapTimeLimitError(gatewayID: gateway.id, limit: timeLimit)
         }
     }
 
@@ -383,8 +423,8 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     }
 
     /// A lane's worker was lost while running `item`: requeue it once, or fail it after the limit.
-    private func lost(_ item: WorkItem, _ error: any Error, gatewayID: String) {
-        deadGateways.insert(gatewayID)
+    private func lost(_ item: WorkItem, _ error: any Error, gatewayID: String, gatewayLost: Bool) {
+        if gatewayLost { deadGateways.insert(gatewayID) }
         var item = item
         item.causes.append(error)
         if item.causes.count >= maxAttempts {

@@ -31,11 +31,17 @@ public protocol TypedTask: SendableMetatype {
     associatedtype Output: Codable & Sendable
     /// The name the task is registered under in the worker (defaults to the type's name).
     static var name: String { get }
+    /// Whether ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_,_)``
+    /// may run an input again after the task threw `error` (defaults to `false`: a task's errors are final).
+    static func isRetryable(_ error: RemoteTaskError) -> Bool
 }
 
 extension TypedTask {
     /// The type's name, as written in the source (`String(describing:)`).
     public static var name: String { String(describing: Self.self) }
+
+    /// No task error is retryable unless the type says so.
+    public static func isRetryable(_ error: RemoteTaskError) -> Bool { false }
 }
 
 /// What a typed task's body receives besides its input.
@@ -50,7 +56,7 @@ public struct TypedTaskContext: Sendable {
 ///
 /// Carries the remote error's Swift type name and its description. Errors of the connection itself
 /// (the worker died, the gateway exited) are not this type: they arrive as ``RemoteError`` or
-/// ``ExecnetError``, so callers (and ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:)``)
+/// ``ExecnetError``, so callers (and ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)``)
 /// can tell a task's failure from a lost worker.
 public struct RemoteTaskError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The task's name.
