@@ -106,6 +106,15 @@ func isReply(_ value: Value, _ kind: String, _ id: Int64) -> Bool {
     return false
 }
 
+extension AsyncSequence {
+    /// Every element, in order.
+    func collectResults() async throws -> [Element] {
+        var all: [Element] = []
+        for try await element in self { all.append(element) }
+        return all
+    }
+}
+
 /// A counter shared by reference.
 final class SharedCounter: Sendable {
     let value = Atomic<Int>(0)
@@ -326,25 +335,24 @@ extension ProcessTests {
             }
         }
 
-        @Test func mapSurvivesAnExternalSigkillOfAWorkerMidMap() async throws {
+        @Test func mapOf10000InputsSurvivesExternalSigkillsOfTwoWorkers() async throws {
             try await withTestGroup(4, kind: .popen) { group in
-                let inputs = (0..<2000).map { CrashyInput(value: $0, delayMilliseconds: 1) }
+                let inputs = (0..<10_000).map { CrashyInput(value: $0, delayMilliseconds: 0) }
                 var seen: [Int: Int] = [:]
                 var retried = 0
-                var killed = false
                 for try await item in group.map(Crashy.self, inputs, inFlightPerGateway: 4) {
                     seen[item.index, default: 0] += 1
                     if item.attempts > 1 { retried += 1 }
                     #expect(try item.get() == item.index * 2)
-                    if seen.count == 200 && !killed {
-                        group[1].kill(signal: SIGKILL)
-                        killed = true
-                    }
+                    if seen.count == 2000 { group[1].kill(signal: SIGKILL) }
+                    if seen.count == 6000 { group[3].kill(signal: SIGKILL) }
                 }
-                #expect(seen.count == 2000)
+                #expect(seen.count == 10_000)
                 #expect(seen.values.allSatisfy { $0 == 1 })
-                #expect(retried <= 4)
+                // At most the calls in flight on the two killed workers ran again.
+                #expect(retried <= 8)
                 #expect(await group[1].join(timeout: .seconds(10)) == .signaled(SIGKILL))
+                #expect(await group[3].join(timeout: .seconds(10)) == .signaled(SIGKILL))
             }
         }
 
@@ -482,6 +490,39 @@ extension ProcessTests {
                     #expect(await group[id]?.join(timeout: .seconds(10)) == .signaled(SIGKILL))
                 }
                 #expect(try await group.map(Square.self, 0..<10, timeLimit: .seconds(30)).collect() == (0..<10).map { $0 * $0 })
+            }
+        }
+
+        @Test func aLostGatewayIsReplacedUpToTheLimit() async throws {
+            try await withTestGroup(1, kind: .popen) { group in
+                let marker = freshMarkerPath("replace")
+                defer { unlink(marker) }
+                let inputs = (0..<100).map {
+                    CrashyInput(value: $0, crashOnceMarker: $0 == 30 ? marker : nil, delayMilliseconds: 0)
+                }
+                let map = group.map(Crashy.self, inputs, inFlightPerGateway: 2, replaceDeadGateways: 1)
+                var seen: [Int: Int] = [:]
+                for try await item in map {
+                    seen[item.index, default: 0] += 1
+                    #expect(try item.get() == item.index * 2)
+                }
+                #expect(seen.count == 100 && seen.values.allSatisfy { $0 == 1 })
+                #expect(group.count == 2)
+                #expect(await group[0].join(timeout: .seconds(10)) == .signaled(SIGKILL))
+                #expect(group[1].isAlive)
+                #expect(map.progress.current.replaced == 1)
+
+                // The limit holds: with no replacement left, a second death leaves no gateway.
+                let poison = [CrashyInput(value: -1, delayMilliseconds: 0), CrashyInput(value: 2, delayMilliseconds: 0)]
+                let results = try await group.map(Crashy.self, poison, inFlightPerGateway: 1, ordered: true,
+                                                  maxAttempts: 1, replaceDeadGateways: 0).collectResults()
+                #expect(results.count == 2)
+                if case .failure(let failure)? = results.last?.result {
+                    #expect(failure.finalCause is NoGatewayLeftError)
+                } else {
+                    Issue.record("the input after the poison ran although no gateway was left")
+                }
+                #expect(group.count == 2)
             }
         }
 

@@ -84,18 +84,20 @@ extension Group {
     ///   - maxAttempts: How many times an input may be sent to a worker (at least 1).
     ///   - timeLimit: How long one call may run; past it the map kills the call's worker (SIGKILL)
     ///     and treats the input as lost with it (``MapTimeLimitError``). `nil`: no limit.
+    ///   - replaceDeadGateways: How many lost gateways the map may replace with a new gateway of the
+    ///     same spec (added to the group), as xdist's `maxworkerrestart`. 0: none.
     /// - Returns: The results, one per input.
     public func map<T: TypedTask, Inputs: AsyncSequence & Sendable>(
         _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3,
-        timeLimit: Duration? = nil
+        timeLimit: Duration? = nil, replaceDeadGateways: Int = 0
     ) -> TaskMap<T, Inputs> where Inputs.Element == T.Input {
         TaskMap(gateways: gateways, inputs: inputs, inFlightPerGateway: Swift.max(1, inFlightPerGateway),
                 ordered: ordered, maxAttempts: Swift.max(1, maxAttempts), timeLimit: timeLimit,
-                progress: MapProgress())
+                replacements: Swift.max(0, replaceDeadGateways), group: self, progress: MapProgress())
     }
 
     /// Runs the typed task `T` over a plain sequence of inputs; see
-    /// ``map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_)`` for the behaviour.
+    /// ``map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_)`` for the behaviour.
     ///
     /// - Parameters:
     ///   - task: The typed task to run.
@@ -104,17 +106,18 @@ extension Group {
     ///   - ordered: `true` to yield results in input order.
     ///   - maxAttempts: How many times an input may be sent to a worker.
     ///   - timeLimit: How long one call may run before its worker is killed.
+    ///   - replaceDeadGateways: How many lost gateways the map may replace.
     /// - Returns: The results, one per input.
     public func map<T: TypedTask, Inputs: Sequence & Sendable>(
         _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3,
-        timeLimit: Duration? = nil
+        timeLimit: Duration? = nil, replaceDeadGateways: Int = 0
     ) -> TaskMap<T, SequenceInputs<Inputs>> where Inputs.Element == T.Input {
         map(task, SequenceInputs(base: inputs), inFlightPerGateway: inFlightPerGateway, ordered: ordered,
-            maxAttempts: maxAttempts, timeLimit: timeLimit)
+            maxAttempts: maxAttempts, timeLimit: timeLimit, replaceDeadGateways: replaceDeadGateways)
     }
 }
 
-/// A plain `Sequence` seen as an `AsyncSequence`, for ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_)``.
+/// A plain `Sequence` seen as an `AsyncSequence`, for ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_)``.
 public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable {
     /// The wrapped sequence.
     public let base: Base
@@ -130,7 +133,7 @@ public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeIterator()) }
 }
 
-/// The results of ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_)``.
+/// The results of ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_)``.
 ///
 /// Iterate it once: each iteration starts the map anew. The iterator throws only if the input
 /// sequence throws (after the results of the inputs taken before) or the consumer is cancelled.
@@ -145,6 +148,8 @@ where Inputs.Element == T.Input {
     let ordered: Bool
     let maxAttempts: Int
     let timeLimit: Duration?
+    let replacements: Int
+    let group: Group
     /// The map's counts (done, failed, in flight, retried) and rate, as snapshots.
     public let progress: MapProgress
 
@@ -167,7 +172,8 @@ where Inputs.Element == T.Input {
     public func makeAsyncIterator() -> AsyncIterator {
         let engine = MapEngine<T, Inputs>(
             inputs: inputs, capacity: Swift.max(1, gateways.count) * inFlightPerGateway * 4,
-            ordered: ordered, maxAttempts: maxAttempts, timeLimit: timeLimit, progress: progress)
+            ordered: ordered, maxAttempts: maxAttempts, timeLimit: timeLimit, replacements: replacements,
+            group: group, lanesPerGateway: inFlightPerGateway, progress: progress)
         progress.start()
         let lanes = gateways.filter(\.isAlive).flatMap { Array(repeating: $0, count: inFlightPerGateway) }
         let driver = Task { await engine.drive(lanes: lanes) }
@@ -246,8 +252,16 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
 
     private let progress: MapProgress
 
-    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, timeLimit: Duration?, progress: MapProgress) {
+    private var replacementsLeft: Int
+    private let lanesPerGateway: Int
+    private let group: Group
+
+    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, timeLimit: Duration?, replacements: Int,
+         group: Group, lanesPerGateway: Int, progress: MapProgress) {
+        self.lanesPerGateway = lanesPerGateway
         self.timeLimit = timeLimit
+        self.replacementsLeft = replacements
+        self.group = group
         self.progress = progress
         self.inputs = inputs
         self.capacity = capacity
@@ -298,8 +312,23 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
                     await abandon(gatewayID: gateway.id)
                     return
                 }
-                await lost(item, error, gatewayID: gateway.id, gatewayLost: true)
+                if await lost(item, error, gatewayID: gateway.id, gatewayLost: true) {
+                    await replace(gateway)
+                }
                 return
+            }
+        }
+    }
+
+    /// Starts a gateway of the same spec as the lost `gateway` and runs its lanes.
+    private nonisolated func replace(_ gateway: Gateway) async {
+        // An explicit id would clash with the lost gateway's; the new one gets a fresh id.
+        let spec = gateway.spec.text.split(separator: "//", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("id=") }.joined(separator: "//")
+        guard let fresh = try? await group.makeGateway(spec) else { return }
+        await withTaskGroup(of: Void.self) { lanes in
+            for _ in 0..<lanesPerGateway {
+                lanes.addTask { await self.lane(fresh) }
             }
         }
     }
@@ -423,8 +452,16 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     }
 
     /// A lane's worker was lost while running `item`: requeue it once, or fail it after the limit.
-    private func lost(_ item: WorkItem, _ error: any Error, gatewayID: String, gatewayLost: Bool) {
-        if gatewayLost { deadGateways.insert(gatewayID) }
+    /// Returns whether the caller should replace the gateway (first report of its loss, and
+    /// replacements left).
+    @discardableResult
+    private func lost(_ item: WorkItem, _ error: any Error, gatewayID: String, gatewayLost: Bool) -> Bool {
+        var shouldReplace = false
+        if gatewayLost && deadGateways.insert(gatewayID).inserted && replacementsLeft > 0 && !cancelled {
+            replacementsLeft -= 1
+            shouldReplace = true
+        }
+        defer { if shouldReplace { progress.update { $0.replaced += 1 } } }
         var item = item
         item.causes.append(error)
         if item.causes.count >= maxAttempts {
@@ -441,6 +478,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             }
             wakeTakers()
         }
+        return shouldReplace
     }
 
     private func noteInFlight() {

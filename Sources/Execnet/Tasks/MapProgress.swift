@@ -13,6 +13,8 @@ public struct MapProgressSnapshot: Sendable, Hashable, CustomStringConvertible {
     public var inFlight = 0
     /// Times an input was requeued because its worker was lost.
     public var retried = 0
+    /// Lost gateways the map replaced with new ones.
+    public var replaced = 0
     /// Time since the map started.
     public var elapsed: Duration = .zero
     /// Whether the map has ended (every result produced, or cancelled).
