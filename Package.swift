@@ -108,6 +108,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The taskserver example done with group.map (issue 13).
+        .executableTarget(
+            name: "TaskServerMap",
+            dependencies: [
+                "Execnet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The worker the runtime benchmark starts (not a product): a lean worker like execnet-worker.
         .executableTarget(
             name: "ExecnetBenchWorker",
@@ -138,7 +147,7 @@ let package = Package(
             name: "ExecnetIntegrationTests",
             dependencies: [
                 "Execnet", "ZeroMQ", "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
-                "ExecnetBroker", "ExecnetAgent", "ExecnetExamples",
+                "ExecnetBroker", "ExecnetAgent", "ExecnetExamples", "TaskServerMap",
             ],
             swiftSettings: swiftSettings
         ),

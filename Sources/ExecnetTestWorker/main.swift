@@ -2,6 +2,7 @@
 // package so tests run real worker processes; not part of the library's API.
 
 import Execnet
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -243,6 +244,52 @@ tasks.registerThread("read-file-thread") { context in
     let out = reply.makeWriteFile(proxyClose: true)
     try out.writeBlocking("done\n")
     try out.closeBlocking()
+}
+
+// Typed tasks (the test side declares the same types in TypedTaskTests.swift).
+tasks.register(Square.self) { input, _ in input * input }
+tasks.register(EchoRecord.self) { input, _ in input }
+tasks.register(FailWith.self) { input, _ in throw TaskFailure(description: input) }
+tasks.register(Hang.self) { _, _ in
+    typedCounters.withLock { $0.started += 1 }
+    do {
+        while true { try await Task.sleep(for: .seconds(60)) }
+    } catch {
+        typedCounters.withLock { $0.cancelled += 1 }
+        throw error
+    }
+}
+tasks.register(HangStats.self) { input, _ in
+    // Waits (bounded, 20 s) until the counters reach the asked minimums, then reports them.
+    for _ in 0..<2000 {
+        let now = typedCounters.withLock { $0 }
+        if now.started >= input.started && now.cancelled >= input.cancelled { return now }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return typedCounters.withLock { $0 }
+}
+tasks.register(Crashy.self) { input, _ in
+    if input.value < 0 { raise(SIGKILL) }
+    if let marker = input.crashOnceMarker {
+        let fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        if fd >= 0 {
+            close(fd)
+            raise(SIGKILL)
+        }
+    }
+    if input.delayMilliseconds > 0 { try await Task.sleep(for: .milliseconds(input.delayMilliseconds)) }
+    return input.value * 2
+}
+// Throws `Transient` the first time its marker file is created, else returns the value.
+tasks.register(Flaky.self) { input, _ in
+    if let marker = input.crashOnceMarker {
+        let fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        if fd >= 0 {
+            close(fd)
+            throw Transient()
+        }
+    }
+    return input.value
 }
 
 WorkerMain.run(tasks: tasks)

@@ -1,0 +1,88 @@
+// The typed tasks the integration tests call. Tests/ExecnetIntegrationTests/TypedTaskTests.swift
+// declares the same types (same names, same Codable shapes), as a client and a worker that share no
+// module would.
+
+import Execnet
+import Synchronization
+
+enum Square: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-square"
+}
+
+struct Record: Codable, Sendable, Equatable {
+    enum Shape: Codable, Sendable, Equatable {
+        case circle(radius: Double)
+        case rectangle(width: Int, height: Int)
+        case none
+    }
+    struct Inner: Codable, Sendable, Equatable {
+        var label: String
+        var tags: [String]
+        var weight: Double?
+    }
+    var id: Int
+    var name: String?
+    var shape: Shape
+    var inner: Inner
+    var children: [Inner]
+    var timestamp: Double
+    var flags: [String: Bool]
+    var samples: [Int]
+}
+
+enum EchoRecord: TypedTask {
+    typealias Input = Record
+    typealias Output = Record
+    static let name = "typed-echo-record"
+}
+
+enum FailWith: TypedTask {
+    typealias Input = String
+    typealias Output = Int
+    static let name = "typed-fail"
+}
+
+struct HangCounters: Codable, Sendable, Equatable {
+    var started: Int
+    var cancelled: Int
+}
+
+/// How many `Hang` calls started and were cancelled in this worker.
+let typedCounters = Mutex(HangCounters(started: 0, cancelled: 0))
+
+enum Hang: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-hang"
+}
+
+enum HangStats: TypedTask {
+    typealias Input = HangCounters
+    typealias Output = HangCounters
+    static let name = "typed-hang-stats"
+}
+
+struct CrashyInput: Codable, Sendable {
+    var value: Int
+    var crashOnceMarker: String?
+    var delayMilliseconds: Int
+}
+
+enum Crashy: TypedTask {
+    typealias Input = CrashyInput
+    typealias Output = Int
+    static let name = "typed-crashy"
+}
+
+/// What `Flaky` throws the first time it sees its marker.
+struct Transient: Error, CustomStringConvertible {
+    var description: String { "transient failure" }
+}
+
+enum Flaky: TypedTask {
+    typealias Input = CrashyInput
+    typealias Output = Int
+    static let name = "typed-flaky"
+}
