@@ -235,7 +235,7 @@ extension ProcessTests {
                     Issue.record("expected the call to fail")
                 } catch {
                     #expect(!(error is RemoteTaskError))
-                    #expect((error as? RemoteError)?.exit == .signaled(SIGKILL))
+                    #expect((error as? ExecnetError)?.peerEnd?.exit == .signaled(SIGKILL))
                 }
             }
         }
@@ -375,7 +375,7 @@ extension ProcessTests {
                     return
                 }
                 #expect(failure.causes.count == 2)
-                #expect(failure.causes.allSatisfy { ($0 as? RemoteError)?.exit == .signaled(SIGKILL) })
+                #expect(failure.causes.allSatisfy { ($0 as? ExecnetError)?.peerEnd?.exit == .signaled(SIGKILL) })
                 // The poison killed exactly two workers; the other two did the rest.
                 #expect(group.gateways.filter { !$0.isAlive }.count == 2)
             }
@@ -396,7 +396,7 @@ extension ProcessTests {
                     Issue.record("the poison input succeeded")
                     return
                 }
-                #expect(failure.causes.first is RemoteError)
+                #expect((failure.causes.first as? ExecnetError)?.code == .endOfChannel)
                 #expect(failure.causes.last is NoGatewayLeftError)
                 for index in 6..<50 {
                     guard case .failure(let failure)? = seen[index]?.result else {

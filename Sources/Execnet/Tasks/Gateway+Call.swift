@@ -17,8 +17,8 @@ extension Gateway {
     ///   - input: The call's input.
     /// - Returns: The task's output.
     /// - Throws: ``RemoteTaskError`` if the task threw in the worker; `DecodingError` or
-    ///   `EncodingError` if the output or input does not convert; ``RemoteError`` or ``ExecnetError``
-    ///   if the worker died or the gateway is unusable; `CancellationError` if cancelled.
+    ///   `EncodingError` if the output or input does not convert; ``ExecnetError`` if the worker
+    ///   died (`.endOfChannel`, its ``ExecnetError/peerEnd`` gives the cause) or the gateway is unusable; `CancellationError` if cancelled.
     public func call<T: TypedTask>(_ task: T.Type, _ input: T.Input) async throws -> T.Output {
         let encoded = try ValueEncoder().encode(input)
         let output = try await TypedCaller.shared(for: self, taskName: T.name).call(encoded)
@@ -135,6 +135,9 @@ final class TypedCaller: Sendable {
                         continue
                     }
                 }
+                // Iteration ends quietly at the end of the channel; waitClose says why (a dead
+                // worker's end carries its cause, a PeerEnd).
+                try await channel.waitClose()
             } catch {
                 end = error
             }

@@ -55,8 +55,8 @@ public struct TypedTaskContext: Sendable {
 /// The error a typed call throws when the task threw in the worker.
 ///
 /// Carries the remote error's Swift type name and its description. Errors of the connection itself
-/// (the worker died, the gateway exited) are not this type: they arrive as ``RemoteError`` or
-/// ``ExecnetError``, so callers (and ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)``)
+/// (the worker died, the gateway exited) are not this type: they arrive as ``ExecnetError``
+/// (`.endOfChannel` with a ``PeerEnd`` cause), so callers (and ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)``)
 /// can tell a task's failure from a lost worker.
 public struct RemoteTaskError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The task's name.
