@@ -18,6 +18,17 @@ BIN="$(EXECNET_FUZZ=1 swift build --scratch-path "$SCRATCH" --show-bin-path "${F
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# A failing input is kept where a reader finds it (the work directory goes at exit).
+ARTIFACTS="$SCRATCH/fuzz-artifacts"
+mkdir -p "$ARTIFACTS"
 # -timeout: one input may take at most 10 s; -max_len: room for the nested-frozenset seed.
+# libFuzzer's progress lines go to a log; its final figures, or the end of the log on failure, are shown.
+status=0
 "$BIN" "$WORK" Fuzz/corpus -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=65536 -print_final_stats=1 -artifact_prefix="$WORK/"
+    -max_len=65536 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/" > "$WORK/fuzz.log" 2>&1 || status=$?
+if [ "$status" != 0 ]; then
+    tail -n 60 "$WORK/fuzz.log"
+    echo "fuzz: failed ($status); the input is in $ARTIFACTS" >&2
+    exit "$status"
+fi
+grep -E '^(stat::|Done )' "$WORK/fuzz.log" || tail -n 5 "$WORK/fuzz.log"
