@@ -12,7 +12,10 @@ import Glibc
 /// Writes an executable shell script and returns its path.
 func makeScript(_ body: String) -> String {
     var template = Array("/tmp/execnet-test-XXXXXX".utf8CString)
+    // Close-on-exec: a worker spawned meanwhile by another test must not keep it open for writing
+    // (exec of the script would then fail with ETXTBSY); mkostemp is not visible from Swift here.
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     let text = "#!/bin/sh\n" + body + "\n"
     _ = text.withCString { write(fd, $0, strlen($0)) }
     close(fchmod(fd, 0o755) == 0 ? fd : fd)

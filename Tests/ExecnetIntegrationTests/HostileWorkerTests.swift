@@ -242,7 +242,7 @@ private func withRogueWorker(_ body: (Gateway, RogueWorker) async throws -> Void
     let script = directory + "/worker.sh"
     let text = "#!/bin/sh\nprintf '%s\\n%s\\n' \"$EXECNET_ENDPOINT\" \"$EXECNET_ROUTING_ID\" > \"$ROGUE_DIR/address.tmp\"\n"
         + "mv \"$ROGUE_DIR/address.tmp\" \"$ROGUE_DIR/address\"\nexec sleep 600\n"
-    let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0o755)
+    let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
     _ = text.utf8CString.withUnsafeBytes { write(fd, $0.baseAddress, $0.count - 1) }
     close(fd)
     let starting = Task { try await Group(["popen//worker=\(script)//env:ROGUE_DIR=\(directory)"]) }

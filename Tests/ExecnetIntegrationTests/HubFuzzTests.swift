@@ -97,7 +97,7 @@ private struct Impersonator {
         let script = directory + "/worker.sh"
         let text = "#!/bin/sh\nprintf '%s\\n%s\\n' \"$EXECNET_ENDPOINT\" \"$EXECNET_ROUTING_ID\" > \"$ROGUE_FILE.tmp\"\n"
             + "mv \"$ROGUE_FILE.tmp\" \"$ROGUE_FILE\"\nexec sleep 600\n"
-        let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0o755)
+        let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
         _ = text.utf8CString.withUnsafeBytes { write(fd, $0.baseAddress, $0.count - 1) }
         Glibc.close(fd)
         let starting = Task { try await group.makeGateway("popen//worker=\(script)//env:ROGUE_FILE=\(address)", startupTimeout: .seconds(20)) }
