@@ -148,6 +148,12 @@ extension ProcessTests {
                 for _ in 0..<10_000 { try reader.socket.send(request) }
                 if round % 4 == 3, try await brokerClientCount(endpoint) == 0 { cutOff = true; break }
             }
+            // The requests may still wait in the broker's receive pipe: the cut-off comes when it
+            // reaches them (bounded wait for that event).
+            let deadline = ContinuousClock.now.advanced(by: .seconds(15))
+            while !cutOff && ContinuousClock.now < deadline {
+                if try await brokerClientCount(endpoint) == 0 { cutOff = true } else { try await Task.sleep(for: .milliseconds(100)) }
+            }
             #expect(cutOff)
             let after = try residentBytes(broker.pid)
             #expect(after < before + (200 << 20), "the broker grew from \(before >> 20) to \(after >> 20) MiB")
