@@ -6,6 +6,8 @@
 // ledger counts those bytes, and past the total cap the broker refuses new gateways.
 // Per forwarded message: one dictionary lookup and a few integer updates.
 
+import ExecnetCore
+import ExecnetValue
 import Logging
 #if canImport(Glibc)
 import Glibc

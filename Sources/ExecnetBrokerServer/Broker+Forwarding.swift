@@ -5,6 +5,7 @@
 // messages, malformed frames and strangers take the general path in Broker+Peers.swift with the
 // same frames as arrays, so what is accepted, answered and logged does not change.
 
+import ExecnetCore
 import Logging
 import ZeroMQ
 

@@ -6,6 +6,7 @@
 // file: clients start gateways, agents register hosts, status keys read status. Without CURVE
 // (loopback brokers) there are no keys, and every peer has every role.
 
+import ExecnetCore
 import Logging
 import ZeroMQ
 

@@ -2,6 +2,7 @@
 // workers' frames go to their owner; clients' frames go to their workers or are broker requests;
 // agents report spawns and exits; strangers may register. A malformed message is logged and dropped.
 
+import ExecnetCore
 import Logging
 #if canImport(Glibc)
 import Glibc

@@ -3,6 +3,7 @@
 // and a purge of silent peers. Handlers for each kind of peer are in Broker+Peers.swift.
 // Everything here runs on the broker's I/O thread.
 
+import ExecnetCore
 import Logging
 import Synchronization
 import ZeroMQ

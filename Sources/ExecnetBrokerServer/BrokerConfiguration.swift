@@ -1,6 +1,7 @@
 // What a broker is started with: where it binds, its liveness settings, the message size limit,
 // and its CURVE keys and allow-list. Validation that does not need sockets lives here.
 
+import ExecnetCore
 import Logging
 
 /// A broker's CURVE identity and the public keys it lets in.
@@ -84,9 +85,6 @@ public struct BrokerConfiguration: Sendable {
 
 /// The default gateway quota per client key: 64.
 public let defaultMaxGatewaysPerClient = 64
-
-/// The default largest message: 256 MiB.
-public let defaultMaxMessageSize = 256 << 20
 
 /// Whether an endpoint only accepts connections from this machine.
 func isLoopbackEndpoint(_ endpoint: String) -> Bool {

@@ -2,6 +2,8 @@
 // shut it down gracefully (ask workers to exit, wait a bounded time, stop). execnet-broker wraps
 // this in a swift-service-lifecycle Service.
 
+import ExecnetCore
+import ExecnetValue
 import Logging
 import ZeroMQ
 

@@ -1,6 +1,8 @@
 // Asking a broker for its status table from outside: a short-lived DEALER sends BROKER_STATUS and
 // waits a bounded time for the reply. Used by `execnet-broker status` and health checks.
 
+import ExecnetCore
+import ExecnetValue
 import ZeroMQ
 
 /// Reads a broker's status: hosts, workers, gateways, open channels and message rates.

@@ -2,22 +2,7 @@
 // which client owns which worker, on which agent it runs, their liveness, and the channels seen
 // open per worker. No sockets, no clock reads: `now` is passed in, so it is tested with plain instants.
 
-/// A peer's ZeroMQ routing id.
-typealias PeerAddress = [UInt8]
-
-/// A routing id as a dictionary key. `[UInt8]`'s own `Hashable` feeds the hasher one byte at a
-/// time; the broker looks up the sender of every message it routes, so this feeds it whole words.
-struct PeerKey: Hashable, Sendable {
-    let bytes: PeerAddress
-
-    init(_ bytes: PeerAddress) { self.bytes = bytes }
-
-    static func == (lhs: PeerKey, rhs: PeerKey) -> Bool { lhs.bytes == rhs.bytes }
-
-    func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
-}
+import ExecnetCore
 
 /// What the routing table knows about a client.
 struct ClientRecord: Sendable {

@@ -4,6 +4,8 @@
 // It heartbeats with the broker and registers again when the broker comes back.
 
 import CExecnetShims
+import ExecnetCore
+import ExecnetValue
 import Logging
 import Synchronization
 import ZeroMQ

@@ -2,6 +2,7 @@
 // its output, then its exit status) and info (who and where the worker is).
 
 import CExecnetShims
+import ExecnetCore
 #if canImport(Glibc)
 import Glibc
 #endif

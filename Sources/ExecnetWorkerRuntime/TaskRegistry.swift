@@ -2,6 +2,7 @@
 // source strings. A task gets its channel and arguments; it runs as an async function, or on a
 // thread of its own when it blocks or burns CPU.
 
+import ExecnetValue
 import OrderedCollections
 
 /// What a running task receives: its channel and the arguments of `remoteExec`.

@@ -1,9 +1,10 @@
 // Entry points for worker executables: the stock execnet-worker, a user's own worker, and a program
 // that serves as its own worker when a gateway re-executes it (`worker=self`).
 
+import CExecnetShims
+import ExecnetCore
 import Logging
 import Synchronization
-import CExecnetShims
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,6 +2,8 @@
 // task start-up on EXEC, status replies, and the exit handshake (TERMINATE, BYE, FAREWELL).
 
 import DequeModule
+import ExecnetCore
+import ExecnetValue
 import Logging
 import OrderedCollections
 import Synchronization

@@ -3,6 +3,7 @@
 // Started on first use; stale directories of killed clients are removed when the next one starts,
 // never through a symbolic link.
 
+import ExecnetCore
 import Logging
 import Synchronization
 import ZeroMQ
@@ -229,15 +230,4 @@ func removeDirectory(_ path: String) {
     guard parentFD >= 0 else { return }
     defer { close(parentFD) }
     removeDirectory(named: String(path[path.index(after: slash)...]), in: parentFD)
-}
-
-/// A logger for the runtime; `EXECNET_DEBUG=1` turns on debug messages.
-func makeExecnetLogger(label: String) -> Logger {
-    var logger = Logger(label: label)
-    if let flag = getenv("EXECNET_DEBUG"), String(cString: flag) != "", String(cString: flag) != "0" {
-        logger.logLevel = .debug
-    } else {
-        logger.logLevel = .info
-    }
-    return logger
 }

@@ -1,6 +1,7 @@
 // Process-wide settings of the client runtime: the logger and where worker output goes. They may be
 // set at any time; the hub reads them for every line and every new gateway.
 
+import ExecnetCore
 import Logging
 import Synchronization
 

@@ -1,6 +1,8 @@
 // The parts of a gateway's API that execnet code ports call for call: remote_exec with any
 // Codable arguments, _rinfo(update=True) and remoteaddress.
 
+import ExecnetCore
+import ExecnetValue
 import OrderedCollections
 
 extension RemoteInfo {

@@ -1,6 +1,8 @@
 // How a gateway moves through its life: launch and the wait for the worker's hello, then the
 // hub's notifications (hello, bye, process exit) that it receives on the I/O thread.
 
+import ExecnetCore
+import ExecnetValue
 import OrderedCollections
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,8 @@
 // lifecycle state (starting, running, exiting, exited) is behind a lock; the hub's I/O thread
 // moves it forward on hello, bye and process exit.
 
+import ExecnetCore
+import ExecnetValue
 import Logging
 import OrderedCollections
 import Synchronization

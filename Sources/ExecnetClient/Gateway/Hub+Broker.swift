@@ -3,6 +3,7 @@
 // to broker gateways, heartbeats both ways, and what a lost or restarted broker means for them.
 // Everything here runs on the client's I/O thread.
 
+import ExecnetCore
 import Logging
 import ZeroMQ
 #if canImport(Glibc)
@@ -88,20 +89,6 @@ final class BrokerLink {
     }
 
     func close() { socket.close() }
-}
-
-/// A DEALER for talking to a broker: a unique routing id (`<kind>.<pid>.<random>`), unlimited
-/// pipes (credit windows bound what is in flight), linger 0 (exits are handshakes), quick
-/// reconnects, and CURVE keys if given. The caller connects it.
-func makeBrokerDealer(context: ZMQContext, kind: String, keys: CurveClientKeys?) throws -> ZMQSocket {
-    let socket = try ZMQSocket(context: context, type: .dealer)
-    try socket.setRoutingID(Array("\(kind).\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))".utf8))
-    try socket.setLinger(milliseconds: 0)
-    try socket.setSendHighWaterMark(0)
-    try socket.setReceiveHighWaterMark(0)
-    try socket.setReconnectInterval(.milliseconds(100), max: .seconds(2))
-    try keys?.apply(to: socket)
-    return socket
 }
 
 extension Hub {

@@ -5,6 +5,7 @@
 // "unresponsive". The state comes from the kernel, not from the worker, so a worker whose I/O
 // thread is busy in a long task is never taken for dead. Everything here runs on the hub's thread.
 
+import ExecnetCore
 import Logging
 #if canImport(Glibc)
 import Glibc

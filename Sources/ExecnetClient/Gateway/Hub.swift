@@ -3,6 +3,7 @@
 // forwards its stdout/stderr. Everything here runs on the I/O thread only.
 
 import CExecnetShims
+import ExecnetCore
 import Logging
 import ZeroMQ
 #if canImport(Glibc)

@@ -2,6 +2,8 @@
 // termination: ask every worker to exit, kill what is left after the timeout, and end every
 // channel of every dead peer so receive queues get their endmarkers.
 
+import ExecnetCore
+import ExecnetValue
 import OrderedCollections
 import Synchronization
 #if canImport(Glibc)

@@ -1,6 +1,8 @@
 // MultiChannel: many channels used as one. Fan out with sendEach, fan in with receiveEach or one
 // receive queue that gets every channel's items and an endmarker for each channel that ends.
 
+import ExecnetCore
+import ExecnetValue
 import Synchronization
 
 /// A fixed collection of channels used together (execnet's `MultiChannel`).

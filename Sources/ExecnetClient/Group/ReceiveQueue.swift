@@ -4,6 +4,8 @@
 // cancellation.
 
 import DequeModule
+import ExecnetCore
+import ExecnetValue
 import Synchronization
 
 /// A queue of `(channel, item)` pairs from many channels, made by

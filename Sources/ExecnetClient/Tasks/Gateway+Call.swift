@@ -3,6 +3,8 @@
 // (worker died, gateway exited), every waiting call fails with the channel's end error and the
 // next call opens a new channel.
 
+import ExecnetCore
+import ExecnetValue
 import Synchronization
 
 extension Gateway {

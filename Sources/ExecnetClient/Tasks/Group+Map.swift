@@ -5,6 +5,7 @@
 // hands its input back for another gateway and stops: its gateway is out of the map.
 
 import DequeModule
+import ExecnetCore
 
 /// One input's outcome in a ``TaskMap``.
 public struct MapResult<Output: Sendable>: Sendable {

@@ -2,6 +2,8 @@
 // on the I/O thread), the peer's death, and the effects of any close (wake receivers, fail senders,
 // run the callback's endmarker, wake close waiters).
 
+import ExecnetValue
+
 extension Channel {
     /// What a close leaves to do after unlocking.
     struct CloseEffects {
@@ -87,7 +89,7 @@ extension Channel {
 
     /// An item arrived from the peer.
     func deliver(_ payload: [UInt8]) {
-        let delivery = state.withLock { state -> Delivery in
+        let delivery = core.state.withLock { state -> Delivery in
             if state.remoteClosed {
                 // The peer broke protocol (an item after its close), or it ended.
                 return .afterEnd
@@ -155,7 +157,7 @@ extension Channel {
     /// - Parameter reply: Send this side's own close if it has not gone yet (the peer forgets the
     ///   channel only once it has it). `false` when the peer is gone.
     func remoteClosed(error: RemoteError?, cause: PeerEnd? = nil, reply: Bool) {
-        let effects = state.withLock { state -> CloseEffects? in
+        let effects = core.state.withLock { state -> CloseEffects? in
             if state.remoteClosed { return nil }
             state.remoteClosed = true
             if !state.localClosed {
@@ -183,7 +185,7 @@ extension Channel {
     /// Ends a channel that is not registered and will never be (a channel value naming a channel
     /// of this side that is no longer open).
     func endDetached() {
-        state.withLock { state in
+        core.state.withLock { state in
             state.localClosed = true
             state.remoteClosed = true
             state.closeSent = true
@@ -192,7 +194,7 @@ extension Channel {
 
     /// The peer consumed items and granted more window.
     func grantCredit(messages: Int, bytes: Int) {
-        let outcome = state.withLock { $0.grant(messages: messages, bytes: bytes) }
+        let outcome = core.state.withLock { $0.grant(messages: messages, bytes: bytes) }
         for sender in outcome.wake { sender.resume(.success(())) }
     }
 
@@ -201,7 +203,7 @@ extension Channel {
     /// Queues one item for the callback thread. Called with the state lock held.
     private func submitCallbackItem(_ payload: [UInt8], _ registration: CallbackRegistration) {
         SerialWorkQueue.callbacks.submit { [self] in
-            let (run, grant) = state.withLock { state -> (Bool, (messages: Int, bytes: Int)?) in
+            let (run, grant) = core.state.withLock { state -> (Bool, (messages: Int, bytes: Int)?) in
                 if state.localClosed { return (false, nil) }
                 return (true, state.remoteClosed ? nil : state.consume(bytes: payload.count))
             }
@@ -219,7 +221,7 @@ extension Channel {
     /// Queues the endmarker step: deliver the endmarker once, then count the channel as closed.
     /// A direct callback gets it at once, on this thread. Never call it with the lock held.
     private func scheduleEndmarker() {
-        let direct = state.withLock { $0.callback?.direct ?? false }
+        let direct = core.state.withLock { $0.callback?.direct ?? false }
         if direct {
             runEndmarkerStep()
         } else {
@@ -229,7 +231,7 @@ extension Channel {
 
     /// Delivers the endmarker once, then counts the channel as closed and wakes close waiters.
     private func runEndmarkerStep() {
-        let registration = state.withLock { state -> CallbackRegistration? in
+        let registration = core.state.withLock { state -> CallbackRegistration? in
             if state.endmarkerDelivered { return nil }
             state.endmarkerDelivered = true
             return state.callback
@@ -240,7 +242,7 @@ extension Channel {
             }
         }
         registration?.onEnd?()
-        let waiters = state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
+        let waiters = core.state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
             state.callbackDrained = true
             // Nothing arrives after the end: drop the closures, which often capture this channel.
             state.callback = state.callback?.spent
@@ -276,8 +278,8 @@ extension Channel {
         try register(CallbackRegistration(callback: callback, endmarker: endmarker))
     }
 
-    func register(_ registration: CallbackRegistration) throws {
-        let (ended, grant, failure) = try state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
+    package func register(_ registration: CallbackRegistration) throws {
+        let (ended, grant, failure) = try core.state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
             if state.callback != nil {
                 throw ExecnetError(.invalidState, "channel \(id) already has a callback",
                                    gatewayID: gatewayID, channelID: id)
@@ -319,7 +321,7 @@ extension Channel {
     /// so order is arrival order; once the queue is empty, later items go to the callback thread.
     private func replayQueued(_ registration: CallbackRegistration) {
         while true {
-            let (payload, grant, runEnd) = state.withLock { state -> ([UInt8]?, (messages: Int, bytes: Int)?, Bool) in
+            let (payload, grant, runEnd) = core.state.withLock { state -> ([UInt8]?, (messages: Int, bytes: Int)?, Bool) in
                 if !state.localClosed, let payload = state.items.popFirst() {
                     return (payload, state.remoteClosed ? nil : state.consume(bytes: payload.count), false)
                 }
@@ -358,7 +360,7 @@ extension Channel {
         defer { timer?.cancel() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate: Result<Void, any Error>? = state.withLock { state in
+                let immediate: Result<Void, any Error>? = core.state.withLock { state in
                     if state.isClosed { return closeOutcome(&state) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if let deadline, ContinuousClock.now >= deadline {
@@ -386,7 +388,7 @@ extension Channel {
         try checkMayBlock()
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<Void>()
-        let immediate: Result<Void, any Error>? = state.withLock { state in
+        let immediate: Result<Void, any Error>? = core.state.withLock { state in
             if state.isClosed { return closeOutcome(&state) }
             state.closeWaiters.append(.blocking(id: waiterID, outcome))
             sendCredit(state.startDrain())
@@ -404,7 +406,7 @@ extension Channel {
     }
 
     private func removeCloseWaiter(_ waiterID: Int) -> CloseWaiter? {
-        state.withLock { state -> CloseWaiter? in
+        core.state.withLock { state -> CloseWaiter? in
             guard let index = state.closeWaiters.firstIndex(where: { $0.id == waiterID }) else { return nil }
             defer { state.stopDrainIfUnwatched() }
             return state.closeWaiters.remove(at: index)

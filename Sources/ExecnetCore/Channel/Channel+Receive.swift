@@ -1,6 +1,8 @@
 // Receiving on a channel: async and blocking receive with timeouts and cancellation, async
 // iteration, and typed receive through the Codable bridge.
 
+import ExecnetValue
+
 extension Channel {
     private enum Immediate {
         case item([UInt8], grant: (messages: Int, bytes: Int)?)
@@ -47,7 +49,7 @@ extension Channel {
     /// The next item's payload if one is queued (or the end, thrown), without suspending: the
     /// common case of a busy channel needs no continuation, timer or cancellation handler.
     private func takeQueuedPayload() throws -> [UInt8]? {
-        switch try state.withLock({ try takeImmediate(&$0) }) {
+        switch try core.state.withLock({ try takeImmediate(&$0) }) {
         case .item(let payload, let grant):
             sendCredit(grant)
             return payload
@@ -70,7 +72,7 @@ extension Channel {
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
                 var grantToSend: (messages: Int, bytes: Int)?
-                let immediate: Result<[UInt8], any Error>? = state.withLock { state in
+                let immediate: Result<[UInt8], any Error>? = core.state.withLock { state in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     do {
                         switch try takeImmediate(&state) {
@@ -93,7 +95,7 @@ extension Channel {
                 if let immediate { continuation.resume(with: immediate) }
             }
         } onCancel: {
-            let removed = state.withLock { state -> ReceiveWaiter? in
+            let removed = core.state.withLock { state -> ReceiveWaiter? in
                 guard let index = state.receivers.firstIndex(where: { $0.id == waiterID }) else { return nil }
                 return state.receivers.remove(at: index)
             }
@@ -103,7 +105,7 @@ extension Channel {
     }
 
     private func expireReceiver(_ waiterID: Int, timeout: Duration) {
-        let removed = state.withLock { state -> ReceiveWaiter? in
+        let removed = core.state.withLock { state -> ReceiveWaiter? in
             guard let index = state.receivers.firstIndex(where: { $0.id == waiterID }) else { return nil }
             return state.receivers.remove(at: index)
         }
@@ -150,7 +152,7 @@ extension Channel {
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<[UInt8]>()
         var grantToSend: (messages: Int, bytes: Int)?
-        let immediate: Result<[UInt8], any Error>? = state.withLock { state in
+        let immediate: Result<[UInt8], any Error>? = core.state.withLock { state in
             do {
                 switch try takeImmediate(&state) {
                 case .item(let payload, let grant):
@@ -168,7 +170,7 @@ extension Channel {
         sendCredit(grantToSend)
         if let immediate { return try connection.decode(immediate.get()) }
         if let result = outcome.wait(deadline: deadline) { return try connection.decode(result.get()) }
-        let removed = state.withLock { state -> Bool in
+        let removed = core.state.withLock { state -> Bool in
             guard let index = state.receivers.firstIndex(where: { $0.id == waiterID }) else { return false }
             state.receivers.remove(at: index)
             return true

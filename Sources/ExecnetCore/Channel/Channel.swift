@@ -2,40 +2,36 @@
 // a Mutex<ChannelState>; every method decides under the lock and acts (resume, send, dispatch a
 // callback) after unlocking. I/O-thread entry points are in Channel+Incoming.swift.
 
+import ExecnetValue
 import Logging
 import Synchronization
 
-/// An ordered, bidirectional message channel between this process and a task in a gateway.
-///
-/// A channel carries ``Value``s (or any `Codable` type, through ``ValueEncoder``) in order, in both
-/// directions. Receiving blocks (suspends) until an item arrives, the channel ends, or a timeout.
-/// When the peer closes the channel with an error, the next `receive` or `waitClose` throws
-/// ``RemoteError`` once; later calls throw ``ExecnetError`` `endOfChannel`. When the peer goes
-/// away without closing (its worker died or exited, the gateway was terminated, the broker lost
-/// it), every `receive` and `waitClose` throws `endOfChannel` whose ``ExecnetError/peerEnd`` says why.
-///
-/// Sending is flow-controlled: a sender may be ahead of its receiver by at most a window of
-/// 1,024 messages or 16 MiB; beyond that `send` suspends until the receiver consumes items.
-///
-/// Channels can be sent over channels of the same gateway (as ``Value/channel(_:)``); a channel that
-/// goes out and comes back is the same object.
-public final class Channel: Sendable {
-    /// The channel's id within its gateway (odd: opened by the client, even: opened by the worker).
-    public let id: Int32
-    /// The task this channel runs, if this side started it with `remoteExec`.
-    public let taskName: String?
+/// A channel's machinery, behind ``Channel/machinery`` (the value format declares `Channel` and
+/// knows only its id): its connection, its state under a lock, and its waiter ids.
+final class ChannelCore: Sendable {
     /// The gateway connection the channel belongs to.
     let connection: PeerConnection
     /// On a worker: the channel of the running task, which the task may not close itself.
     let isTaskChannel: Bool
     let state = Mutex(ChannelState())
-    private let waiterIDs = Atomic<Int>(0)
+    let waiterIDs = Atomic<Int>(0)
 
-    init(id: Int32, connection: PeerConnection, taskName: String?, isTaskChannel: Bool) {
-        self.id = id
+    init(connection: PeerConnection, isTaskChannel: Bool) {
         self.connection = connection
-        self.taskName = taskName
         self.isTaskChannel = isTaskChannel
+    }
+}
+
+extension Channel {
+    /// The machinery of this channel (always a ``ChannelCore``: only this module makes channels).
+    var core: ChannelCore { unsafeDowncast(machinery, to: ChannelCore.self) }
+    /// The gateway connection the channel belongs to.
+    package var connection: PeerConnection { core.connection }
+    /// On a worker: the channel of the running task, which the task may not close itself.
+    var isTaskChannel: Bool { core.isTaskChannel }
+
+    convenience init(id: Int32, connection: PeerConnection, taskName: String?, isTaskChannel: Bool) {
+        self.init(id: id, taskName: taskName, machinery: ChannelCore(connection: connection, isTaskChannel: isTaskChannel))
     }
 
     /// A channel bound to no gateway: sending goes nowhere. For serializer tests of channel values.
@@ -47,7 +43,7 @@ public final class Channel: Sendable {
     public var gatewayID: String { connection.gatewayID }
 
     func nextWaiterID() -> Int {
-        waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
+        core.waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
     }
 
     // MARK: - Sending
@@ -88,7 +84,7 @@ public final class Channel: Sendable {
         try checkMayBlock()
         let payload = try connection.encode(value)
         let bytes = payload.count
-        let waiter: BlockingOutcome<Void>? = try state.withLock { state in
+        let waiter: BlockingOutcome<Void>? = try core.state.withLock { state in
             try checkCanSend(state)
             if state.senders.isEmpty && state.hasCredit(for: bytes) {
                 state.takeCredit(bytes)
@@ -120,7 +116,7 @@ public final class Channel: Sendable {
     /// Takes credit for `bytes` if the window has room and nobody waits before us (no suspension,
     /// no async call: the common case of a sender within its window).
     private func takeCreditNow(_ bytes: Int) throws -> Bool {
-        try state.withLock { state in
+        try core.state.withLock { state in
             try checkCanSend(state)
             if state.senders.isEmpty && state.hasCredit(for: bytes) {
                 state.takeCredit(bytes)
@@ -135,7 +131,7 @@ public final class Channel: Sendable {
         let waiterID = nextWaiterID()
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate: Result<Void, any Error>? = state.withLock { state in
+                let immediate: Result<Void, any Error>? = core.state.withLock { state in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     do { try checkCanSend(state) } catch { return .failure(error) }
                     if state.senders.isEmpty && state.hasCredit(for: bytes) {
@@ -148,7 +144,7 @@ public final class Channel: Sendable {
                 if let immediate { continuation.resume(with: immediate) }
             }
         } onCancel: {
-            let removed = state.withLock { state -> SendWaiter? in
+            let removed = core.state.withLock { state -> SendWaiter? in
                 guard let index = state.senders.firstIndex(where: { $0.id == waiterID }) else { return nil }
                 return state.senders.remove(at: index)
             }
@@ -179,8 +175,8 @@ public final class Channel: Sendable {
     }
 
     /// Closes this end (used by the runtime for task channels too).
-    func closeLocally(error: String?) {
-        let effects = state.withLock { state -> CloseEffects? in
+    package func closeLocally(error: String?) {
+        let effects = core.state.withLock { state -> CloseEffects? in
             if state.localClosed { return nil }
             state.localClosed = true
             // Each side sends its own close exactly once, even after the peer's: the peer then
@@ -207,11 +203,11 @@ public final class Channel: Sendable {
     /// execnet's counterpart is a channel that is neither closed nor "send-only": once the peer
     /// let go of its end (closed it, returned from its task, died), this is `false` and `send`
     /// fails; items that already arrived stay receivable.
-    public var hasReceiver: Bool { state.withLock { !$0.localClosed && !$0.remoteClosed } }
+    public var hasReceiver: Bool { core.state.withLock { !$0.localClosed && !$0.remoteClosed } }
 
     /// Whether the channel is closed: this side closed it, or the peer did (and, with a callback,
     /// every item and the endmarker were delivered).
-    public var isClosed: Bool { state.withLock { $0.isClosed } }
+    public var isClosed: Bool { core.state.withLock { $0.isClosed } }
 }
 
 extension Channel: Hashable {

@@ -2,6 +2,7 @@
 // item; a read file joins the text items it receives and hands them out by count or by line.
 // Both are built on the public Channel API and work the same in a client and in a worker's task.
 
+import ExecnetValue
 import Synchronization
 
 extension Channel {

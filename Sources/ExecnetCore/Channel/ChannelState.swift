@@ -3,18 +3,19 @@
 // mutating method, and what must happen outside the lock (resume, wake, send) is returned.
 
 import DequeModule
+import ExecnetValue
 
 /// The flow-control window: how much a sender may have in flight on one channel before the
 /// receiver has consumed it. The receiver grants credit back as its user takes items.
-enum FlowWindow {
+package enum FlowWindow {
     /// Messages a sender may have unconsumed at the receiver.
-    static let messages = 1024
+    package static let messages = 1024
     /// Bytes a sender may have unconsumed at the receiver (a single larger message may still go
     /// when nothing else is in flight).
-    static let bytes = 16 << 20
+    package static let bytes = 16 << 20
     /// What a receiver holds at most for a drain grant (items granted back unconsumed while
     /// someone waits for the close), per channel: bytes, counting 64 bytes per item.
-    static let drainBytes = 1 << 30
+    package static let drainBytes = 1 << 30
 }
 
 /// How a receive ends when it gets no item.
@@ -91,21 +92,31 @@ enum CloseWaiter {
 }
 
 /// A callback registered with `setCallback`, and its endmarker if one was given.
-struct CallbackRegistration: Sendable {
-    let callback: @Sendable (Value) throws -> Void
+package struct CallbackRegistration: Sendable {
+    package let callback: @Sendable (Value) throws -> Void
     /// `nil`: no endmarker. `.some(.none)`: the none value is the endmarker.
-    let endmarker: Value?
+    package let endmarker: Value?
     /// Runs after the endmarker step, once (receive queues count ended channels with it).
-    var onEnd: (@Sendable () -> Void)? = nil
+    package var onEnd: (@Sendable () -> Void)? = nil
     /// Runs the callback on the delivering thread (the I/O thread), under the channel's lock,
     /// instead of on the callback thread. Only for internal callbacks that never block and take
     /// no channel lock: receive queues, which so save a thread hand-off per item.
-    var direct = false
+    package var direct = false
+
+    package init(
+        callback: @escaping @Sendable (Value) throws -> Void, endmarker: Value?,
+        onEnd: (@Sendable () -> Void)? = nil, direct: Bool = false
+    ) {
+        self.callback = callback
+        self.endmarker = endmarker
+        self.onEnd = onEnd
+        self.direct = direct
+    }
 
     /// The same registration with its closures dropped, for after the endmarker step: the channel
     /// still counts as a callback channel, but lets go of what the closures captured (a receive
     /// queue's subscription, or a user's callback, usually captures the channel itself).
-    var spent: CallbackRegistration {
+    package var spent: CallbackRegistration {
         CallbackRegistration(callback: { _ in }, endmarker: nil, onEnd: nil, direct: direct)
     }
 }

@@ -2,11 +2,12 @@
 // gateway, the path to send frames to the peer, and dispatch of the peer's frames to channels.
 // The client has one per gateway; a worker has one, to its client.
 
+import ExecnetValue
 import Logging
 import Synchronization
 
 /// Where a connection's outgoing frames go: the client hub (by routing id) or the worker's DEALER.
-protocol FrameTransport: Sendable {
+package protocol FrameTransport: Sendable {
     /// Queues a message for the peer. Returns `false` if the transport has stopped.
     @discardableResult
     func submit(_ message: WireMessage) -> Bool
@@ -17,7 +18,7 @@ protocol FrameTransport: Sendable {
 }
 
 /// Which side of a gateway connection this is; it decides channel id parity.
-enum ConnectionSide: Sendable {
+package enum ConnectionSide: Sendable {
     /// The side that made the gateway: allocates odd channel ids.
     case client
     /// The worker: allocates even channel ids.
@@ -28,7 +29,7 @@ enum ConnectionSide: Sendable {
 ///
 /// Thread safety: the registry is behind a lock; `dispatch` and `peerEnded` run on the I/O thread,
 /// everything else on any thread.
-final class PeerConnection: Sendable {
+package final class PeerConnection: Sendable {
     private struct Registry {
         var channels: [Int32: Channel] = [:]
         /// The channel looked up last: a stream of messages on one channel skips the hash.
@@ -49,24 +50,24 @@ final class PeerConnection: Sendable {
     }
 
     /// The gateway's id (`gw0`).
-    let gatewayID: String
-    let side: ConnectionSide
-    let transport: any FrameTransport
-    let logger: Logger
+    package let gatewayID: String
+    package let side: ConnectionSide
+    package let transport: any FrameTransport
+    package let logger: Logger
     /// Where malformed or unexpected channel messages are logged, at most once per kind and interval.
-    let rogue: RateLimitedLogger
+    package let rogue: RateLimitedLogger
     /// The largest payload this side sends; larger values fail their send before anything is sent.
-    let maxMessageSize: Int
+    package let maxMessageSize: Int
     /// The most peer channels made by a frame that no value has named yet (see ``defaultMaxUnnamedPeerChannels``).
-    let maxUnnamedChannels: Int
+    package let maxUnnamedChannels: Int
     /// The most payload bytes queued on such channels (see ``defaultMaxUnnamedPeerBytes``).
-    let maxUnnamedBytes: Int
+    package let maxUnnamedBytes: Int
     private let registry: Mutex<Registry>
     /// Called once, outside every lock, when the peer breaks the unnamed-channel cap: the client
     /// kills the worker, a worker exits.
     private let violationHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
 
-    init(gatewayID: String, side: ConnectionSide, transport: any FrameTransport, logger: Logger,
+    package init(gatewayID: String, side: ConnectionSide, transport: any FrameTransport, logger: Logger,
          maxMessageSize: Int = defaultMaxMessageSize, maxUnnamedChannels: Int = defaultMaxUnnamedPeerChannels,
          maxUnnamedBytes: Int = defaultMaxUnnamedPeerBytes) {
         self.maxMessageSize = maxMessageSize
@@ -83,7 +84,7 @@ final class PeerConnection: Sendable {
     // MARK: - Channels
 
     /// Opens a new channel with an id from this side's id space.
-    func newChannel(taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
+    package func newChannel(taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
         // Nothing is called out under the registry lock: ending a channel may forget it, which
         // takes this lock again (and a channel's lock is never taken inside this one).
         let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
@@ -98,7 +99,7 @@ final class PeerConnection: Sendable {
     }
 
     /// Whether `id` is in this side's id space (odd for the client, even for the worker).
-    func isOwnID(_ id: Int32) -> Bool {
+    package func isOwnID(_ id: Int32) -> Bool {
         (id & 1 == 1) == (side == .client)
     }
 
@@ -107,7 +108,7 @@ final class PeerConnection: Sendable {
     ///
     /// - Parameter resolving: `true` when a channel value in a payload names it: a peer channel
     ///   that ended before any value named it was kept registered for this moment, and is let go now.
-    func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false, resolving: Bool = false) -> Channel {
+    package func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false, resolving: Bool = false) -> Channel {
         let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
             if let existing = registry.channels[id] {
                 registry.recent = existing
@@ -136,7 +137,7 @@ final class PeerConnection: Sendable {
     }
 
     /// The registered channel with `id`, if any.
-    func existingChannel(_ id: Int32) -> Channel? {
+    package func existingChannel(_ id: Int32) -> Channel? {
         registry.withLock { registry in
             if let recent = registry.recent, recent.id == id { return recent }
             let found = registry.channels[id]
@@ -146,7 +147,7 @@ final class PeerConnection: Sendable {
     }
 
     /// Forgets a channel that both sides have closed.
-    func forget(_ channel: Channel) {
+    package func forget(_ channel: Channel) {
         registry.withLock { registry in
             if registry.unresolved[channel.id] != nil {
                 registry.unresolved[channel.id] = true
@@ -158,14 +159,14 @@ final class PeerConnection: Sendable {
     }
 
     /// The number of channels still open.
-    var openChannelCount: Int { registry.withLock { $0.channels.count } }
+    package var openChannelCount: Int { registry.withLock { $0.channels.count } }
 
     /// The number of peer channels made by a frame that no value has named yet.
-    var unnamedPeerChannelCount: Int { registry.withLock { $0.unresolved.count } }
+    package var unnamedPeerChannelCount: Int { registry.withLock { $0.unresolved.count } }
 
     /// Sets what happens when the peer breaks the protocol: the unnamed-channel cap or a channel's
     /// flow-control window (after every channel has ended).
-    func onProtocolViolation(_ handler: @escaping @Sendable (String) -> Void) {
+    package func onProtocolViolation(_ handler: @escaping @Sendable (String) -> Void) {
         violationHandler.withLock { $0 = handler }
     }
 
@@ -226,7 +227,7 @@ final class PeerConnection: Sendable {
 
     /// The peer broke the protocol (for example, sent beyond a channel's flow-control window): every
     /// channel ends with `violation` as its cause and the violation handler runs, once.
-    func reportViolation(_ violation: String) {
+    package func reportViolation(_ violation: String) {
         let first = registry.withLock { registry -> Bool in
             defer { registry.violated = true }
             return !registry.violated
@@ -245,7 +246,7 @@ final class PeerConnection: Sendable {
     /// Encodes `value` as a channel payload (the serializer's internal form).
     ///
     /// - Throws: ``ExecnetError`` `unencodable`, or `invalidState` for a channel of another gateway.
-    func encode(_ value: Value) throws -> [UInt8] {
+    package func encode(_ value: Value) throws -> [UInt8] {
         try checkChannels(in: value)
         var buffer: [UInt8] = []
         do {
@@ -261,7 +262,7 @@ final class PeerConnection: Sendable {
     }
 
     /// Decodes a channel payload; channel references resolve in this connection.
-    func decode(_ payload: [UInt8]) throws -> Value {
+    package func decode(_ payload: [UInt8]) throws -> Value {
         try payload.withUnsafeBytes { raw in
             try Serializer.decodeInternal(raw, options: .channelDefault, resolveChannel: { id in
                 self.resolveChannel(id)
@@ -291,7 +292,7 @@ final class PeerConnection: Sendable {
     // MARK: - Sending
 
     /// Sends a message to the peer.
-    func send(_ message: WireMessage) {
+    package func send(_ message: WireMessage) {
         if !transport.submit(message) {
             logger.debug("dropped \(message.type) on channel \(message.channelID): transport stopped")
         }
@@ -303,7 +304,7 @@ final class PeerConnection: Sendable {
     ///
     /// A frame for an id this side never opened (or that is not a channel id at all) is logged and
     /// dropped; so is anything for a channel that has ended. Nothing a peer sends ends this process.
-    func dispatch(_ message: WireMessage) {
+    package func dispatch(_ message: WireMessage) {
         let id = message.channelID
         switch message.type {
         case .data:
@@ -370,7 +371,7 @@ final class PeerConnection: Sendable {
     }
 
     /// The peer is gone: every channel that has not ended ends with `cause` (or a plain end if `nil`).
-    func peerEnded(_ error: PeerEnd?) {
+    package func peerEnded(_ error: PeerEnd?) {
         let channels = registry.withLock { registry -> [Channel] in
             if registry.ended == nil { registry.ended = .some(error) }
             return Array(registry.channels.values)
@@ -381,7 +382,7 @@ final class PeerConnection: Sendable {
     }
 
     /// Whether the peer has ended.
-    var hasPeerEnded: Bool { registry.withLock { $0.ended != nil } }
+    package var hasPeerEnded: Bool { registry.withLock { $0.ended != nil } }
 }
 
 /// The default cap on channels a peer opened by a frame (DATA or CLOSE) that no decoded value
@@ -400,6 +401,6 @@ struct DetachedTransport: FrameTransport {
 
 extension PeerConnection {
     /// The connection of channels that belong to no gateway.
-    static let detached = PeerConnection(
+    package static let detached = PeerConnection(
         gatewayID: "detached", side: .client, transport: DetachedTransport(), logger: Logger(label: "execnet.detached"))
 }

@@ -16,7 +16,7 @@ func cexecnetWake(_ fd: Int32) -> Int32 { cexecnet_eventfd_signal(fd) }
 /// The sources, timers and poll loop of one I/O thread.
 ///
 /// - Important: Used on its I/O thread only (it holds sockets, which are not Sendable).
-final class IOLoop {
+package final class IOLoop {
     private enum SourceKind {
         case socket(ZMQSocket)
         case fileDescriptor(Int32)
@@ -30,29 +30,29 @@ final class IOLoop {
     private var poller = ZMQPoller()
     private var pollerIsStale = true
     /// The thread's timers: the role's own (``schedule(at:_:)``) and timed waits from other threads.
-    let timers: TimerQueue
+    package let timers: TimerQueue
     /// Set by a role that has queued output to retry; the next poll waits at most this long.
-    var retryInterval: Duration?
+    package var retryInterval: Duration?
 
-    init(mailboxFD: Int32, timers: TimerQueue) {
+    package init(mailboxFD: Int32, timers: TimerQueue) {
         self.mailboxFD = mailboxFD
         self.timers = timers
     }
 
     /// Calls `handler` whenever `socket` is readable. The handler must drain what it can.
-    func addSocket(_ socket: ZMQSocket, onReadable handler: @escaping () -> Void) {
+    package func addSocket(_ socket: ZMQSocket, onReadable handler: @escaping () -> Void) {
         sources.append(Source(kind: .socket(socket), handler: handler))
         pollerIsStale = true
     }
 
     /// Calls `handler` whenever `fd` is readable (or hung up).
-    func addFileDescriptor(_ fd: Int32, onReadable handler: @escaping () -> Void) {
+    package func addFileDescriptor(_ fd: Int32, onReadable handler: @escaping () -> Void) {
         sources.append(Source(kind: .fileDescriptor(fd), handler: handler))
         pollerIsStale = true
     }
 
     /// Stops polling `fd`. The caller closes it.
-    func removeFileDescriptor(_ fd: Int32) {
+    package func removeFileDescriptor(_ fd: Int32) {
         sources.removeAll { source in
             if case .fileDescriptor(let other) = source.kind { return other == fd }
             return false
@@ -61,7 +61,7 @@ final class IOLoop {
     }
 
     /// Stops polling `socket`. The caller closes it.
-    func removeSocket(_ socket: ZMQSocket) {
+    package func removeSocket(_ socket: ZMQSocket) {
         sources.removeAll { source in
             if case .socket(let other) = source.kind { return other === socket }
             return false
@@ -73,7 +73,7 @@ final class IOLoop {
     ///
     /// - Returns: A handle whose `cancel()` removes the timer at once.
     @discardableResult
-    func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping () -> Void) -> TimerHandle {
+    package func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping () -> Void) -> TimerHandle {
         timers.schedule(at: deadline, loop: action)
     }
 
@@ -101,7 +101,7 @@ final class IOLoop {
     /// carries sends and control), then readable sources, then due timers; then `afterWakeUp`;
     /// then the task jobs queued so far (`runJobs`, which says whether more are waiting: the next
     /// poll then does not sleep).
-    func run(shouldStop: () -> Bool, onMailbox: () -> Void, afterWakeUp: () -> Void, runJobs: () -> Bool) {
+    package func run(shouldStop: () -> Bool, onMailbox: () -> Void, afterWakeUp: () -> Void, runJobs: () -> Bool) {
         var jobsWaiting = false
         while !shouldStop() {
             if pollerIsStale { rebuildPoller() }

@@ -3,13 +3,14 @@
 // decides what the sockets are and what commands mean; this file only runs the loop.
 
 import CExecnetShims
+import ExecnetValue
 import Synchronization
 import ZeroMQ
 
 /// What runs on an I/O thread: the client's hub or the worker's connection.
 ///
 /// - Important: Every method is called on the I/O thread only.
-protocol IOThreadRole: AnyObject, SendableMetatype {
+package protocol IOThreadRole: AnyObject, SendableMetatype {
     /// The commands other threads send to this role.
     associatedtype Command: Sendable
     /// Creates sockets and registers sources; `IOThread.init` returns (or throws) after this.
@@ -27,13 +28,13 @@ protocol IOThreadRole: AnyObject, SendableMetatype {
 /// `init` returns once the role's `setUp` has run on the new thread (or throws its error);
 /// ``stop()`` asks the loop to end, waits for `tearDown` and joins. Both are synchronous, so the
 /// caller always knows whether the sockets exist.
-final class IOThread<Role: IOThreadRole>: Sendable {
+package final class IOThread<Role: IOThreadRole>: Sendable {
     /// The inbox; any thread may submit.
-    let mailbox: Mailbox<Role.Command>
+    package let mailbox: Mailbox<Role.Command>
     /// Runs task jobs on this thread (for tasks that prefer it, see ``IOThreadExecutor``).
-    let executor: IOThreadExecutor
+    package let executor: IOThreadExecutor
     /// The thread's timers; any thread may schedule a timed wait's expiry here.
-    let timers: TimerQueue
+    package let timers: TimerQueue
     /// The role and loop, for commands the I/O thread submits to itself.
     private let owned = OwnedByIOThread<Role>()
     private let flags = IOThreadFlags()
@@ -46,7 +47,7 @@ final class IOThread<Role: IOThreadRole>: Sendable {
     ///   - name: The thread's name (`execnet-io`).
     ///   - makeRole: Creates the role; called on the new thread.
     /// - Throws: Whatever `makeRole` or the role's `setUp` threw; the thread has then ended.
-    init(name: String, makeRole: @escaping @Sendable () throws -> Role) throws {
+    package init(name: String, makeRole: @escaping @Sendable () throws -> Role) throws {
         let mailbox = try Mailbox<Role.Command>()
         self.mailbox = mailbox
         let token = UInt(bitPattern: ObjectIdentifier(mailbox).hashValue)
@@ -115,7 +116,7 @@ final class IOThread<Role: IOThreadRole>: Sendable {
     ///
     /// - Returns: `false` if the thread has stopped and the command was not queued.
     @discardableResult
-    func submit(_ command: Role.Command) -> Bool {
+    package func submit(_ command: Role.Command) -> Bool {
         if isCurrent, !owned.handlingBatch, let role = owned.role, let loop = owned.loop, mailbox.mayHandleDirectly() {
             role.handle(command, loop)
             return true
@@ -124,13 +125,13 @@ final class IOThread<Role: IOThreadRole>: Sendable {
     }
 
     /// Whether the caller runs on this I/O thread.
-    var isCurrent: Bool { executor.isCurrent }
+    package var isCurrent: Bool { executor.isCurrent }
 
     /// Asks the loop to end, waits for the role's `tearDown`, and joins the thread. Idempotent.
     ///
     /// - Important: Blocks the calling thread; never call it on the I/O thread itself.
     @available(*, noasync, message: "blocks until the I/O thread has ended")
-    func stop() {
+    package func stop() {
         precondition(!isCurrent, "IOThread.stop() called on the I/O thread itself; it would wait for itself")
         flags.stopRequested.store(true, ordering: .releasing)
         // Wake the poll so the flag is seen.
@@ -168,7 +169,7 @@ private final class IOThreadFlags: Sendable {
 extension IOThread {
     /// Stops the thread from async code: the blocking ``stop()`` runs on a short-lived thread of
     /// its own, never on the cooperative pool.
-    func stopAndWait() async {
+    package func stopAndWait() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             OSThread(name: "execnet-stop") {
                 self.stop()

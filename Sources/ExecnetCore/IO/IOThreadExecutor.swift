@@ -11,20 +11,20 @@
 ///
 /// - Important: Code that runs here holds up every socket of the process while it runs: it must
 ///   not block, and should not compute for long.
-final class IOThreadExecutor: TaskExecutor {
+package final class IOThreadExecutor: TaskExecutor {
     private let jobs: any IOJobSink
     /// The token the I/O thread stores in its thread-local slot.
-    let token: UInt
+    package let token: UInt
 
-    init(jobs: any IOJobSink, token: UInt) {
+    package init(jobs: any IOJobSink, token: UInt) {
         self.jobs = jobs
         self.token = token
     }
 
     /// Whether the caller runs on this executor's I/O thread.
-    var isCurrent: Bool { cexecnetThreadToken() == token }
+    package var isCurrent: Bool { cexecnetThreadToken() == token }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         if !jobs.submitJob(unowned, wake: !isCurrent) {
             globalConcurrentExecutor.enqueue(unowned)
@@ -32,13 +32,13 @@ final class IOThreadExecutor: TaskExecutor {
     }
 
     /// Runs one job on the I/O thread.
-    func run(_ job: UnownedJob) {
+    package func run(_ job: UnownedJob) {
         job.runSynchronously(on: asUnownedTaskExecutor())
     }
 }
 
 /// Where an ``IOThreadExecutor`` queues jobs: the I/O thread's mailbox.
-protocol IOJobSink: Sendable {
+package protocol IOJobSink: Sendable {
     /// Queues a job; `false` if the I/O thread has stopped.
     func submitJob(_ job: UnownedJob, wake: Bool) -> Bool
 }

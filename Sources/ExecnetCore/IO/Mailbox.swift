@@ -12,7 +12,7 @@ import Glibc
 ///
 /// Submitting to an empty mailbox writes the eventfd once; further submissions before the consumer
 /// drains it only append, so a burst of sends costs one wake-up.
-final class Mailbox<Command: Sendable>: Sendable {
+package final class Mailbox<Command: Sendable>: Sendable {
     private struct State {
         var commands: [Command] = []
         /// Jobs of tasks that run on the I/O thread, in enqueue order.
@@ -23,9 +23,9 @@ final class Mailbox<Command: Sendable>: Sendable {
     }
     private let state = Mutex(State())
     /// The eventfd polled by the consumer; readable while commands wait.
-    let fileDescriptor: Int32
+    package let fileDescriptor: Int32
 
-    init() throws {
+    package init() throws {
         let fd = cexecnet_eventfd()
         guard fd >= 0 else {
             throw ExecnetError(.transport, "eventfd failed: errno \(errno)")
@@ -41,7 +41,7 @@ final class Mailbox<Command: Sendable>: Sendable {
     ///
     /// - Returns: `false` if the mailbox is closed (the I/O thread has stopped); the command is dropped.
     @discardableResult
-    func submit(_ command: Command) -> Bool {
+    package func submit(_ command: Command) -> Bool {
         let wake: Bool? = state.withLock { state in
             if state.closed { return nil }
             state.commands.append(command)
@@ -56,7 +56,7 @@ final class Mailbox<Command: Sendable>: Sendable {
 
     /// Whether the I/O thread, submitting a command itself, may handle it at once instead: nothing
     /// submitted earlier is still queued (so order is kept) and the mailbox is open.
-    func mayHandleDirectly() -> Bool {
+    package func mayHandleDirectly() -> Bool {
         state.withLock { !$0.closed && $0.commands.isEmpty }
     }
 
@@ -64,7 +64,7 @@ final class Mailbox<Command: Sendable>: Sendable {
     /// (`wake: false`) it only appends, and the loop runs it before it polls again.
     ///
     /// - Returns: `false` if the mailbox is closed (the I/O thread has stopped); the job was not queued.
-    func submitJob(_ job: UnownedJob, wake: Bool) -> Bool {
+    package func submitJob(_ job: UnownedJob, wake: Bool) -> Bool {
         let signal: Bool? = state.withLock { state in
             if state.closed { return nil }
             state.jobs.append(job)
@@ -78,7 +78,7 @@ final class Mailbox<Command: Sendable>: Sendable {
     }
 
     /// Takes every queued job, in enqueue order. Consumer only.
-    func takeJobs() -> [UnownedJob] {
+    package func takeJobs() -> [UnownedJob] {
         state.withLock { state in
             if state.jobs.isEmpty { return [] }
             let taken = state.jobs
@@ -88,10 +88,10 @@ final class Mailbox<Command: Sendable>: Sendable {
     }
 
     /// Whether jobs are queued. Consumer only (it decides whether the next poll may sleep).
-    var hasJobs: Bool { state.withLock { !$0.jobs.isEmpty } }
+    package var hasJobs: Bool { state.withLock { !$0.jobs.isEmpty } }
 
     /// Takes every queued command, in submission order. Consumer only.
-    func drain() -> [Command] {
+    package func drain() -> [Command] {
         _ = cexecnet_eventfd_drain(fileDescriptor)
         return state.withLock { state in
             state.signaled = false
@@ -102,7 +102,7 @@ final class Mailbox<Command: Sendable>: Sendable {
     }
 
     /// Refuses further commands and returns what was still queued.
-    func close() -> [Command] {
+    package func close() -> [Command] {
         state.withLock { state in
             state.closed = true
             let taken = state.commands

@@ -8,29 +8,29 @@ import ZeroMQ
 /// A ROUTER socket's outgoing side with a per-peer backlog.
 ///
 /// - Important: Used on its I/O thread only.
-final class RouterOutbox {
-    let socket: ZMQSocket
-    let logger: Logger
+package final class RouterOutbox {
+    package let socket: ZMQSocket
+    package let logger: Logger
     /// Messages that met a full pipe, per peer, oldest first.
     private var backlog: [PeerAddress: Deque<[[UInt8]]>] = [:]
     /// Bytes in each peer's backlog, and over all peers.
     private var backlogBytes: [PeerAddress: Int] = [:]
-    private(set) var queuedBytes = 0
+    package private(set) var queuedBytes = 0
 
-    init(socket: ZMQSocket, logger: Logger) {
+    package init(socket: ZMQSocket, logger: Logger) {
         self.socket = socket
         self.logger = logger
     }
 
     /// Whether messages wait for a retry.
-    var hasBacklog: Bool { !backlog.isEmpty }
+    package var hasBacklog: Bool { !backlog.isEmpty }
 
     /// Sends `frames` to the peer at `address`, after anything already queued for it.
     ///
     /// - Returns: `false` if the peer is not connected (ROUTER_MANDATORY said EHOSTUNREACH); the
     ///   message is then not delivered, and the caller decides what that means.
     @discardableResult
-    func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
+    package func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
         if backlog[address] != nil {
             enqueue(frames, for: address)
             return true
@@ -49,7 +49,7 @@ final class RouterOutbox {
     }
 
     /// Retries queued messages in order; stops at the first peer whose pipe is still full.
-    func flush() {
+    package func flush() {
         for address in Array(backlog.keys) {
             while let frames = backlog[address]?.first {
                 do {
@@ -69,20 +69,20 @@ final class RouterOutbox {
     }
 
     /// Retries the backlog after a loop turn and sets how soon the loop must come back for the rest.
-    func flush(_ loop: IOLoop) {
+    package func flush(_ loop: IOLoop) {
         guard hasBacklog else { return }
         flush()
         loop.retryInterval = hasBacklog ? .milliseconds(1) : nil
     }
 
     /// Forgets a gone peer's backlog.
-    func forget(_ address: PeerAddress) {
+    package func forget(_ address: PeerAddress) {
         backlog[address] = nil
         queuedBytes -= backlogBytes.removeValue(forKey: address) ?? 0
     }
 
     /// Peers with more than `bytes` queued, and how much each has.
-    func peersQueuing(over bytes: Int) -> [(PeerAddress, Int)] {
+    package func peersQueuing(over bytes: Int) -> [(PeerAddress, Int)] {
         backlogBytes.filter { $0.value > bytes }.map { ($0.key, $0.value) }
     }
 

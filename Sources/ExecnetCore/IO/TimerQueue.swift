@@ -12,15 +12,15 @@ import Synchronization
 /// - Important: `index`, `sequence` and `action` are read and written under the owning queue's
 ///   lock only; an I/O-thread action (`.loop`) is made and run on that thread only. That is why the
 ///   unchecked `Sendable` is sound.
-final class TimerEntry: @unchecked Sendable {
-    enum Action {
+package final class TimerEntry: @unchecked Sendable {
+    package enum Action {
         /// A role's timer: runs on its I/O thread; dropped if the thread stops first.
         case loop(() -> Void)
         /// A timed wait's expiry: may run on any I/O thread (the fallback's, if its own stopped).
         case wait(@Sendable () -> Void)
     }
 
-    let deadline: ContinuousClock.Instant
+    package let deadline: ContinuousClock.Instant
     fileprivate var sequence: UInt64 = 0
     /// The entry's position in the heap; -1 once it fired, was cancelled or was moved away.
     fileprivate var index = -1
@@ -37,17 +37,17 @@ final class TimerEntry: @unchecked Sendable {
 }
 
 /// A timer that can be cancelled from any thread.
-struct TimerHandle: Sendable {
+package struct TimerHandle: Sendable {
     fileprivate let queue: TimerQueue
     fileprivate let entry: TimerEntry
 
     /// Removes the timer from its queue at once (its action and captures are released now); does
     /// nothing if it already fired.
-    func cancel() { queue.cancel(entry) }
+    package func cancel() { queue.cancel(entry) }
 }
 
 /// The timers of one I/O thread. See the file comment.
-final class TimerQueue: Sendable {
+package final class TimerQueue: Sendable {
     private struct State {
         var heap: [TimerEntry] = []
         var nextSequence: UInt64 = 0
@@ -64,26 +64,26 @@ final class TimerQueue: Sendable {
     /// The owning I/O thread's token (see ``IOThreadExecutor``): its own timers need no wake-up.
     private let ownerToken: UInt
 
-    init(ownerToken: UInt, wake: @escaping @Sendable () -> Void) {
+    package init(ownerToken: UInt, wake: @escaping @Sendable () -> Void) {
         self.ownerToken = ownerToken
         self.wake = wake
     }
 
     /// The number of timers waiting to fire (for tests and diagnostics).
-    var count: Int { state.withLock { $0.heap.count } }
+    package var count: Int { state.withLock { $0.heap.count } }
 
     // MARK: - Any thread
 
     /// Schedules a timed wait's expiry.
     ///
     /// - Returns: The handle, or `nil` if the I/O thread has stopped (nothing was scheduled).
-    func schedule(at deadline: ContinuousClock.Instant, wait action: @escaping @Sendable () -> Void) -> TimerHandle? {
+    package func schedule(at deadline: ContinuousClock.Instant, wait action: @escaping @Sendable () -> Void) -> TimerHandle? {
         let entry = TimerEntry(deadline: deadline, action: .wait(action))
         return insert(entry) ? TimerHandle(queue: self, entry: entry) : nil
     }
 
     /// Removes `entry` if it is still waiting.
-    func cancel(_ entry: TimerEntry) {
+    package func cancel(_ entry: TimerEntry) {
         let action = state.withLock { state -> TimerEntry.Action? in
             guard entry.index >= 0 else { return nil }
             Self.remove(at: entry.index, from: &state.heap)
@@ -111,7 +111,7 @@ final class TimerQueue: Sendable {
     // MARK: - The I/O thread
 
     /// Schedules a role's timer (I/O thread only).
-    func schedule(at deadline: ContinuousClock.Instant, loop action: @escaping () -> Void) -> TimerHandle {
+    package func schedule(at deadline: ContinuousClock.Instant, loop action: @escaping () -> Void) -> TimerHandle {
         let entry = TimerEntry(deadline: deadline, action: .loop(action))
         // The owning thread runs until it has handled its own timers' closing.
         _ = insert(entry)
@@ -121,7 +121,7 @@ final class TimerQueue: Sendable {
     /// The instant by which the I/O thread must look again, recorded as its planned wake-up. With
     /// no timer, a wake-up planned earlier is kept while it lies ahead: a wait that starts and ends
     /// between two turns then costs no wake-up.
-    func nextWake(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+    package func nextWake(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         state.withLock { state in
             if let first = state.heap.first {
                 state.plannedWake = first.deadline
@@ -133,7 +133,7 @@ final class TimerQueue: Sendable {
     }
 
     /// Runs every timer that is due, in deadline order, outside the lock.
-    func runDue() {
+    package func runDue() {
         let due = state.withLock { state -> [TimerEntry.Action] in
             guard !state.heap.isEmpty else { return [] }
             let now = ContinuousClock.now
@@ -154,7 +154,7 @@ final class TimerQueue: Sendable {
 
     /// Refuses new timers and takes the waiting ones: the I/O thread has stopped. Timed waits go
     /// on on the fallback thread (with their deadlines); the role's timers are dropped.
-    func close() {
+    package func close() {
         let waits = state.withLock { state -> [(ContinuousClock.Instant, @Sendable () -> Void)] in
             state.closed = true
             var waits: [(ContinuousClock.Instant, @Sendable () -> Void)] = []
@@ -173,7 +173,7 @@ final class TimerQueue: Sendable {
 
     /// The timers of a process-wide thread that runs nothing else, for timed waits whose own I/O
     /// thread has stopped (or that have none). Started on first use; it never stops.
-    static var fallback: TimerQueue { fallbackThread.timers }
+    package static var fallback: TimerQueue { fallbackThread.timers }
 
     private static let fallbackThread: IOThread<TimerOnlyRole> = {
         do {
@@ -191,7 +191,7 @@ final class TimerQueue: Sendable {
     ///   - preferred: The queue to use while its thread runs.
     ///   - onExpiry: Run at the deadline on an I/O thread, unless cancelled first.
     /// - Returns: The handle to cancel when the wait ends, or `nil` for a `nil` deadline.
-    static func startWait(
+    package static func startWait(
         _ deadline: ContinuousClock.Instant?, on preferred: TimerQueue?, _ onExpiry: @escaping @Sendable () -> Void
     ) -> TimerHandle? {
         guard let deadline else { return nil }

@@ -3,25 +3,32 @@
 // client asked for (checked against one rule), then the spawner's own EXECNET_* settings, which
 // always win.
 
-/// Builds worker environments and holds the rule for the variables a client may set.
-enum WorkerEnvironment {
-    /// A variable the client asked for that the rule refuses.
-    struct Refusal: Error, Sendable, CustomStringConvertible {
-        /// The variable's name as the client gave it.
-        let name: String
-        /// Why it is refused.
-        let reason: String
+import ExecnetValue
 
-        var description: String { "environment variable \(name) is refused: \(reason)" }
+/// Builds worker environments and holds the rule for the variables a client may set.
+package enum WorkerEnvironment {
+    /// A variable the client asked for that the rule refuses.
+    package struct Refusal: Error, Sendable, CustomStringConvertible {
+        /// The variable's name as the client gave it.
+        package let name: String
+        /// Why it is refused.
+        package let reason: String
+
+        package init(name: String, reason: String) {
+            self.name = name
+            self.reason = reason
+        }
+
+        package var description: String { "environment variable \(name) is refused: \(reason)" }
     }
 
     /// Inherited `EXECNET_*` names a worker keeps: settings for people, not for the spawn protocol.
-    static let inheritedExecnetNames: Set<String> = ["EXECNET_DEBUG", "EXECNET_WORKER", "EXECNET_EXEC_DISABLED"]
+    package static let inheritedExecnetNames: Set<String> = ["EXECNET_DEBUG", "EXECNET_WORKER", "EXECNET_EXEC_DISABLED"]
 
     /// Names a client may never set: the dynamic loader's and libc's (glibc's list of variables
     /// it drops for setuid programs), shells' start-up and parsing variables (a worker may be a
     /// wrapper script), and the code-loading variables of common interpreters and runtimes.
-    static let refusedNames: Set<String> = [
+    package static let refusedNames: Set<String> = [
         "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH",
         "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
         "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH",
@@ -32,7 +39,7 @@ enum WorkerEnvironment {
 
     /// Name prefixes a client may never set: execnet's own (the spawner's settings), the dynamic
     /// loader's, malloc's, and the Swift runtime's (its backtracer runs a program named there).
-    static let refusedPrefixes: [(prefix: String, reason: String)] = [
+    package static let refusedPrefixes: [(prefix: String, reason: String)] = [
         ("EXECNET_", "EXECNET_* names are execnet's own settings for the worker"),
         ("LD_", "LD_* names control the dynamic loader"),
         ("MALLOC_", "MALLOC_* names control libc's allocator"),
@@ -45,7 +52,7 @@ enum WorkerEnvironment {
     /// starting with a digit; it is not execnet's own (`EXECNET_*`), the loader's (`LD_*`), the
     /// allocator's (`MALLOC_*`, `GLIBC_TUNABLES`), the Swift runtime's (`SWIFT_*`), nor in
     /// ``refusedNames``.
-    static func refusal(forClientVariable name: String) -> Refusal? {
+    package static func refusal(forClientVariable name: String) -> Refusal? {
         let bytes = Array(name.utf8)
         let portable = !bytes.isEmpty && !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[0])
             && bytes.allSatisfy { byte in
@@ -73,7 +80,7 @@ enum WorkerEnvironment {
     ///     ``refusal(forClientVariable:)``.
     ///   - own: The spawner's settings (`NAME=value`); they replace any entry of the same name.
     /// - Throws: The ``Refusal`` of the first variable the rule refuses.
-    static func build(inherited: [String], client: [(name: String, value: String)], own: [String]) throws(Refusal) -> [String] {
+    package static func build(inherited: [String], client: [(name: String, value: String)], own: [String]) throws(Refusal) -> [String] {
         for (name, _) in client {
             if let refusal = refusal(forClientVariable: name) { throw refusal }
         }

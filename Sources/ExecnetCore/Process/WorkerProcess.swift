@@ -9,22 +9,22 @@ import Glibc
 #endif
 
 /// A started worker process: its pid, pidfd and the read ends of its output pipes.
-struct SpawnedWorker: Sendable {
-    let pid: pid_t
-    let pidfd: Int32
-    let stdout: Int32
-    let stderr: Int32
+package struct SpawnedWorker: Sendable {
+    package let pid: pid_t
+    package let pidfd: Int32
+    package let stdout: Int32
+    package let stderr: Int32
 }
 
-enum WorkerProcess {
+package enum WorkerProcess {
     /// The executable name looked for beside the current program and on `PATH`.
-    static let stockWorkerName = "execnet-worker"
+    package static let stockWorkerName = "execnet-worker"
 
     /// Finds the worker executable: `worker=` in the spec, else `$EXECNET_WORKER`, else
     /// `execnet-worker` beside the current executable, else on `PATH`.
     ///
     /// - Throws: ``ExecnetError`` `workerNotFound` listing every path tried.
-    static func resolveExecutable(spec: XSpec) throws -> String {
+    package static func resolveExecutable(spec: XSpec) throws -> String {
         var tried: [String] = []
         func usable(_ path: String) -> Bool {
             tried.append(path)
@@ -51,7 +51,7 @@ enum WorkerProcess {
     }
 
     /// The path of the running program.
-    static func currentExecutable() -> String {
+    package static func currentExecutable() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard count > 0 else { return CommandLine.arguments.first ?? "" }
@@ -59,7 +59,7 @@ enum WorkerProcess {
     }
 
     /// The file descriptor on which a worker started with a credential reads it.
-    static let credentialFD: Int32 = 3
+    package static let credentialFD: Int32 = 3
 
     /// Spawns `executable` with `environment` (`NAME=value` strings), stdin on /dev/null and
     /// stdout/stderr on new pipes.
@@ -74,7 +74,7 @@ enum WorkerProcess {
     ///     from nowhere else: not its environment, not its arguments.
     ///   - user: The uid and gid the child runs as (supplementary groups dropped); needs root.
     /// - Throws: ``ExecnetError`` `transport` if a pipe, the spawn or the pidfd fails.
-    static func spawn(executable: String, arguments: [String], environment: [String], cwd: String? = nil,
+    package static func spawn(executable: String, arguments: [String], environment: [String], cwd: String? = nil,
                       newProcessGroup: Bool = true, parentDeathSignal: Int32? = nil, credential: [UInt8]? = nil,
                       user: (uid: uid_t, gid: gid_t)? = nil) throws -> SpawnedWorker {
         var credentialPipe: [Int32] = [-1, -1]
@@ -135,7 +135,7 @@ enum WorkerProcess {
     ///
     /// Call it only while the leader is running or a zombie (before ``reap(pidfd:killingGroup:)``
     /// reaps it): until then its pid, which is the group's id, cannot be reused.
-    static func killGroup(_ leader: pid_t) {
+    package static func killGroup(_ leader: pid_t) {
         guard leader > 0 else { return }
         _ = Glibc.kill(-leader, SIGKILL)
     }
@@ -144,7 +144,7 @@ enum WorkerProcess {
     /// (what it started dies with it).
     ///
     /// - Returns: How it ended, or `nil` if it is still running.
-    static func reap(pidfd: Int32, killingGroup leader: pid_t) -> WorkerExit? {
+    package static func reap(pidfd: Int32, killingGroup leader: pid_t) -> WorkerExit? {
         guard cexecnet_pidfd_exited(pidfd) == 1 else { return nil }
         killGroup(leader)
         return reap(pidfd: pidfd)
@@ -153,7 +153,7 @@ enum WorkerProcess {
     /// Reaps the process behind `pidfd` if it has exited.
     ///
     /// - Returns: How it ended, or `nil` if it is still running.
-    static func reap(pidfd: Int32) -> WorkerExit? {
+    package static func reap(pidfd: Int32) -> WorkerExit? {
         var code: Int32 = 0
         var signaled: Int32 = 0
         let rc = cexecnet_waitid_pidfd(pidfd, &code, &signaled)
@@ -162,7 +162,7 @@ enum WorkerProcess {
     }
 
     /// The process environment as `NAME=value` strings.
-    static func currentEnvironment() -> [String] {
+    package static func currentEnvironment() -> [String] {
         var result: [String] = []
         var pointer = environ
         while let entry = pointer.pointee {
@@ -177,7 +177,7 @@ enum WorkerProcess {
         return text.withCString { body($0) }
     }
 
-    static func systemError(_ operation: String) -> ExecnetError {
+    package static func systemError(_ operation: String) -> ExecnetError {
         let code = errno
         return ExecnetError(.transport, "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))")
     }

@@ -1,5 +1,6 @@
 // Gateway specs in execnet's syntax: `popen//id=gw3//chdir=/tmp//env:NAME=value`. Parsing only.
 
+import ExecnetValue
 import OrderedCollections
 
 /// A gateway specification, parsed with execnet's rules.
@@ -28,7 +29,7 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     /// The file holding this client's CURVE secret key.
     public let secretKeyFile: String?
     /// The gateway id, if the spec sets one (or ``Group/allocateID(_:)`` gave one).
-    public internal(set) var id: String?
+    public package(set) var id: String?
     /// The working directory for the worker, created if missing.
     public let chdir: String?
     /// The niceness increment for the worker.

@@ -1,58 +1,60 @@
 // Payloads of control messages (hello, spawn, peer lost, …): dicts with string keys in the
 // serializer's internal form, without channel references.
 
-/// A decoded control payload: a dict with string keys.
-struct ControlPayload: Sendable {
-    var fields: ValueDictionary
+import ExecnetValue
 
-    init(_ fields: ValueDictionary = [:]) {
+/// A decoded control payload: a dict with string keys.
+package struct ControlPayload: Sendable {
+    package var fields: ValueDictionary
+
+    package init(_ fields: ValueDictionary = [:]) {
         self.fields = fields
     }
 
     /// Decodes a payload; `nil` if it is not a dict.
-    init?(decoding bytes: [UInt8]) {
+    package init?(decoding bytes: [UInt8]) {
         guard case .dict(let dict)? = try? Serializer.decodeInternal(bytes, resolveChannel: nil) else { return nil }
         fields = dict
     }
 
     /// The encoded payload.
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var buffer: [UInt8] = []
         // A dict of plain values always encodes; a failure here would be our own bug.
         try! Serializer.encodeInternal(.dict(fields), into: &buffer)
         return buffer
     }
 
-    subscript(_ key: String) -> Value? {
+    package subscript(_ key: String) -> Value? {
         get { fields[.string(key)] }
         set { fields[.string(key)] = newValue }
     }
 
-    func string(_ key: String) -> String? {
+    package func string(_ key: String) -> String? {
         if case .string(let text)? = self[key] { return text }
         return nil
     }
 
-    func int(_ key: String) -> Int64? {
+    package func int(_ key: String) -> Int64? {
         if case .int(let number)? = self[key] { return number }
         return nil
     }
 
-    func bytes(_ key: String) -> [UInt8]? {
+    package func bytes(_ key: String) -> [UInt8]? {
         if case .bytes(let bytes)? = self[key] { return bytes }
         return nil
     }
 
     /// A worker's exit as carried in `workerExited` and `peerLost`: `exited` or `signaled`, or
     /// `heartbeat` for a lost peer.
-    var workerExit: WorkerExit? {
+    package var workerExit: WorkerExit? {
         if let code = int("exited") { return .exited(Int32(truncatingIfNeeded: code)) }
         if let signal = int("signaled") { return .signaled(Int32(truncatingIfNeeded: signal)) }
         if case .bool(true)? = self["heartbeat"] { return .heartbeatLost }
         return nil
     }
 
-    mutating func setWorkerExit(_ exit: WorkerExit) {
+    package mutating func setWorkerExit(_ exit: WorkerExit) {
         switch exit {
         case .exited(let code): self["exited"] = .int(Int64(code))
         case .signaled(let signal): self["signaled"] = .int(Int64(signal))
@@ -62,14 +64,14 @@ struct ControlPayload: Sendable {
 }
 
 /// Encodes a plain value as a payload (for string payloads such as `spawnFailed`).
-func encodePlain(_ value: Value) -> [UInt8] {
+package func encodePlain(_ value: Value) -> [UInt8] {
     var buffer: [UInt8] = []
     try! Serializer.encodeInternal(value, into: &buffer)
     return buffer
 }
 
 /// Decodes a string payload, if it is one.
-func decodeString(_ bytes: [UInt8]) -> String? {
+package func decodeString(_ bytes: [UInt8]) -> String? {
     if case .string(let text)? = try? Serializer.decodeInternal(bytes, resolveChannel: nil) { return text }
     return nil
 }

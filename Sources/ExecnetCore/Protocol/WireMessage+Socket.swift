@@ -9,16 +9,16 @@ let zeroCopyPayloadSize = 32 << 10
 
 /// One message received from a socket: its routing id (ROUTER only) and the parsed message, or
 /// why the frames after the routing id were not a protocol message.
-struct ReceivedWireMessage {
-    var routingID: [UInt8]
+package struct ReceivedWireMessage {
+    package var routingID: [UInt8]
     /// The message, or `nil` if its frames were malformed (see `problem`). Two optionals rather
     /// than a `Result`: a multi-payload enum of two large structs is handled through the runtime
     /// on every message.
-    var message: WireMessage?
-    var problem: ExecnetError?
+    package var message: WireMessage?
+    package var problem: ExecnetError?
 
     /// The message, or the problem with its frames.
-    func get() throws(ExecnetError) -> WireMessage {
+    package func get() throws(ExecnetError) -> WireMessage {
         if let message { return message }
         throw problem ?? ExecnetError(.protocolViolation, "malformed message")
     }
@@ -29,7 +29,7 @@ extension ZMQSocket {
     ///
     /// - Returns: `false` if the first frame would have blocked (`dontWait`); nothing was sent.
     /// - Throws: ``ZMQError`` as ``ZMQSocket/send(_:dontWait:)`` does.
-    func sendWire(_ message: WireMessage, routingID: [UInt8]?, dontWait: Bool) throws -> Bool {
+    package func sendWire(_ message: WireMessage, routingID: [UInt8]?, dontWait: Bool) throws -> Bool {
         var first = true
         if let routingID {
             let sent = try routingID.withUnsafeBytes { try sendFrame($0, more: true, dontWait: dontWait) }
@@ -57,7 +57,7 @@ extension ZMQSocket {
     ///
     /// - Returns: The message (or the protocol error its frames make), or `nil` if none was waiting.
     /// - Throws: ``ZMQError`` from the socket.
-    func receiveWire(routed: Bool) throws -> ReceivedWireMessage? {
+    package func receiveWire(routed: Bool) throws -> ReceivedWireMessage? {
         var routingID: [UInt8] = []
         var channelID: Int32 = 0
         var type: MessageType?

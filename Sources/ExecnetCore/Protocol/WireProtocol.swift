@@ -2,10 +2,10 @@
 // Pure values and parsing; no I/O. docs/PROTOCOL.md describes the same frames in prose.
 
 /// The version of the frame protocol. A worker says it in its hello; a client refuses any other.
-let wireProtocolVersion: Int64 = 2
+package let wireProtocolVersion: Int64 = 2
 
 /// The kind of a message: the one-byte type frame.
-enum MessageType: UInt8, Sendable, CustomStringConvertible {
+package enum MessageType: UInt8, Sendable, CustomStringConvertible {
     /// Worker to client, first message: protocol version and the worker's identity (a dict).
     case hello = 1
     /// Client to worker: start a task on a new channel; payload `(name, args, kwargs)`.
@@ -54,7 +54,7 @@ enum MessageType: UInt8, Sendable, CustomStringConvertible {
     /// To the broker and back: the broker's status table (a dict).
     case brokerStatus = 22
 
-    var description: String {
+    package var description: String {
         switch self {
         case .hello: "HELLO"
         case .exec: "EXEC"
@@ -83,23 +83,29 @@ enum MessageType: UInt8, Sendable, CustomStringConvertible {
 }
 
 /// One protocol message, without its routing envelope: channel id, type and payload.
-struct WireMessage: Sendable {
+package struct WireMessage: Sendable {
     /// The channel this message belongs to; 0 for gateway-level messages.
-    var channelID: Int32
+    package var channelID: Int32
     /// What the message means.
-    var type: MessageType
+    package var type: MessageType
     /// The payload, in the serializer's internal form (or empty).
-    var payload: [UInt8]
+    package var payload: [UInt8]
+
+    package init(channelID: Int32, type: MessageType, payload: [UInt8]) {
+        self.channelID = channelID
+        self.type = type
+        self.payload = payload
+    }
 
     /// Encodes a channel id as its 4-byte big-endian frame.
-    static func channelFrame(_ id: Int32) -> [UInt8] {
+    package static func channelFrame(_ id: Int32) -> [UInt8] {
         let v = UInt32(bitPattern: id)
         return [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16),
                 UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
     }
 
     /// The three frames of this message: channel id, type, payload.
-    var frames: [[UInt8]] {
+    package var frames: [[UInt8]] {
         [Self.channelFrame(channelID), [type.rawValue], payload]
     }
 
@@ -108,7 +114,7 @@ struct WireMessage: Sendable {
     /// - Parameter frames: Exactly three frames: a 4-byte channel id, a 1-byte known type, a payload.
     /// - Returns: The message.
     /// - Throws: ``ExecnetError`` with code `protocolViolation`, naming what was wrong.
-    static func parse<C: Collection<[UInt8]>>(_ frames: C) throws -> WireMessage where C.Index == Int {
+    package static func parse<C: Collection<[UInt8]>>(_ frames: C) throws -> WireMessage where C.Index == Int {
         guard frames.count == 3 else {
             throw ExecnetError(.protocolViolation, "expected 3 frames (channel, type, payload), got \(frames.count)")
         }
@@ -127,7 +133,7 @@ struct WireMessage: Sendable {
 }
 
 /// A short hex dump of at most `limit` bytes, for logs of malformed frames.
-func hexDump(_ bytes: some Collection<UInt8>, limit: Int = 32) -> String {
+package func hexDump(_ bytes: some Collection<UInt8>, limit: Int = 32) -> String {
     let digits: [Character] = Array("0123456789abcdef")
     var text = ""
     for byte in bytes.prefix(limit) {

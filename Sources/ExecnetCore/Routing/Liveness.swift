@@ -29,27 +29,27 @@ public struct LivenessSettings: Sendable, Hashable {
 }
 
 /// One peer's liveness bookkeeping: when it was last heard and when we last sent to it.
-struct PeerLiveness: Sendable {
+package struct PeerLiveness: Sendable {
     /// Silence past this instant means the peer is dead.
-    var expiry: ContinuousClock.Instant
+    package var expiry: ContinuousClock.Instant
     /// When we last sent it anything.
-    var lastSent: ContinuousClock.Instant
+    package var lastSent: ContinuousClock.Instant
 
-    init(now: ContinuousClock.Instant, settings: LivenessSettings) {
+    package init(now: ContinuousClock.Instant, settings: LivenessSettings) {
         expiry = now.advanced(by: settings.expiry)
         lastSent = now
     }
 
     /// Any traffic from the peer refreshes its expiry.
-    mutating func heard(now: ContinuousClock.Instant, settings: LivenessSettings) {
+    package mutating func heard(now: ContinuousClock.Instant, settings: LivenessSettings) {
         expiry = now.advanced(by: settings.expiry)
     }
 
     /// Whether the peer has been silent too long.
-    func isExpired(now: ContinuousClock.Instant) -> Bool { now >= expiry }
+    package func isExpired(now: ContinuousClock.Instant) -> Bool { now >= expiry }
 
     /// Whether we owe it a heartbeat (nothing sent for an interval).
-    func needsHeartbeat(now: ContinuousClock.Instant, settings: LivenessSettings) -> Bool {
+    package func needsHeartbeat(now: ContinuousClock.Instant, settings: LivenessSettings) -> Bool {
         now >= lastSent.advanced(by: settings.interval)
     }
 }
@@ -60,15 +60,15 @@ struct PeerLiveness: Sendable {
 /// A peer is judged by the silence seen between our own turns. If our last turn lies further back
 /// than the window, the silence we would measure is our own, so the caller starts its counts
 /// afresh instead of declaring the peer dead.
-struct SchedulingGap: Sendable {
+package struct SchedulingGap: Sendable {
     private var lastTurn: ContinuousClock.Instant?
 
-    init() {}
+    package init() {}
 
     /// Records a turn at `now`.
     ///
     /// - Returns: The time since the previous turn if it is longer than `window`, else `nil`.
-    mutating func missed(_ window: Duration, now: ContinuousClock.Instant) -> Duration? {
+    package mutating func missed(_ window: Duration, now: ContinuousClock.Instant) -> Duration? {
         defer { lastTurn = now }
         guard let lastTurn, lastTurn.duration(to: now) > window else { return nil }
         return lastTurn.duration(to: now)

@@ -1,6 +1,7 @@
 // CURVE keys as this project stores them: a key file holds one Z85 key; an authorized-keys file
 // holds one Z85 public key per line with its roles (`agent KEY comment`; see AuthorizedKeys).
 
+import ExecnetValue
 import ZeroMQ
 
 /// A CURVE key pair in Z85 text.
@@ -207,7 +208,7 @@ public struct CurveClientKeys: Sendable, Hashable {
     }
 
     /// Applies the keys to a DEALER before it connects.
-    func apply(to socket: ZMQSocket) throws {
+    package func apply(to socket: ZMQSocket) throws {
         try socket.setCurveServerKey(serverKey)
         try socket.setCurvePublicKey(keyPair.publicKey)
         try socket.setCurveSecretKey(keyPair.secretKey)
@@ -216,7 +217,7 @@ public struct CurveClientKeys: Sendable, Hashable {
 
 extension String {
     /// The string without leading and trailing spaces, tabs and newlines (no Foundation).
-    func trimmingWhitespace() -> String {
+    package func trimmingWhitespace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
         guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
         return String(self[first...last])

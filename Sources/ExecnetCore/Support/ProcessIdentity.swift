@@ -2,19 +2,20 @@
 // A worker's hello and the `info` task report it; agents and clients name their host with it.
 
 #if canImport(Glibc)
+import ExecnetValue
 import Glibc
 #endif
 
 /// This process's identity, read when asked.
-struct ProcessIdentity: Sendable {
-    let pid: Int64
-    let cwd: String
-    let hostname: String
-    let executable: String
-    let platform: String
+package struct ProcessIdentity: Sendable {
+    package let pid: Int64
+    package let cwd: String
+    package let hostname: String
+    package let executable: String
+    package let platform: String
 
     /// Reads the current process's identity.
-    static func current() -> ProcessIdentity {
+    package static func current() -> ProcessIdentity {
         var cwdBuffer = [CChar](repeating: 0, count: 4096)
         let cwd = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? cString(cwdBuffer) : ""
         var info = utsname()
@@ -27,14 +28,14 @@ struct ProcessIdentity: Sendable {
     }
 
     /// The identity as the dict fields `pid`, `cwd`, `hostname`, `executable`, `platform`.
-    var fields: [(String, Value)] {
+    package var fields: [(String, Value)] {
         [("pid", .int(pid)), ("cwd", .string(cwd)), ("hostname", .string(hostname)),
          ("executable", .string(executable)), ("platform", .string(platform))]
     }
 }
 
 /// This machine's host name.
-func hostName() -> String {
+package func hostName() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
     gethostname(&buffer, buffer.count - 1)
     return cString(buffer)

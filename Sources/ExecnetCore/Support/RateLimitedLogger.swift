@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Safe from any thread. The summary of an interval is logged by a timer on the I/O thread whose
 /// queue is given (or on the fallback timer thread).
-final class RateLimitedLogger: Sendable {
+package final class RateLimitedLogger: Sendable {
     private struct Window {
         /// When this interval ends (its summary is due).
         let until: ContinuousClock.Instant
@@ -18,9 +18,9 @@ final class RateLimitedLogger: Sendable {
         var suppressed = 0
     }
 
-    let logger: Logger
+    package let logger: Logger
     /// How long one interval lasts.
-    let interval: Duration
+    package let interval: Duration
     private let timers: TimerQueue?
     private let windows = Mutex<[String: Window]>([:])
 
@@ -30,7 +30,7 @@ final class RateLimitedLogger: Sendable {
     ///   - logger: Where the lines go.
     ///   - interval: At most one detailed line and one summary per kind per interval (default 10 s).
     ///   - timers: The I/O thread's timers, for the summaries; `nil` uses the fallback thread.
-    init(logger: Logger, interval: Duration = .seconds(10), timers: TimerQueue?) {
+    package init(logger: Logger, interval: Duration = .seconds(10), timers: TimerQueue?) {
         self.logger = logger
         self.interval = interval
         self.timers = timers
@@ -38,7 +38,7 @@ final class RateLimitedLogger: Sendable {
 
     /// Logs a warning of `kind` (a fixed phrase, such as "dropped a message from an unknown peer"),
     /// with `detail` only if it is the first of its kind in the current interval.
-    func warning(_ kind: String, _ detail: @autoclosure () -> String) {
+    package func warning(_ kind: String, _ detail: @autoclosure () -> String) {
         let now = ContinuousClock.now
         let until = now.advanced(by: interval)
         // Whether this one is shown, and the count of an interval that ended before its summary ran.

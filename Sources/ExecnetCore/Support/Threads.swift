@@ -9,14 +9,14 @@ import Musl
 import CExecnetShims
 
 /// A joinable, named OS thread running `body`.
-final class OSThread: @unchecked Sendable {
+package final class OSThread: @unchecked Sendable {
     private var handle = pthread_t()
     // Only read after start (happens-before through pthread_create).
     private let body: @Sendable () -> Void
     private let name: String
 
     /// Starts a thread named `name` (at most 15 bytes are kept by the kernel) running `body`.
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) {
         self.body = body
         self.name = name
         let unmanaged = Unmanaged.passRetained(self)
@@ -30,12 +30,12 @@ final class OSThread: @unchecked Sendable {
     }
 
     /// Waits for the thread to finish.
-    func join() {
+    package func join() {
         pthread_join(handle, nil)
     }
 
     /// Lets the thread's resources go when it finishes; it can no longer be joined.
-    func detach() {
+    package func detach() {
         pthread_detach(handle)
     }
 }
@@ -109,7 +109,7 @@ final class ThreadSignal: @unchecked Sendable {
 
 extension Duration {
     /// Whole milliseconds, rounded up, clamped to `Int32` (for poll timeouts and socket options).
-    var clampedMilliseconds: Int32 {
+    package var clampedMilliseconds: Int32 {
         let (seconds, attoseconds) = components
         if seconds < 0 { return 0 }
         let millis = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
@@ -117,14 +117,14 @@ extension Duration {
     }
 
     /// The duration in seconds as a `Double`.
-    var seconds: Double {
+    package var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 
 /// A string from a NUL-terminated C buffer (no Foundation, no deprecated initializer).
-func cString(_ buffer: [CChar]) -> String {
+package func cString(_ buffer: [CChar]) -> String {
     let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
     return String(decoding: bytes, as: UTF8.self)
 }
