@@ -4,6 +4,7 @@
 // It heartbeats with the broker and registers again when the broker comes back.
 
 import CExecnetShims
+import CoreMetrics
 import ExecnetCore
 import ExecnetValue
 import Logging
@@ -69,6 +70,9 @@ public struct AgentConfiguration: Sendable {
     public var defaultUser: WorkerUser?
     /// The logger.
     public var logger: Logger
+    /// Log each line of worker output through ``logger`` (the gateway id in its metadata) rather
+    /// than copy it to standard error behind a `[gw0] ` prefix: for `--log-format json`.
+    public var outputAsLogEntries = false
 
     /// Creates a configuration.
     ///
@@ -175,7 +179,14 @@ final class AgentConnection: IOThreadRole {
     private var expiry = ContinuousClock.now
     private var lastSent = ContinuousClock.now
     private var lastHello = ContinuousClock.now
-    private var workers: [[UInt8]: RunningWorker] = [:]
+    /// Partial worker output lines per pipe, with `outputAsLogEntries`.
+    private var partialOutput: [Int32: [UInt8]] = [:]
+    private var workers: [[UInt8]: RunningWorker] = [:] {
+        didSet { metrics?.workers.record(workers.count) }
+    }
+    /// The agent's metrics; made in setUp, by the metrics factory in force then. Events here are
+    /// rare (a spawn, an exit), so they are recorded as they happen.
+    private var metrics: AgentMetrics?
     private weak var loop: IOLoop?
 
     init(configuration: AgentConfiguration, context: ZMQContext, shared: AgentShared) {
@@ -186,6 +197,10 @@ final class AgentConnection: IOThreadRole {
     }
 
     func setUp(_ loop: IOLoop) throws {
+        let metrics = AgentMetrics()
+        metrics.slots.record(configuration.slots)
+        metrics.workers.record(0)
+        self.metrics = metrics
         let dealer = try makeBrokerDealer(context: context, kind: "a.\(configuration.name)", keys: configuration.keys)
         try dealer.connect(configuration.broker)
         self.dealer = dealer
@@ -310,6 +325,7 @@ final class AgentConnection: IOThreadRole {
         }
         func fail(_ reason: String) {
             logger.warning("cannot start a worker: \(reason)")
+            metrics?.spawnFailures.increment()
             var report = ControlPayload()
             report["address"] = .bytes(address)
             report["reason"] = .string("host \(configuration.name): \(reason)")
@@ -345,6 +361,7 @@ final class AgentConnection: IOThreadRole {
         }
         workers[address] = RunningWorker(address: address, gatewayID: gatewayID, pid: spawned.pid, pidfd: spawned.pidfd,
                                          outputs: [spawned.stdout, spawned.stderr])
+        metrics?.started.increment()
         shared.workerCount.store(workers.count, ordering: .releasing)
         loop?.addFileDescriptor(spawned.pidfd) { [unowned self] in self.workerExited(address) }
         for fd in [spawned.stdout, spawned.stderr] {
@@ -408,24 +425,45 @@ final class AgentConnection: IOThreadRole {
         close(worker.pidfd)
         workers[address] = nil
         shared.workerCount.store(workers.count, ordering: .releasing)
-        logger.debug("worker of \(worker.gatewayID) (pid \(worker.pid)) \(exit)")
+        logger.debug("worker of \(worker.gatewayID) (pid \(worker.pid)) \(exit)",
+                     metadata: ["gateway": "\(worker.gatewayID)", "host": "\(configuration.name)"])
+        metrics?.recordExit(exit)
         var report = ControlPayload()
         report["address"] = .bytes(address)
         report.setWorkerExit(exit)
         send(.workerExited, report.encoded)
     }
 
-    /// Copies a worker's output to the agent's stderr, prefixed with its gateway id.
+    /// Copies a worker's output to the agent's stderr, prefixed with its gateway id; or, with
+    /// `outputAsLogEntries`, logs each line with the gateway id in its metadata (so a JSON log
+    /// stays one valid object per line).
     private func forwardOutput(_ fd: Int32, _ address: [UInt8]) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 let gatewayID = workers[address]?.gatewayID ?? "gw"
+                if configuration.outputAsLogEntries {
+                    var pending = partialOutput[fd, default: []] + buffer[0..<count]
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        logWorkerLine(pending[..<newline], gatewayID)
+                        pending.removeSubrange(...newline)
+                    }
+                    // A line longer than the buffer is logged in pieces rather than held without bound.
+                    if pending.count >= buffer.count {
+                        logWorkerLine(pending[...], gatewayID)
+                        pending = []
+                    }
+                    partialOutput[fd] = pending
+                    continue
+                }
                 var text = Array("[\(gatewayID)] ".utf8)
                 text += buffer[0..<count]
                 _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
                 continue
+            }
+            if count == 0, let rest = partialOutput.removeValue(forKey: fd), !rest.isEmpty {
+                logWorkerLine(rest[...], workers[address]?.gatewayID ?? "gw")
             }
             if count < 0 && errno == EINTR { continue }
             if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
@@ -438,6 +476,11 @@ final class AgentConnection: IOThreadRole {
             return
         }
     }
+
+    private func logWorkerLine(_ line: ArraySlice<UInt8>, _ gatewayID: String) {
+        logger.info("\(String(decoding: line, as: UTF8.self))",
+                    metadata: ["gateway": "\(gatewayID)", "host": "\(configuration.name)", "source": "worker"])
+    }
 }
 
 /// `path` with symlinks, `.` and `..` resolved (realpath(3)), or `nil` if it does not exist.
@@ -445,4 +488,27 @@ func resolvedPath(_ path: String) -> String? {
     guard let resolved = realpath(path, nil) else { return nil }
     defer { free(resolved) }
     return String(cString: resolved)
+}
+
+/// The host agent's metric objects (swift-metrics' CoreMetrics).
+final class AgentMetrics {
+    let started = Counter(label: "execnet_agent_workers_started_total")
+    let spawnFailures = Counter(label: "execnet_agent_spawn_failures_total")
+    let workers = Gauge(label: "execnet_agent_workers")
+    let slots = Gauge(label: "execnet_agent_slots")
+    private var exits: [String: Counter] = [:]
+
+    /// Counts a worker's exit under its cause: `exited`, `failed`, or the signal's name.
+    func recordExit(_ exit: WorkerExit) {
+        let cause: String
+        switch exit {
+        case .exited(0): cause = "exited"
+        case .exited: cause = "failed"
+        case .signaled(let signal): cause = signalName(signal)
+        case .heartbeatLost: cause = "heartbeat_lost"
+        }
+        let counter = exits[cause] ?? Counter(label: "execnet_agent_worker_exits_total", dimensions: [("cause", cause)])
+        exits[cause] = counter
+        counter.increment()
+    }
 }

@@ -30,7 +30,8 @@ func processorTasks() -> TaskRegistry {
 struct TaskServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "taskserver",
-        abstract: "Saturate local CPUs with tasks: the seed's taskserver example.")
+        abstract: "Saturate local CPUs with tasks: the seed's taskserver example.",
+        version: execnetVersionText)
 
     @Option(name: .shortAndLong, help: "Number of gateways (worker processes).")
     var gateways = 4

@@ -122,6 +122,7 @@ extension Gateway {
 
     /// The worker said hello.
     func helloReceived(_ info: RemoteInfo) {
+        runtime.counters.gatewaysStarted.wrappingAdd(1, ordering: .relaxed)
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             state.info = info
             if case .starting = state.phase { state.phase = .running }

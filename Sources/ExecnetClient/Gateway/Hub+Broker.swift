@@ -222,8 +222,10 @@ extension Hub {
             link.gateways[PeerKey(address)] = nil
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
+            counters.recordDeath(exit, unresponsive: false)
             gateway.processExited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)")
         case .data, .close, .closeError, .credit:
+            traffic.received(message.payload.count)
             gateway.connection.dispatch(message)
         default:
             rogue.warning("dropped a message not for a client's gateway", "\(message.type) for \(gateway.id) from the broker")

@@ -24,6 +24,8 @@ enum HubCommand: Sendable {
     case sendRemote(link: BrokerLinkKey, address: [UInt8], message: WireMessage)
     /// Kill a broker gateway's worker (or cancel its SPAWN if it has not been sent yet).
     case killRemote(link: BrokerLinkKey, address: [UInt8], signal: Int32)
+    /// Publish the metrics now (if a backend was bootstrapped), then resume.
+    case publishMetrics(CheckedContinuation<Void, Never>)
 }
 
 /// Which output stream of a worker a line came from.
@@ -78,11 +80,19 @@ final class Hub: IOThreadRole {
     var localLiveness = LocalLivenessState()
     /// Where dropped peer input is logged, at most once per kind and interval.
     lazy var rogue = RateLimitedLogger(logger: logger, timers: loop?.timers)
+    /// Messages and bytes to and from workers (ClientMetrics.swift).
+    let traffic = HubTraffic()
+    /// The process's rare events (gateway starts, deaths, terminate outcomes).
+    let counters: ClientCounters
+    private let metricsPublisher = ClientMetricsPublisher()
+    /// How often the metrics are published (when a backend was bootstrapped).
+    static let metricsInterval: Duration = .seconds(1)
 
-    init(endpoint: String, context: ZMQContext, logger: Logger) {
+    init(endpoint: String, context: ZMQContext, logger: Logger, counters: ClientCounters = ClientCounters()) {
         self.endpoint = endpoint
         self.context = context
         self.logger = logger
+        self.counters = counters
     }
 
     // MARK: - IOThreadRole
@@ -98,11 +108,35 @@ final class Hub: IOThreadRole {
         self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        scheduleMetrics(loop)
+    }
+
+    // MARK: - Metrics
+
+    private func scheduleMetrics(_ loop: IOLoop) {
+        loop.schedule(at: .now.advanced(by: Hub.metricsInterval)) { [unowned self, unowned loop] in
+            self.publishMetrics()
+            self.scheduleMetrics(loop)
+        }
+    }
+
+    /// Publishes the counts (nothing when no metrics backend was bootstrapped).
+    func publishMetrics() {
+        var alive = 0
+        var channels = 0
+        func add(_ gateway: Gateway) {
+            alive += 1
+            channels += gateway.connection.registeredChannelCount
+        }
+        for peer in peers.values { add(peer.gateway) }
+        for link in links.values { for gateway in link.gateways.values { add(gateway) } }
+        metricsPublisher.publish(counters: counters, traffic: traffic, gatewaysAlive: alive, channelsOpen: channels)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
         case .send(let routingID, let message):
+            traffic.sent(message.payload.count)
             send(message.frames, to: routingID, loop)
         case .launch(let launch):
             handleLaunch(launch, loop)
@@ -113,9 +147,13 @@ final class Hub: IOThreadRole {
         case .launchRemote(let launch):
             handleRemoteLaunch(launch, loop)
         case .sendRemote(let key, let address, let message):
+            traffic.sent(message.payload.count)
             links[key]?.send(message, to: address)
         case .killRemote(let key, let address, let signal):
             killRemote(key, address: address, signal: signal)
+        case .publishMetrics(let done):
+            publishMetrics()
+            done.resume()
         }
     }
 
@@ -186,6 +224,7 @@ final class Hub: IOThreadRole {
                 if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
                 gateway.byeReceived()
             case .data, .close, .closeError, .credit:
+                traffic.received(message.payload.count)
                 gateway.connection.dispatch(message)
             default:
                 rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
@@ -261,7 +300,8 @@ final class Hub: IOThreadRole {
         peer.pidfd = -1
         peers[PeerKey(routingID)] = nil
         outbox?.forget(routingID)
-        logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
+        logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)", metadata: ["gateway": "\(peer.gateway.id)"])
+        counters.recordDeath(exit, unresponsive: peer.unresponsive != nil)
         peer.gateway.processExited(exit, cause: peer.unresponsive, stderr: peer.stderrTail)
     }
 
