@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-implementation check of the value serializer against Python execnet 2.1.2, in both
-# directions. Creates a venv in .venv-crosscheck/ (ignored by git), builds the Swift helper
-# (execnet-bench crosscheck) and runs scripts/cross_check.py. Exits non-zero on any mismatch.
+# directions. Uses the venv in .venv-crosscheck/ (ignored by git; scripts/python-venv.sh makes it),
+# builds the Swift helper (execnet-bench crosscheck) and runs scripts/cross_check.py. Exits non-zero
+# on any mismatch.
 #
 #   scripts/cross-check.sh [--count N] [--seed S]      (environment: SCRATCH=.build-ser CONFIG=release)
 set -euo pipefail
@@ -11,10 +12,7 @@ VENV=.venv-crosscheck
 SCRATCH=${SCRATCH:-.build-ser}
 CONFIG=${CONFIG:-release}
 
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "execnet==2.1.2"
+bash scripts/python-venv.sh
 
 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product execnet-bench
 BIN="$(swift build -c "$CONFIG" --scratch-path "$SCRATCH" --show-bin-path)/execnet-bench"
