@@ -187,6 +187,36 @@ extension ProcessTests {
             await group.terminate(timeout: .seconds(1))
         }
 
+        /// The Python worker on a host agent of the test broker (0.2 s heartbeats × 3): it heartbeats
+        /// as the doc says, so it outlives idle spells several liveness windows long, and it serves a
+        /// Swift client through the broker.
+        @Test func aPythonWorkerWrittenFromTheDocServesThroughTheBroker() async throws {
+            let python = try venvPython()
+            let worker = makeScript("exec '\(python)' '\(peerScript("doc_worker.py"))'")
+            defer { unlink(worker) }
+            let fixture = try BrokerFixture.current()
+            let agent = try startAgent(fixture.endpoint, name: "pythonhost", slots: 2, ["--allow", worker])
+            defer { stopChild(agent) }
+            let group = try await Group(["broker=\(fixture.endpoint)//host=pythonhost//worker=\(worker)"])
+            let gateway = try #require(group.gateways.first)
+            let echo = try gateway.remoteExec("echo")
+            let items = echoSamples + (0..<1500).map { Value.int(Int64($0)) }
+            async let sending: Void = { for item in items { try await echo.send(item) } }()
+            var echoed: [Value] = []
+            for _ in items { echoed.append(try await echo.receive(timeout: .seconds(30))) }
+            try await sending
+            #expect(echoed == items, "every value came back through the broker, in order")
+            // Idle for over two liveness windows (0.6 s each): only the worker's heartbeats keep it.
+            // The idleness is the condition under test, not a wait for an event.
+            try await Task.sleep(for: .milliseconds(1500))
+            try await echo.send("still here")
+            #expect(try await echo.receive(timeout: .seconds(10)) == "still here")
+            try echo.close()
+            try await echo.waitClose(timeout: .seconds(10))
+            let reports = await group.terminate(timeout: .seconds(5))
+            #expect(reports.map(\.outcome) == [.exited(.exited(0))], "the exit handshake ended the worker: \(reports)")
+        }
+
         /// The Python client registers with a real broker, spawns the stock worker on the test agent,
         /// runs echo and exec, kills a second worker, ends the first and leaves.
         @Test func aPythonClientWrittenFromTheDocTalksToTheBroker() async throws {
