@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Cross-implementation check of the value serializer against Python execnet 2.1.2, in both
-# directions. Uses the venv in .venv-crosscheck/ (ignored by git; scripts/python-venv.sh makes it),
-# builds the Swift helper (execnet-bench crosscheck) and runs scripts/cross_check.py. Exits non-zero
-# on any mismatch.
+# directions. Creates a venv in .venv-crosscheck/ (ignored by git), builds the Swift helper
+# (execnet-bench crosscheck) and runs scripts/cross_check.py. Exits non-zero on any mismatch.
 #
 #   scripts/cross-check.sh [--count N] [--seed S]      (environment: SCRATCH=.build-ser CONFIG=release)
 set -euo pipefail
