@@ -4,8 +4,8 @@
 // describe breaks them. The Python environment comes from `bash scripts/python-venv.sh`; without it
 // these tests fail (they never skip).
 
-@testable import Execnet
-import Synchronization
+import Execnet
+@testable import ExecnetCore
 import Testing
 #if canImport(Glibc)
 import Glibc
