@@ -9,7 +9,8 @@
 //      then the payload through the channel decoder and `ControlPayload`; the broker's header
 //      decoding (`WireCodec.decodeHeader`) must agree with it on three frames.
 
-@testable import Execnet
+@testable import ExecnetCore
+@testable import ExecnetValue
 #if canImport(Glibc)
 import Glibc
 #endif

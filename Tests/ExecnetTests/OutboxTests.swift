@@ -3,7 +3,7 @@
 // at the cap a message is refused with a typed, logged outcome; an I/O thread's outbox drains
 // itself when the socket becomes writable.
 
-@testable import Execnet
+@testable import ExecnetCore
 import Logging
 import Synchronization
 import Testing

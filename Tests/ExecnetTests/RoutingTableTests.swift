@@ -2,7 +2,8 @@
 // clients, agents and workers, removal from every index, expiry after missed heartbeats,
 // heartbeat duty, and registering again. No sockets, no clock reads, no sleeps.
 
-@testable import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetCore
 import Testing
 
 @Suite struct RoutingTableTests {

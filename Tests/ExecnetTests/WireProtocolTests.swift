@@ -1,7 +1,11 @@
 // The frame codec: every message type of both protocols round-trips (as frames and through real
 // sockets), and every malformed shape is its own typed error, never a crash.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 
