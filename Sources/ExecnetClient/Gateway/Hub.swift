@@ -66,7 +66,7 @@ final class Hub: IOThreadRole {
     }
     /// The gateway whose message came last: a stream from one worker skips the hash of its address.
     private var recentGateway: Gateway?
-    private var outbox: RouterOutbox?
+    private var outbox: Outbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
     /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
@@ -95,15 +95,15 @@ final class Hub: IOThreadRole {
         try router.setReceiveHighWaterMark(0)
         try router.bind(endpoint)
         self.router = router
-        self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
         case .send(let routingID, let message):
-            send(message.frames, to: routingID, loop)
+            send(message, to: routingID)
         case .launch(let launch):
             handleLaunch(launch, loop)
         case .signal(let routingID, let signal):
@@ -119,9 +119,7 @@ final class Hub: IOThreadRole {
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        outbox?.flush(loop)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
         for link in links.values { link.close() }
@@ -131,6 +129,7 @@ final class Hub: IOThreadRole {
             WorkerProcess.killGroup(peer.pid)
             _ = cexecnetSignal(peer.pidfd, SIGKILL)
         }
+        outbox?.close()
         outbox = nil
         router?.close()
         router = nil
@@ -138,12 +137,11 @@ final class Hub: IOThreadRole {
 
     // MARK: - Sending
 
-    private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
-        guard let outbox else { return }
-        if !outbox.send(frames, to: routingID) {
-            logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+    /// Sends to a local worker through the outbox (a full pipe queues; the cap is logged there).
+    private func send(_ message: WireMessage, to routingID: [UInt8]) {
+        if outbox?.send(message, to: routingID) == .unreachable {
+            logger.debug("dropped \(message.type) for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
         }
-        if outbox.hasBacklog { loop.retryInterval = .milliseconds(1) }
     }
 
     // MARK: - Receiving
@@ -183,7 +181,7 @@ final class Hub: IOThreadRole {
             case .hello:
                 handleHello(message, gateway)
             case .bye:
-                if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
+                send(WireMessage(channelID: 0, type: .farewell, payload: []), to: routingID)
                 gateway.byeReceived()
             case .data, .close, .closeError, .credit:
                 gateway.connection.dispatch(message)
