@@ -249,8 +249,7 @@ extension ProcessTests {
             #expect(wrapper == (pids[0] != pids[1]), "spawned \(pids[0]), said hello \(pids[1])")
             #expect(pids.allSatisfy(isRunning))
             _ = cexecnetSignal(client.pidfd, SIGKILL)
-            var status: Int32 = 0
-            waitpid(client.pid, &status, 0)
+            try await reap(client.pid)
             close(client.pidfd)
             #expect(await waitUntilNotRunning(pids), "survivors: \(pids.filter(isRunning))")
         }
