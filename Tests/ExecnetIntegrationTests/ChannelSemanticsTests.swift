@@ -1,7 +1,8 @@
 // Channel semantics against real worker processes: the seed's callback example, close and error
 // order, callbacks and endmarkers, channels over channels.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetCore
 import Synchronization
 import Testing
 
@@ -130,7 +131,7 @@ extension ProcessTests {
             try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("echo")
                 let waiting = Task { try await channel.receive() }
-                #expect(try await eventually { channel.state.withLock { $0.receivers.count } == 1 })
+                #expect(try await eventually { channel.core.state.withLock { $0.receivers.count } == 1 })
                 waiting.cancel()
                 await #expect(throws: CancellationError.self) { try await waiting.value }
                 try await channel.send("after")

@@ -3,7 +3,13 @@
 // with sends from other threads, obey the credit window both ways, time out, cancel, and may not
 // use the blocking API.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 /// The blocking API from synchronous code, as a task on the I/O thread might (mis)use it.
@@ -61,7 +67,7 @@ extension ProcessTests {
                     #expect(try await childHere)
                     // A cancelled receive consumes nothing.
                     let waiting = Task { try await channel.receive() }
-                    #expect(try await eventually { channel.state.withLock { $0.receivers.count } == 1 })
+                    #expect(try await eventually { channel.core.state.withLock { $0.receivers.count } == 1 })
                     waiting.cancel()
                     await #expect(throws: CancellationError.self) { try await waiting.value }
                     try await channel.send("after")
@@ -87,7 +93,7 @@ extension ProcessTests {
                         // Lets the sender run ahead as far as the window allows: a deliberate pause, not
                         // a synchronisation (the bound asserted holds however far it got).
                         try await Task.sleep(for: .milliseconds(2))
-                        maxBuffered = max(maxBuffered, sender.state.withLock { $0.items.count })
+                        maxBuffered = max(maxBuffered, sender.core.state.withLock { $0.items.count })
                     }
                     let item = try await sender.receive(timeout: .seconds(30))
                     if item != .int(Int64(expected)) {

@@ -3,7 +3,13 @@
 // Waiting for a message is a bounded async poll (see `pollFor`): it suspends between attempts and
 // never blocks the cooperative pool.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 #if canImport(Glibc)

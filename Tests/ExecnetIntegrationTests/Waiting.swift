@@ -3,7 +3,13 @@
 // blocking call (a poll on a pipe, a read, waitpid, a blocking channel call) runs on a thread of
 // its own (`offPool`).
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
