@@ -1,16 +1,18 @@
-// A host agent forwards its workers' output line by line, each line with its gateway's prefix,
-// however the pipe cuts it: a real execnet-agent and broker, and a worker (a shell script) that
-// writes one line in two chunks, the second only once the agent has read the first.
+// A real execnet-agent: it forwards its workers' output line by line, each line with its gateway's
+// prefix, however the pipe cuts it (a worker, a shell script, writes one line in two chunks, the
+// second only once the agent has read the first); a broker's WELCOME with heartbeat settings out of
+// range does not stop it.
 
 @testable import Execnet
 import Synchronization
 import Testing
+import ZeroMQ
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A child process whose stdout and stderr are collected by threads of their own.
-private final class CollectedChild: Sendable {
+final class CollectedChild: Sendable {
     let pid: Int32
     let pidfd: Int32
     private let collected = Collected()
@@ -77,7 +79,7 @@ private func pipeHoldsData(pid: Int32, fd: Int32) -> Bool? {
 }
 
 extension ProcessTests {
-    @Suite struct AgentOutputTests {
+    @Suite struct HostAgentTests {
         @Test func aLineWrittenInTwoChunksIsForwardedAsOneLineWithOnePrefix() async throws {
             let directory = "/tmp/execnet-lines-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             mkdir(directory, 0o700)
@@ -140,6 +142,48 @@ extension ProcessTests {
             let lines = agent.stderr.split(separator: "\n").map(String.init)
             #expect(flushed, "no last line in: \(lines)")
             #expect(lines.filter { $0.contains("half") } == ["[linegw] first-half-second-half"])
+        }
+
+        @Test func aWelcomeWithHeartbeatSettingsOutOfRangeDoesNotStopTheAgent() async throws {
+            // This test is the broker: a ROUTER that answers the agent's hello.
+            let context = try ZMQContext()
+            let router = try ZMQSocket(context: context, type: .router)
+            try router.setLinger(milliseconds: 0)
+            let endpoint = try router.bind("tcp://127.0.0.1:*")
+            defer {
+                router.close()
+                context.terminate()
+            }
+            let agent = try CollectedChild("\(buildDirectory())/execnet-agent", [
+                "--connect", endpoint, "--name", "hostilehost", "--slots", "1", "--allow", "\(buildDirectory())/execnet-worker",
+                "--heartbeat-interval", "0.1", "--log-level", "error",
+            ])
+            defer { stopChild(ChildProcess(pid: agent.pid, pidfd: agent.pidfd)) }
+            /// The routing id of the next message of this type from the agent (within 10 s).
+            func next(_ type: MessageType) async -> [UInt8]? {
+                let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+                while ContinuousClock.now < deadline {
+                    if let frames = try? router.receive(dontWait: true) {
+                        if frames.count > 1, (try? WireMessage.parse(Array(frames.dropFirst())))?.type == type { return frames[0] }
+                    } else {
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                }
+                return nil
+            }
+            let agentID = try #require(await next(.agentHello), "the agent did not say hello")
+            let welcomes: [[String: Int64]] = [
+                ["heartbeat_ms": 100, "liveness": 0], ["heartbeat_ms": 100, "liveness": -1],
+                ["heartbeat_ms": 0, "liveness": 3], ["heartbeat_ms": .max, "liveness": .max],
+            ]
+            for fields in welcomes {
+                var welcome = ControlPayload()
+                for (key, value) in fields { welcome[key] = .int(value) }
+                _ = try router.send([agentID] + WireMessage(channelID: 0, type: .welcome, payload: welcome.encoded).frames)
+                // Registered (with its own settings) and alive: it heartbeats.
+                #expect(await next(.heartbeat) == agentID, "no heartbeat after WELCOME \(fields)")
+            }
+            #expect(processExists(agent.pid) && pipeHoldsData(pid: agent.pid, fd: 1) != nil)
         }
     }
 }
