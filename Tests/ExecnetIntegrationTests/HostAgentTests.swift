@@ -181,7 +181,8 @@ extension ProcessTests {
                 for (key, value) in fields { welcome[key] = .int(value) }
                 _ = try router.send([agentID] + WireMessage(channelID: 0, type: .welcome, payload: welcome.encoded).frames)
                 // Registered (with its own settings) and alive: it heartbeats.
-                #expect(await next(.heartbeat) == agentID, "no heartbeat after WELCOME \(fields)")
+                let heartbeat = await next(.heartbeat)
+                try #require(heartbeat == agentID, "no heartbeat after WELCOME \(fields)")
             }
             #expect(processExists(agent.pid) && pipeHoldsData(pid: agent.pid, fd: 1) != nil)
         }
