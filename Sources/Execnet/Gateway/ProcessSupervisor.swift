@@ -105,19 +105,20 @@ final class ProcessSupervisor<Key: Hashable> {
     /// process group of its own, and SIGKILL when this (I/O) thread ends.
     ///
     /// - Parameters:
+    ///   - arguments: Its arguments (after the executable's path).
     ///   - credential: Bytes the worker reads once from fd ``WorkerProcess/credentialFD``.
     ///   - user: The uid and gid it runs as (needs root).
     /// - Returns: Its pid.
     /// - Throws: ``ExecnetError`` `invalidState` if a process runs under `key` already, `transport`
     ///   if it cannot be started.
     @discardableResult
-    func spawn(_ key: Key, executable: String, environment: [String], credential: [UInt8]? = nil,
-               user: (uid: uid_t, gid: gid_t)? = nil) throws -> pid_t {
+    func spawn(_ key: Key, executable: String, arguments: [String] = [], environment: [String],
+               credential: [UInt8]? = nil, user: (uid: uid_t, gid: gid_t)? = nil) throws -> pid_t {
         guard processes[key] == nil else {
             throw ExecnetError(.invalidState, "a worker process runs under this address already")
         }
         // The parent-death signal is armed for this thread: the I/O thread, which lives as long as its role.
-        let spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment,
+        let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments, environment: environment,
                                               newProcessGroup: true, parentDeathSignal: SIGKILL,
                                               credential: credential, user: user)
         processes[key] = Process(pid: spawned.pid, pidfd: spawned.pidfd, outputFDs: [spawned.stdout, spawned.stderr])
