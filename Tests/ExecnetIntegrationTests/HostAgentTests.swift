@@ -3,7 +3,9 @@
 // second only once the agent has read the first); a broker's WELCOME with heartbeat settings out of
 // range does not stop it.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
 import Synchronization
 import Testing
 import ZeroMQ

@@ -3,7 +3,8 @@
 // pieces) and before the exit, which is reported once; a killed worker takes its process group
 // with it; a stopping role kills and reaps what still runs and reports nothing.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetCore
 import Synchronization
 import Testing
 #if canImport(Glibc)

@@ -1,7 +1,8 @@
 // The client side of a broker session (hub links, agents, broker workers) with plain instants: no
 // socket, no sleep, no clock read in the assertions.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetCore
 import Testing
 
 @Suite struct BrokerSessionTests {

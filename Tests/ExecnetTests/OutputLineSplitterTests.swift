@@ -2,7 +2,8 @@
 // a partial last line comes at the end; CR LF ends a line like LF; an over-long line comes in
 // bounded pieces, and what is held back stays bounded.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetCore
 import Testing
 
 @Suite struct OutputLineSplitterTests {
