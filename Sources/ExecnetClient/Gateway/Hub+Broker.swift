@@ -32,6 +32,8 @@ final class BrokerLink {
     let logger: Logger
     /// Registration, heartbeats and the broker's liveness.
     var session: BrokerSession
+    /// Everything to the broker goes through it, in order.
+    let outbox: Outbox
     /// When this client last sent the broker anything.
     var lastSent: ContinuousClock.Instant {
         get { session.lastSent }
@@ -49,22 +51,19 @@ final class BrokerLink {
     /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
     var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
-    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
+    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger, loop: IOLoop?) {
         self.key = key
         self.socket = socket
         self.logger = logger
         session = BrokerSession(settings: .default, registers: true, now: .now)
+        self.outbox = Outbox(socket: socket, routed: false, logger: logger, loop: loop)
     }
 
-    /// Sends `[address][channel][type][payload]` to the broker.
+    /// Sends `[address][channel][type][payload]` to the broker, through the outbox (a full pipe
+    /// queues; a failure or the cap is logged there).
     func send(_ message: WireMessage, to address: [UInt8]) {
         lastSent = .now
-        do {
-            // The DEALER's pipe is unlimited (HWM 0), so a send never blocks or fails for space.
-            _ = try socket.send([address] + message.frames, dontWait: true)
-        } catch {
-            logger.error("send to broker \(key.endpoint) failed: \(error)")
-        }
+        outbox.send(message, envelope: address)
     }
 
     func sayHello() {
@@ -76,7 +75,10 @@ final class BrokerLink {
         session.helloSent(now: .now)
     }
 
-    func close() { socket.close() }
+    func close() {
+        outbox.close()
+        socket.close()
+    }
 }
 
 extension Hub {
@@ -105,7 +107,7 @@ extension Hub {
         } catch {
             throw ExecnetError(.transport, "cannot connect to broker \(key.endpoint): \(error)", cause: error)
         }
-        let link = BrokerLink(key: key, socket: socket, logger: logger)
+        let link = BrokerLink(key: key, socket: socket, logger: logger, loop: loop)
         links[key] = link
         loop.addSocket(socket) { [unowned self, unowned link] in self.handleLink(link) }
         scheduleLinkTick(link, loop)

@@ -57,7 +57,7 @@ final class Hub: IOThreadRole {
     }
     /// The gateway whose message came last: a stream from one worker skips the hash of its address.
     private var recentGateway: Gateway?
-    private var outbox: RouterOutbox?
+    private var outbox: Outbox?
     /// The local workers' processes, by routing id (set in setUp).
     var processes: ProcessSupervisor<PeerKey>?
     /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
@@ -86,19 +86,19 @@ final class Hub: IOThreadRole {
         try router.setReceiveHighWaterMark(0)
         try router.bind(endpoint)
         self.router = router
-        self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
         processes = ProcessSupervisor(
             loop: loop,
             onLine: { [unowned self] key, stream, line in self.workerWrote(line, stream, key) },
             onExit: { [unowned self] key, exit in self.handleExit(key, exit) })
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
         case .send(let routingID, let message):
-            send(message.frames, to: routingID, loop)
+            send(message, to: routingID)
         case .launch(let launch):
             handleLaunch(launch, loop)
         case .signal(let routingID, let signal):
@@ -112,15 +112,14 @@ final class Hub: IOThreadRole {
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        outbox?.flush(loop)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
         for link in links.values { link.close() }
         links = [:]
         processes?.terminateAll(within: .seconds(1))
         processes = nil
+        outbox?.close()
         outbox = nil
         router?.close()
         router = nil
@@ -128,12 +127,11 @@ final class Hub: IOThreadRole {
 
     // MARK: - Sending
 
-    private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
-        guard let outbox else { return }
-        if !outbox.send(frames, to: routingID) {
-            logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+    /// Sends to a local worker through the outbox (a full pipe queues; the cap is logged there).
+    private func send(_ message: WireMessage, to routingID: [UInt8]) {
+        if outbox?.send(message, to: routingID) == .unreachable {
+            logger.debug("dropped \(message.type) for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
         }
-        if outbox.hasBacklog { loop.retryInterval = .milliseconds(1) }
     }
 
     // MARK: - Receiving
@@ -173,7 +171,7 @@ final class Hub: IOThreadRole {
             case .hello:
                 handleHello(message, gateway)
             case .bye:
-                if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
+                send(WireMessage(channelID: 0, type: .farewell, payload: []), to: routingID)
                 gateway.byeReceived()
             case .data, .close, .closeError, .credit:
                 gateway.connection.dispatch(message)
