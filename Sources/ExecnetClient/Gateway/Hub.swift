@@ -2,6 +2,10 @@
 // launches workers, routes their frames to gateway connections, and has its ProcessSupervisor
 // watch each worker's pidfd and forward its stdout/stderr lines. Everything here runs on the I/O
 // thread only.
+//
+// Gateways talk to the hub one way, with commands (`HubCommand`); the hub answers with events
+// (`GatewayEvent`) and hands channel frames to the gateway's connection, and acts itself on what
+// it learns (a worker that broke the protocol, or speaks another version, is killed here).
 
 import CExecnetShims
 import ExecnetCore
@@ -13,18 +17,23 @@ import Glibc
 
 /// Commands to the hub.
 enum HubCommand: Sendable {
-    /// Send a message to the worker with this routing id.
-    case send(routingID: [UInt8], message: WireMessage)
-    /// Spawn a worker for a gateway.
+    /// Send a message to a gateway's worker.
+    case send(WorkerRoute, WireMessage)
+    /// Spawn a worker for a popen gateway.
     case launch(WorkerLaunch)
-    /// Send a signal to a gateway's worker process.
-    case signal(routingID: [UInt8], signal: Int32)
-    /// Ask a broker for a worker for a gateway.
+    /// Ask a broker for a worker for a broker gateway.
     case launchRemote(RemoteLaunch)
-    /// Send a message to a broker gateway's worker, through its broker link.
-    case sendRemote(link: BrokerLinkKey, address: [UInt8], message: WireMessage)
-    /// Kill a broker gateway's worker (or cancel its SPAWN if it has not been sent yet).
-    case killRemote(link: BrokerLinkKey, address: [UInt8], signal: Int32)
+    /// Send a signal to a gateway's worker process (a broker gateway's agent sends it; a worker
+    /// whose SPAWN has not been sent yet is never started).
+    case kill(WorkerRoute, signal: Int32)
+}
+
+/// How the hub reaches a gateway's worker, decided once from the gateway's spec.
+enum WorkerRoute: Sendable, Hashable {
+    /// A popen worker, on the hub's ROUTER, by routing id.
+    case local([UInt8])
+    /// A worker behind a broker, on the hub's link to that broker, by worker address.
+    case broker(BrokerBinding, address: [UInt8])
 }
 
 /// The hub role of the client's I/O thread. See the file comment.
@@ -97,18 +106,14 @@ final class Hub: IOThreadRole {
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
-        case .send(let routingID, let message):
-            send(message, to: routingID)
+        case .send(let route, let message):
+            deliver(message, to: route, loop)
         case .launch(let launch):
             handleLaunch(launch, loop)
-        case .signal(let routingID, let signal):
-            processes?.signal(PeerKey(routingID), signal)
         case .launchRemote(let launch):
             handleRemoteLaunch(launch, loop)
-        case .sendRemote(let key, let address, let message):
-            links[key]?.send(message, to: address)
-        case .killRemote(let key, let address, let signal):
-            killRemote(key, address: address, signal: signal)
+        case .kill(let route, let signal):
+            kill(route, signal: signal)
         }
     }
 
@@ -126,6 +131,26 @@ final class Hub: IOThreadRole {
     }
 
     // MARK: - Sending
+
+    /// Sends a message to a gateway's worker, on the ROUTER or on its broker link.
+    private func deliver(_ message: WireMessage, to route: WorkerRoute, _ loop: IOLoop) {
+        switch route {
+        case .local(let routingID):
+            send(message, to: routingID)
+        case .broker(let key, let address):
+            links[key]?.send(message, to: address)
+        }
+    }
+
+    /// Signals a gateway's worker: through its pidfd, or its broker.
+    private func kill(_ route: WorkerRoute, signal: Int32) {
+        switch route {
+        case .local(let routingID):
+            processes?.signal(PeerKey(routingID), signal)
+        case .broker(let key, let address):
+            killRemote(key, address: address, signal: signal)
+        }
+    }
 
     /// Sends to a local worker through the outbox (a full pipe queues; the cap is logged there).
     private func send(_ message: WireMessage, to routingID: [UInt8]) {
@@ -167,43 +192,45 @@ final class Hub: IOThreadRole {
                 rogue.warning("dropped a malformed message from a worker", "\(gateway.id): \(error)")
                 continue
             }
-            switch message.type {
-            case .hello:
-                handleHello(message, gateway)
-            case .bye:
-                send(WireMessage(channelID: 0, type: .farewell, payload: []), to: routingID)
-                gateway.byeReceived()
-            case .data, .close, .closeError, .credit:
-                gateway.connection.dispatch(message)
-            default:
-                rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
-            }
+            dispatch(message, from: gateway, link: nil)
         }
     }
 
-    func handleHello(_ message: WireMessage, _ gateway: Gateway) {
-        guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
+    /// What a gateway's worker sent, read from the ROUTER or from `link` (a broker gateway's): one
+    /// dispatch for both kinds of gateway. Channel frames go to the gateway's connection, the rest
+    /// become events for the gateway.
+    func dispatch(_ message: WireMessage, from gateway: Gateway, link: BrokerLink?) {
+        switch message.type {
+        case .data, .close, .closeError, .credit:
+            // A worker that broke the protocol (the connection has ended its channels) is lying: kill it.
+            if gateway.connection.dispatch(message) { kill(gateway.route, signal: SIGKILL) }
+        case .hello:
+            handleHello(message, gateway)
+        case .bye:
+            if let loop { deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route, loop) }
+            gateway.post(.bye)
+        default:
+            // SPAWNED, SPAWN_FAILED and PEER_LOST come from a broker, about its gateways.
+            if let link, handleBrokerReport(message, gateway, link) { return }
+            rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
+        }
+    }
+
+    private func handleHello(_ message: WireMessage, _ gateway: Gateway) {
+        guard let hello = ControlPayload(decoding: message.payload) else {
             rogue.warning("dropped a malformed hello", "from \(gateway.id): \(hexDump(message.payload))")
             return
         }
-        func text(_ key: String) -> String {
-            if case .string(let value)? = dict[.string(key)] { return value }
-            return ""
-        }
-        guard case .int(let version)? = dict[.string("protocol")], version == wireProtocolVersion else {
-            let theirs = dict[.string("protocol")].map { "\($0)" } ?? "none"
-            gateway.failStart(ExecnetError(
+        guard hello.int("protocol") == wireProtocolVersion else {
+            let theirs = hello["protocol"].map { "\($0)" } ?? "none"
+            gateway.post(.startFailed(ExecnetError(
                 .protocolVersionMismatch,
                 "worker speaks protocol version \(theirs), this client speaks version \(wireProtocolVersion)",
-                gatewayID: gateway.id))
-            gateway.kill(signal: SIGKILL)
+                gatewayID: gateway.id)))
+            kill(gateway.route, signal: SIGKILL)
             return
         }
-        var pid: Int64 = 0
-        if case .int(let value)? = dict[.string("pid")] { pid = value }
-        gateway.helloReceived(RemoteInfo(
-            pid: pid, cwd: text("cwd"), hostname: text("hostname"),
-            executable: text("executable"), platform: text("platform")))
+        gateway.post(.hello(RemoteInfo(fields: hello.fields)))
     }
 
     // MARK: - Processes
@@ -216,10 +243,10 @@ final class Hub: IOThreadRole {
         do {
             pid = try processes.spawn(key, executable: launch.executable, environment: launch.environment)
         } catch {
-            gateway.failStart(error)
+            gateway.post(.startFailed(error))
             return
         }
-        gateway.spawned(pid: pid)
+        gateway.post(.spawned(pid: pid, host: nil))
         peers[key] = Peer(gateway: gateway, pid: pid)
         startLocalLiveness(loop)
     }
@@ -231,7 +258,7 @@ final class Hub: IOThreadRole {
         guard let peer = peers.removeValue(forKey: key) else { return }
         outbox?.forget(peer.gateway.routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
-        peer.gateway.processExited(exit, cause: peer.unresponsive, stderr: peer.stderrTail)
+        peer.gateway.post(.exited(exit, cause: peer.unresponsive, stderr: peer.stderrTail))
     }
 
     /// A line of a worker's output: to the output handler, and a stderr line to the worker's tail.
