@@ -113,7 +113,15 @@ struct AgentCommand: AsyncParsableCommand {
                                                liveness: LivenessSettings(interval: .milliseconds(max(1, Int64((heartbeatInterval * 1000).rounded())))),
                                                logger: logger)
         configuration.clientUsers = clientUsers
-        configuration.outputAsLogEntries = format == .json
+        if format == .json {
+            // Worker output lines become log entries with the gateway id in their metadata, so the
+            // log stays one JSON object per line.
+            configuration.outputHandler = { [logger, agentName] gatewayID, stream, line in
+                logger.info("\(String(decoding: line, as: UTF8.self))", metadata: [
+                    "gateway": "\(gatewayID)", "host": "\(agentName)", "stream": stream == .stdout ? "stdout" : "stderr",
+                ])
+            }
+        }
         configuration.defaultUser = try defaultUser.map(WorkerUser.named)
         let service = AgentService(configuration: configuration)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]

@@ -101,10 +101,10 @@ extension ProcessTests {
     @Suite struct ObservabilityHTTPTests {
         @Test func theBrokerAndTheAgentServeMetricsAndProbes() async throws {
             let brokerPort = try freeLoopbackPort()
-            let (broker, endpoint) = try startBroker(bind: "tcp://127.0.0.1:*", ["--http-address", "127.0.0.1:\(brokerPort)"])
+            let (broker, endpoint) = try await startBroker(bind: "tcp://127.0.0.1:*", ["--http-address", "127.0.0.1:\(brokerPort)"])
             defer { stopChild(broker) }
             let agentPort = try freeLoopbackPort()
-            let agent = try startAgent(endpoint, name: "metricshost", slots: 4, ["--http-address", "\(agentPort)"])
+            let agent = try await startAgent(endpoint, name: "metricshost", slots: 4, ["--http-address", "\(agentPort)"])
             defer { stopChild(agent) }
 
             // The probes: the broker is ready once it listens, the agent once it registered.
@@ -150,7 +150,7 @@ extension ProcessTests {
 
         @Test func theEnvironmentVariableTurnsTheServerOn() async throws {
             let port = try freeLoopbackPort()
-            let (broker, ready) = try startChild("\(buildDirectory())/execnet-broker", [
+            let (broker, ready) = try await startChild("\(buildDirectory())/execnet-broker", [
                 "serve", "--bind", "tcp://127.0.0.1:*", "--log-level", "error",
             ], environment: ["EXECNET_BROKER_HTTP_ADDRESS=127.0.0.1:\(port)"])
             defer { stopChild(broker) }
