@@ -28,6 +28,8 @@ final class BrokerLink {
     let key: BrokerLinkKey
     let socket: ZMQSocket
     let logger: Logger
+    /// Everything to the broker goes through it, in order.
+    let outbox: Outbox
     var phase: Phase
     var settings: LivenessSettings = .default
     var expiry: ContinuousClock.Instant
@@ -49,25 +51,22 @@ final class BrokerLink {
     /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
     var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
-    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
+    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger, loop: IOLoop?) {
         self.key = key
         self.socket = socket
         self.logger = logger
+        self.outbox = Outbox(socket: socket, routed: false, logger: logger, loop: loop)
         let now = ContinuousClock.now
         phase = .registering(since: now)
         expiry = now.advanced(by: settings.expiry)
         lastSent = now
     }
 
-    /// Sends `[address][channel][type][payload]` to the broker.
+    /// Sends `[address][channel][type][payload]` to the broker, through the outbox (a full pipe
+    /// queues; a failure or the cap is logged there).
     func send(_ message: WireMessage, to address: [UInt8]) {
         lastSent = .now
-        do {
-            // The DEALER's pipe is unlimited (HWM 0), so a send never blocks or fails for space.
-            _ = try socket.send([address] + message.frames, dontWait: true)
-        } catch {
-            logger.error("send to broker \(key.endpoint) failed: \(error)")
-        }
+        outbox.send(message, envelope: address)
     }
 
     func sayHello() {
@@ -79,7 +78,10 @@ final class BrokerLink {
         send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
     }
 
-    func close() { socket.close() }
+    func close() {
+        outbox.close()
+        socket.close()
+    }
 }
 
 extension Hub {
@@ -108,7 +110,7 @@ extension Hub {
         } catch {
             throw ExecnetError(.transport, "cannot connect to broker \(key.endpoint): \(error)", cause: error)
         }
-        let link = BrokerLink(key: key, socket: socket, logger: logger)
+        let link = BrokerLink(key: key, socket: socket, logger: logger, loop: loop)
         links[key] = link
         loop.addSocket(socket) { [unowned self, unowned link] in self.handleLink(link) }
         scheduleLinkTick(link, loop)

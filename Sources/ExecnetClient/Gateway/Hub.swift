@@ -75,7 +75,7 @@ final class Hub: IOThreadRole {
     }
     /// The gateway whose message came last: a stream from one worker skips the hash of its address.
     private var recentGateway: Gateway?
-    private var outbox: RouterOutbox?
+    private var outbox: Outbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
     /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
@@ -104,15 +104,15 @@ final class Hub: IOThreadRole {
         try router.setReceiveHighWaterMark(0)
         try router.bind(endpoint)
         self.router = router
-        self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
         case .send(let route, let message):
-            deliver(message, to: route, loop)
+            deliver(message, to: route)
         case .launch(let launch):
             handleLaunch(launch, loop)
         case .launchRemote(let launch):
@@ -122,9 +122,7 @@ final class Hub: IOThreadRole {
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        outbox?.flush(loop)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
         for link in links.values { link.close() }
@@ -134,6 +132,7 @@ final class Hub: IOThreadRole {
             WorkerProcess.killGroup(peer.pid)
             _ = cexecnetSignal(peer.pidfd, SIGKILL)
         }
+        outbox?.close()
         outbox = nil
         router?.close()
         router = nil
@@ -142,10 +141,10 @@ final class Hub: IOThreadRole {
     // MARK: - Sending
 
     /// Sends a message to a gateway's worker, on the ROUTER or on its broker link.
-    private func deliver(_ message: WireMessage, to route: WorkerRoute, _ loop: IOLoop) {
+    private func deliver(_ message: WireMessage, to route: WorkerRoute) {
         switch route {
         case .local(let routingID):
-            send(message.frames, to: routingID, loop)
+            send(message, to: routingID)
         case .broker(let key, let address):
             links[key]?.send(message, to: address)
         }
@@ -163,12 +162,11 @@ final class Hub: IOThreadRole {
         }
     }
 
-    private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
-        guard let outbox else { return }
-        if !outbox.send(frames, to: routingID) {
-            logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+    /// Sends to a local worker through the outbox (a full pipe queues; the cap is logged there).
+    private func send(_ message: WireMessage, to routingID: [UInt8]) {
+        if outbox?.send(message, to: routingID) == .unreachable {
+            logger.debug("dropped \(message.type) for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
         }
-        if outbox.hasBacklog { loop.retryInterval = .milliseconds(1) }
     }
 
     // MARK: - Receiving
@@ -219,7 +217,7 @@ final class Hub: IOThreadRole {
         case .hello:
             handleHello(message, gateway)
         case .bye:
-            if let loop { deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route, loop) }
+            deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route)
             gateway.post(.bye)
         default:
             // SPAWNED, SPAWN_FAILED and PEER_LOST come from a broker, about its gateways.
