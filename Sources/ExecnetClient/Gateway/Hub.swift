@@ -107,7 +107,7 @@ final class Hub: IOThreadRole {
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
         case .send(let route, let message):
-            deliver(message, to: route, loop)
+            deliver(message, to: route)
         case .launch(let launch):
             handleLaunch(launch, loop)
         case .launchRemote(let launch):
@@ -133,7 +133,7 @@ final class Hub: IOThreadRole {
     // MARK: - Sending
 
     /// Sends a message to a gateway's worker, on the ROUTER or on its broker link.
-    private func deliver(_ message: WireMessage, to route: WorkerRoute, _ loop: IOLoop) {
+    private func deliver(_ message: WireMessage, to route: WorkerRoute) {
         switch route {
         case .local(let routingID):
             send(message, to: routingID)
@@ -207,7 +207,7 @@ final class Hub: IOThreadRole {
         case .hello:
             handleHello(message, gateway)
         case .bye:
-            if let loop { deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route, loop) }
+            deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route)
             gateway.post(.bye)
         default:
             // SPAWNED, SPAWN_FAILED and PEER_LOST come from a broker, about its gateways.
@@ -237,7 +237,7 @@ final class Hub: IOThreadRole {
 
     private func handleLaunch(_ launch: WorkerLaunch, _ loop: IOLoop) {
         let gateway = launch.gateway
-        guard let processes else { gateway.post(.startFailed(ExecnetError(.invalidState, "the hub has stopped"))); return }
+        guard let processes else { return gateway.post(.startFailed(ExecnetError(.invalidState, "the hub has stopped"))) }
         let key = PeerKey(gateway.routingID)
         let pid: pid_t
         do {
