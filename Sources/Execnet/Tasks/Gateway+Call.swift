@@ -16,13 +16,43 @@ extension Gateway {
     ///   - task: The task type (registered in the worker with ``TaskRegistry/register(_:_:)-(T.Type,_)``).
     ///   - input: The call's input.
     /// - Returns: The task's output.
-    /// - Throws: ``RemoteTaskError`` if the task threw in the worker; `DecodingError` or
+    /// - Throws: ``RemoteTaskError`` if the task threw in the worker; ``UnknownTaskError`` if the
+    ///   worker has no task `T.name`; `DecodingError` or
     ///   `EncodingError` if the output or input does not convert; ``ExecnetError`` if the worker
     ///   died (`.endOfChannel`, its ``ExecnetError/peerEnd`` gives the cause) or the gateway is unusable; `CancellationError` if cancelled.
     public func call<T: TypedTask>(_ task: T.Type, _ input: T.Input) async throws -> T.Output {
         let encoded = try ValueEncoder().encode(input)
         let output = try await TypedCaller.shared(for: self, taskName: T.name).call(encoded)
         return try ValueDecoder().decode(T.Output.self, from: output)
+    }
+
+    /// Calls the typed task `T` once for a chunk of inputs (one message each way); the worker runs
+    /// them one after another. Each input gets its own result: its output, its ``RemoteTaskError``,
+    /// or its conversion error. Errors of the whole call (a lost worker, an unknown task) are thrown.
+    func callChunk<T: TypedTask>(_ task: T.Type, _ inputs: [T.Input]) async throws -> [Result<T.Output, any Error>] {
+        let encoder = ValueEncoder()
+        var encoded: [Value] = []
+        var failed: [Int: any Error] = [:]
+        for (position, input) in inputs.enumerated() {
+            do { encoded.append(try encoder.encode(input)) } catch { failed[position] = error }
+        }
+        let caller = try TypedCaller.shared(for: self, taskName: T.name)
+        let replies = encoded.isEmpty ? [] : try await caller.callChunk(encoded)
+        var results: [Result<T.Output, any Error>] = []
+        var next = replies.makeIterator()
+        for position in inputs.indices {
+            if let error = failed[position] {
+                results.append(.failure(error))
+                continue
+            }
+            switch next.next()! {
+            case .success(let output):
+                results.append(Result { try ValueDecoder().decode(T.Output.self, from: output) })
+            case .failure(let error):
+                results.append(.failure(error))
+            }
+        }
+        return results
     }
 }
 
@@ -82,6 +112,8 @@ final class TypedCaller: Sendable {
     let taskName: String
     let gatewayID: String
     private let state = Mutex(State())
+    /// The reader; it ends when the channel ends.
+    private let reader = Mutex<Task<Void, Never>?>(nil)
 
     private init(channel: Channel, taskName: String, gatewayID: String) {
         self.channel = channel
@@ -119,7 +151,7 @@ final class TypedCaller: Sendable {
     var hasEnded: Bool { state.withLock { $0.ended != nil } }
 
     private func startReader() {
-        Task { [self] in
+        let task = Task { [self] in
             var end: any Error = ExecnetError(.endOfChannel, "typed task '\(taskName)' channel ended",
                                               gatewayID: gatewayID, channelID: channel.id)
             do {
@@ -131,7 +163,9 @@ final class TypedCaller: Sendable {
                     case .err(let id, let typeName, let text):
                         take(id)?.fill(.failure(RemoteTaskError(
                             taskName: taskName, gatewayID: gatewayID, typeName: typeName, message: text)))
-                    case .call, .cancel:
+                    case .results(let id, let results):
+                        take(id)?.fill(.success(.list(results)))
+                    case .call, .calls, .cancel, .stream, .item, .end:
                         continue
                     }
                 }
@@ -139,7 +173,8 @@ final class TypedCaller: Sendable {
                 // worker's end carries its cause, a PeerEnd).
                 try await channel.waitClose()
             } catch {
-                end = error
+                // A worker without the task closes the channel with an error naming it.
+                end = UnknownTaskError.from(error, taskName: taskName, gatewayID: gatewayID) ?? error
             }
             let orphans = state.withLock { state -> [ReplySlot] in
                 state.ended = end
@@ -148,6 +183,15 @@ final class TypedCaller: Sendable {
             }
             for slot in orphans { slot.fill(.failure(end)) }
         }
+        reader.withLock { $0 = task }
+    }
+
+    /// Why the channel ended, once the reader has seen its end (a send that failed because the
+    /// channel is closed waits for it, so the call fails with the real cause, not "closed").
+    private func endError(after sendError: any Error) async -> any Error {
+        guard let closed = sendError as? ExecnetError, closed.code == .invalidState else { return sendError }
+        await reader.withLock { $0 }?.value
+        return state.withLock { $0.ended } ?? sendError
     }
 
     private func take(_ id: Int64) -> ReplySlot? {
@@ -158,18 +202,51 @@ final class TypedCaller: Sendable {
     func call(_ input: Value) async throws -> Value {
         try Task.checkCancellation()
         let slot = ReplySlot()
-        let id: Int64 = try state.withLock { state in
+        let id = try register(slot)
+        return try await send(TypedTaskMessage.call(id: id, input: input), slot: slot, id: id)
+    }
+
+    /// Sends one chunk of calls and waits for its results, one per input.
+    func callChunk(_ inputs: [Value]) async throws -> [Result<Value, RemoteTaskError>] {
+        try Task.checkCancellation()
+        let slot = ReplySlot()
+        let id = try register(slot)
+        let reply = try await send(TypedTaskMessage.calls(id: id, inputs: inputs), slot: slot, id: id)
+        guard case .list(let items) = reply, items.count == inputs.count else {
+            throw TypedTaskProtocolError(description: "chunk reply of \(taskName) does not hold one result per input: \(reply)")
+        }
+        return try items.map { item in
+            guard case .tuple(let parts) = item, let kind = parts.first else {
+                throw TypedTaskProtocolError(description: "malformed chunk result: \(item)")
+            }
+            switch (kind, parts.count) {
+            case ("ok", 2): return .success(parts[1])
+            case ("err", 3):
+                guard case .string(let typeName) = parts[1], case .string(let message) = parts[2] else { fallthrough }
+                return .failure(RemoteTaskError(taskName: taskName, gatewayID: gatewayID, typeName: typeName, message: message))
+            default:
+                throw TypedTaskProtocolError(description: "malformed chunk result: \(item)")
+            }
+        }
+    }
+
+    private func register(_ slot: ReplySlot) throws -> Int64 {
+        try state.withLock { state in
             if let ended = state.ended { throw ended }
             let id = state.nextID
             state.nextID += 1
             state.pending[id] = slot
             return id
         }
+    }
+
+    /// Sends `message` (whose reply goes to `slot` under `id`) and waits for the reply.
+    private func send(_ message: TypedTaskMessage, slot: ReplySlot, id: Int64) async throws -> Value {
         do {
-            try await channel.send(TypedTaskMessage.call(id: id, input: input).value)
+            try await channel.send(message.value)
         } catch {
             _ = take(id)
-            throw error
+            throw await endError(after: error)
         }
         return try await withTaskCancellationHandler {
             try await slot.wait()

@@ -5,9 +5,15 @@
 // Wire format (plain execnet values, so a Python peer can speak it) on the task's channel:
 //   client -> worker  ("call", id, input)     start a call
 //                     ("cancel", id)          cancel a running call
+//                     ("calls", id, [input, ...])   start a chunk: the inputs run one after another
 //   worker -> client  ("ok", id, output)      the call returned
 //                     ("err", id, type, text) the call threw (`type` is the Swift type name)
+//                     ("results", id, [("ok", output) | ("err", type, text), ...])   a chunk's results
 // Closing the channel cancels every running call of it.
+//
+// A streaming task (StreamingTypedTask, TypedStream.swift) gets a channel per call:
+//   client -> worker  ("stream", id, input)
+//   worker -> client  ("item", id, output) ..., then ("end", id) or ("err", id, type, text)
 
 import Synchronization
 
@@ -31,7 +37,7 @@ public protocol TypedTask: SendableMetatype {
     associatedtype Output: Codable & Sendable
     /// The name the task is registered under in the worker (defaults to the type's name).
     static var name: String { get }
-    /// Whether ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)-(T.Type,Inputs,_,_,_,_)``
+    /// Whether ``Group/map(_:_:inFlightPerGateway:chunkSize:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_,_)``
     /// may run an input again after the task threw `error` (defaults to `false`: a task's errors are final).
     static func isRetryable(_ error: RemoteTaskError) -> Bool
 }
@@ -56,7 +62,7 @@ public struct TypedTaskContext: Sendable {
 ///
 /// Carries the remote error's Swift type name and its description. Errors of the connection itself
 /// (the worker died, the gateway exited) are not this type: they arrive as ``ExecnetError``
-/// (`.endOfChannel` with a ``PeerEnd`` cause), so callers (and ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:)``)
+/// (`.endOfChannel` with a ``PeerEnd`` cause), so callers (and ``Group/map(_:_:inFlightPerGateway:chunkSize:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_,_)``)
 /// can tell a task's failure from a lost worker.
 public struct RemoteTaskError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The task's name.
@@ -87,6 +93,31 @@ public struct RemoteTaskError: Error, Sendable, CustomStringConvertible, Equatab
     }
 }
 
+/// The error a typed call throws when the worker has no task of that name.
+///
+/// The worker refused the task's channel (it closed it with an error); the worker itself is alive,
+/// so ``Group/map(_:_:inFlightPerGateway:chunkSize:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_,_)``
+/// fails the input for good instead of counting a lost worker.
+public struct UnknownTaskError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The task's name.
+    public let taskName: String
+    /// The gateway whose worker refused it.
+    public let gatewayID: String
+    /// The worker's text (it names the tasks the worker has).
+    public let remoteText: String
+
+    public var description: String {
+        "UnknownTaskError on \(gatewayID): the worker has no task '\(taskName)' (\(remoteText))"
+    }
+
+    /// The typed error for a typed task channel that ended with `error`, if the worker refused the
+    /// task by name (the worker runtime's text starts with "unknown task").
+    static func from(_ error: any Error, taskName: String, gatewayID: String) -> (any Error)? {
+        guard let remote = error as? RemoteError, remote.text.hasPrefix("unknown task") else { return nil }
+        return UnknownTaskError(taskName: taskName, gatewayID: gatewayID, remoteText: remote.text)
+    }
+}
+
 /// A malformed message on a typed task's channel (from a broken or hostile peer).
 struct TypedTaskProtocolError: Error, CustomStringConvertible {
     let description: String
@@ -95,16 +126,34 @@ struct TypedTaskProtocolError: Error, CustomStringConvertible {
 /// The messages of the typed-task protocol.
 enum TypedTaskMessage {
     case call(id: Int64, input: Value)
+    case calls(id: Int64, inputs: [Value])
     case cancel(id: Int64)
     case ok(id: Int64, output: Value)
     case err(id: Int64, typeName: String, message: String)
+    case results(id: Int64, results: [Value])
+    case stream(id: Int64, input: Value)
+    case item(id: Int64, output: Value)
+    case end(id: Int64)
 
     var value: Value {
         switch self {
         case .call(let id, let input): .tuple(["call", .int(id), input])
+        case .calls(let id, let inputs): .tuple(["calls", .int(id), .list(inputs)])
         case .cancel(let id): .tuple(["cancel", .int(id)])
         case .ok(let id, let output): .tuple(["ok", .int(id), output])
         case .err(let id, let typeName, let message): .tuple(["err", .int(id), .string(typeName), .string(message)])
+        case .results(let id, let results): .tuple(["results", .int(id), .list(results)])
+        case .stream(let id, let input): .tuple(["stream", .int(id), input])
+        case .item(let id, let output): .tuple(["item", .int(id), output])
+        case .end(let id): .tuple(["end", .int(id)])
+        }
+    }
+
+    /// One input's result inside a chunk's `results` list.
+    static func chunkResult(_ result: Result<Value, RemoteTaskError>) -> Value {
+        switch result {
+        case .success(let output): .tuple(["ok", output])
+        case .failure(let error): .tuple(["err", .string(error.typeName), .string(error.message)])
         }
     }
 
@@ -121,7 +170,20 @@ enum TypedTaskMessage {
         switch (kind, parts.count) {
         case ("call", 3): self = .call(id: id, input: parts[2])
         case ("cancel", 2): self = .cancel(id: id)
+        case ("calls", 3):
+            guard case .list(let inputs) = parts[2] else {
+                throw TypedTaskProtocolError(description: "typed-task chunk has no list of inputs: \(value)")
+            }
+            self = .calls(id: id, inputs: inputs)
         case ("ok", 3): self = .ok(id: id, output: parts[2])
+        case ("results", 3):
+            guard case .list(let results) = parts[2] else {
+                throw TypedTaskProtocolError(description: "typed-task chunk reply has no list of results: \(value)")
+            }
+            self = .results(id: id, results: results)
+        case ("stream", 3): self = .stream(id: id, input: parts[2])
+        case ("item", 3): self = .item(id: id, output: parts[2])
+        case ("end", 2): self = .end(id: id)
         case ("err", 4):
             guard case .string(let typeName) = parts[2], case .string(let message) = parts[3] else {
                 throw TypedTaskProtocolError(description: "typed-task error reply is malformed: \(value)")
@@ -177,8 +239,18 @@ private func serveTypedCalls<T: TypedTask>(
                 }
                 continue
             }
+            let work: (id: Int64, inputs: [Value], chunked: Bool)
             switch message {
-            case .call(let id, let input):
+            case .call(let id, let input): work = (id, [input], false)
+            case .calls(let id, let inputs): work = (id, inputs, true)
+            case .cancel(let id):
+                running.calls.withLock { $0[id] }?.cancel()
+                continue
+            case .ok, .err, .results, .stream, .item, .end:
+                continue
+            }
+            do {
+                let id = work.id
                 // Bound the calls running at once: wait for the oldest before starting more.
                 let oldest: Task<Void, Never>? = running.calls.withLock { tasks in
                     tasks.count >= TaskRegistry.typedCallsPerChannel ? tasks.min { $0.key < $1.key }?.value : nil
@@ -188,13 +260,28 @@ private func serveTypedCalls<T: TypedTask>(
                     if tasks[id] != nil { return false }
                     // Created under the lock, so the call's own removal cannot run before this insertion.
                     tasks[id] = Task {
-                        let reply: TypedTaskMessage
-                        do {
-                            let decoded = try ValueDecoder().decode(T.Input.self, from: input)
-                            let output = try await body(decoded, TypedTaskContext(gatewayID: context.gatewayID, requestID: id))
-                            reply = .ok(id: id, output: try ValueEncoder().encode(output))
-                        } catch {
-                            reply = .err(id: id, typeName: String(reflecting: Swift.type(of: error)), message: "\(error)")
+                        let typedContext = TypedTaskContext(gatewayID: context.gatewayID, requestID: id)
+                        var results: [Result<Value, RemoteTaskError>] = []
+                        // A chunk's inputs run one after another; cancellation ends the chunk early
+                        // (the client no longer waits for its reply).
+                        for input in work.inputs where !Task.isCancelled || results.isEmpty {
+                            do {
+                                let decoded = try ValueDecoder().decode(T.Input.self, from: input)
+                                let output = try await body(decoded, typedContext)
+                                results.append(.success(try ValueEncoder().encode(output)))
+                            } catch {
+                                results.append(.failure(RemoteTaskError(
+                                    taskName: T.name, gatewayID: context.gatewayID,
+                                    typeName: String(reflecting: Swift.type(of: error)), message: "\(error)")))
+                            }
+                        }
+                        let reply: TypedTaskMessage = if work.chunked {
+                            .results(id: id, results: results.map(TypedTaskMessage.chunkResult))
+                        } else {
+                            switch results[0] {
+                            case .success(let output): .ok(id: id, output: output)
+                            case .failure(let error): .err(id: id, typeName: error.typeName, message: error.message)
+                            }
                         }
                         try? await channel.send(reply.value)
                         _ = running.calls.withLock { $0.removeValue(forKey: id) }
@@ -205,10 +292,6 @@ private func serveTypedCalls<T: TypedTask>(
                     try? await channel.send(TypedTaskMessage.err(
                         id: id, typeName: "TypedTaskProtocolError", message: "request id \(id) is already running").value)
                 }
-            case .cancel(let id):
-                running.calls.withLock { $0[id] }?.cancel()
-            case .ok, .err:
-                continue
             }
         }
     } catch {
