@@ -68,6 +68,8 @@ struct CrashyInput: Codable, Sendable {
     var value: Int
     var crashOnceMarker: String?
     var delayMilliseconds: Int
+    /// Hangs until cancelled (or the worker is killed).
+    var hang: Bool?
 }
 
 enum Crashy: TypedTask {
@@ -85,4 +87,49 @@ enum Flaky: TypedTask {
     typealias Input = CrashyInput
     typealias Output = Int
     static let name = "typed-flaky"
+}
+
+struct CountdownInput: Codable, Sendable {
+    var from: Int
+    var failAt: Int?
+}
+
+struct Tick: Codable, Sendable, Equatable {
+    var n: Int
+    var label: String
+}
+
+enum Countdown: StreamingTypedTask {
+    typealias Input = CountdownInput
+    typealias Output = Tick
+    static let name = "typed-countdown"
+}
+
+enum Numbers: StreamingTypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-numbers"
+}
+
+/// How many `Ticker` calls started and were cancelled in this worker.
+let streamCounters = Mutex(HangCounters(started: 0, cancelled: 0))
+
+enum Ticker: StreamingTypedTask {
+    /// Milliseconds between ticks.
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-ticker"
+}
+
+enum TickerStats: TypedTask {
+    typealias Input = HangCounters
+    typealias Output = HangCounters
+    static let name = "typed-ticker-stats"
+}
+
+/// Returns the request id its call (or chunk) ran under.
+enum CallID: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-call-id"
 }
