@@ -1,5 +1,5 @@
-// gateway.call: typed calls over one persistent channel per gateway and task type. A reader task
-// per channel hands each reply to the call waiting for its request id; when the channel ends
+// gateway.call: typed calls over one persistent channel per gateway and task type. A direct
+// callback on the channel hands each reply to the call waiting for its request id; when the channel ends
 // (worker died, gateway exited), every waiting call fails with the channel's end error and the
 // next call opens a new channel.
 
@@ -142,7 +142,7 @@ final class TypedCaller: Sendable {
             cache = cache.filter { $0.value.gateway != nil && !$0.value.caller.hasEnded }
             let channel = try gateway.remoteExec(taskName, arguments: [])
             let caller = TypedCaller(channel: channel, taskName: taskName, gatewayID: gateway.id)
-            caller.startReader()
+            try caller.startReader()
             cache[key] = Entry(gateway: gateway, caller: caller)
             return caller
         }
@@ -150,26 +150,16 @@ final class TypedCaller: Sendable {
 
     var hasEnded: Bool { state.withLock { $0.ended != nil } }
 
-    private func startReader() {
+    private func startReader() throws {
+        // Replies are handed to their calls by a direct callback, on the thread that delivers
+        // them (no hop through a reader task); it takes only this caller's and the slot's locks.
+        try channel.register(CallbackRegistration(
+            callback: { [self] item in deliver(item) }, endmarker: nil, direct: true))
         let task = Task { [self] in
             var end: any Error = ExecnetError(.endOfChannel, "typed task '\(taskName)' channel ended",
                                               gatewayID: gatewayID, channelID: channel.id)
             do {
-                for try await item in channel {
-                    guard let message = try? TypedTaskMessage(item) else { continue }
-                    switch message {
-                    case .ok(let id, let output):
-                        take(id)?.fill(.success(output))
-                    case .err(let id, let typeName, let text):
-                        take(id)?.fill(.failure(RemoteTaskError(
-                            taskName: taskName, gatewayID: gatewayID, typeName: typeName, message: text)))
-                    case .results(let id, let results):
-                        take(id)?.fill(.success(.list(results)))
-                    case .call, .calls, .cancel, .stream, .item, .end:
-                        continue
-                    }
-                }
-                // Iteration ends quietly at the end of the channel; waitClose says why (a dead
+                // Returns after every reply was delivered; says why the channel ended (a dead
                 // worker's end carries its cause, a PeerEnd).
                 try await channel.waitClose()
             } catch {
@@ -184,6 +174,23 @@ final class TypedCaller: Sendable {
             for slot in orphans { slot.fill(.failure(end)) }
         }
         reader.withLock { $0 = task }
+    }
+
+    /// Hands one reply to the call waiting for it; anything else is ignored (a broken peer's
+    /// message, or a reply to a call that was cancelled).
+    private func deliver(_ item: Value) {
+        guard let message = try? TypedTaskMessage(item) else { return }
+        switch message {
+        case .ok(let id, let output):
+            take(id)?.fill(.success(output))
+        case .err(let id, let typeName, let text):
+            take(id)?.fill(.failure(RemoteTaskError(
+                taskName: taskName, gatewayID: gatewayID, typeName: typeName, message: text)))
+        case .results(let id, let results):
+            take(id)?.fill(.success(.list(results)))
+        case .call, .calls, .cancel, .stream, .item, .end:
+            break
+        }
     }
 
     /// Why the channel ended, once the reader has seen its end (a send that failed because the
