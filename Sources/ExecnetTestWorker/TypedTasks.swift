@@ -133,3 +133,16 @@ enum CallID: TypedTask {
     typealias Output = Int
     static let name = "typed-call-id"
 }
+
+/// `Square` and `Hang` again, registered on the worker's I/O thread.
+enum SquareOnIO: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-square-io"
+}
+
+enum HangOnIO: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-hang-io"
+}

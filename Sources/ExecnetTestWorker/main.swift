@@ -295,6 +295,16 @@ tasks.register(Flaky.self) { input, _ in
     return input.value
 }
 tasks.register(CallID.self) { _, context in Int(context.requestID) }
+tasks.registerOnIOThread(SquareOnIO.self) { input, _ in input * input }
+tasks.registerOnIOThread(HangOnIO.self) { _, _ in
+    typedCounters.withLock { $0.started += 1 }
+    do {
+        while true { try await Task.sleep(for: .seconds(60)) }
+    } catch {
+        typedCounters.withLock { $0.cancelled += 1 }
+        throw error
+    }
+}
 
 // Streaming typed tasks: counts down with the writer (throwing at `failAt`), counts up as an
 // AsyncSequence, and ticks until cancelled (counted in `streamCounters`).

@@ -58,8 +58,44 @@ enum CallID: TypedTask {
     static let name = "typed-call-id"
 }
 
+enum SquareOnIO: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-square-io"
+}
+
+enum HangOnIO: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "typed-hang-io"
+}
+
 extension ProcessTests {
     @Suite struct TypedTaskMoreTests {
+        // MARK: typed tasks on the worker's I/O thread
+
+        @Test func typedTasksOnTheWorkersIOThreadAnswerAndAreCancelledOneByOne() async throws {
+            try await withTestGroup(2, kind: .popen) { group in
+                let gateway = group[0]
+                #expect(try await gateway.call(SquareOnIO.self, 7) == 49)
+                let squares = try await group.map(SquareOnIO.self, 0..<500, chunkSize: 3).collect()
+                #expect(squares == (0..<500).map { $0 * $0 })
+                // Two hung calls; cancelling one cancels only its task, the other still runs.
+                let first = Task { try await gateway.call(HangOnIO.self, 1) }
+                let second = Task { try await gateway.call(HangOnIO.self, 2) }
+                #expect(try await gateway.call(HangStats.self, HangCounters(started: 2, cancelled: 0)).started == 2)
+                first.cancel()
+                await #expect(throws: CancellationError.self) { _ = try await first.value }
+                #expect(try await gateway.call(HangStats.self, HangCounters(started: 2, cancelled: 1))
+                        == HangCounters(started: 2, cancelled: 1))
+                #expect(try await gateway.call(SquareOnIO.self, 3) == 9)
+                second.cancel()
+                await #expect(throws: CancellationError.self) { _ = try await second.value }
+                #expect(try await gateway.call(HangStats.self, HangCounters(started: 2, cancelled: 2))
+                        == HangCounters(started: 2, cancelled: 2))
+            }
+        }
+
         // MARK: unknown task names
 
         @Test func anUnknownTaskFailsEachInputOnceWithATypedErrorAndLosesNoWorker() async throws {
