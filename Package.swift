@@ -3,8 +3,12 @@
 // Tools 6.2: the channel API is `nonisolated(nonsending)` (SE-0461), which needs a Swift 6.2 compiler.
 //
 // swift-execnet: execnet's gateways, channels and groups for Swift, over ZeroMQ.
-// Modules are cut by layer: C shims at the bottom, a thin ZeroMQ layer, the Execnet core on top,
-// then the executables. Neither ZeroMQ nor Execnet imports Foundation (the worker must start lean).
+// Modules are cut by role (docs/ARCHITECTURE.md): C shims and a thin ZeroMQ layer at the bottom;
+// ExecnetValue (the value format, no libzmq); ExecnetCore (wire codec, I/O thread, connections,
+// channels, process supervision); thin role libraries on top: ExecnetClient, ExecnetWorkerRuntime,
+// ExecnetBrokerServer, ExecnetHostAgent; the umbrella `Execnet` re-exports the value, core, client
+// and worker API; then the executables. No library module imports Foundation (the worker must
+// start lean), and the stock worker links only ExecnetValue, ExecnetCore and ExecnetWorkerRuntime.
 
 import PackageDescription
 
@@ -17,6 +21,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Execnet", targets: ["Execnet"]),
+        .library(name: "ExecnetValue", targets: ["ExecnetValue"]),
+        .library(name: "ExecnetBrokerServer", targets: ["ExecnetBrokerServer"]),
+        .library(name: "ExecnetHostAgent", targets: ["ExecnetHostAgent"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "execnet-worker", targets: ["ExecnetWorker"]),
         .executable(name: "execnet-broker", targets: ["ExecnetBroker"]),
@@ -44,9 +51,19 @@ let package = Package(
             dependencies: ["CZeroMQ"],
             swiftSettings: swiftSettings
         ),
+        // The value format: Value, the serializer, the Codable bridge. No libzmq: usable alone.
         .target(
-            name: "Execnet",
+            name: "ExecnetValue",
             dependencies: [
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Wire codec, the I/O thread, connections, channels, process supervision, CURVE keys.
+        .target(
+            name: "ExecnetCore",
+            dependencies: [
+                "ExecnetValue",
                 "ZeroMQ",
                 "CExecnetShims",
                 .product(name: "Logging", package: "swift-log"),
@@ -55,15 +72,74 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The client: Group, Gateway, MultiChannel, the hub, typed calls and map.
+        .target(
+            name: "ExecnetClient",
+            dependencies: [
+                "ExecnetValue",
+                "ExecnetCore",
+                "ZeroMQ",
+                "CExecnetShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The worker side: the task registry, the stock tasks, the worker's main loop.
+        .target(
+            name: "ExecnetWorkerRuntime",
+            dependencies: [
+                "ExecnetValue",
+                "ExecnetCore",
+                "ZeroMQ",
+                "CExecnetShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The broker server (execnet-broker's engine), with its routing table and ZAP handler.
+        .target(
+            name: "ExecnetBrokerServer",
+            dependencies: [
+                "ExecnetValue",
+                "ExecnetCore",
+                "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The host agent (execnet-agent's engine).
+        .target(
+            name: "ExecnetHostAgent",
+            dependencies: [
+                "ExecnetValue",
+                "ExecnetCore",
+                "ZeroMQ",
+                "CExecnetShims",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The umbrella a user program imports: re-exports the value, core, client and worker API.
+        .target(
+            name: "Execnet",
+            dependencies: ["ExecnetValue", "ExecnetCore", "ExecnetClient", "ExecnetWorkerRuntime"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ExecnetWorker",
-            dependencies: ["Execnet"],
+            dependencies: ["ExecnetValue", "ExecnetCore", "ExecnetWorkerRuntime"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "ExecnetBroker",
             dependencies: [
-                "Execnet",
+                "ExecnetValue",
+                "ExecnetCore",
+                "ExecnetBrokerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -74,7 +150,9 @@ let package = Package(
         .executableTarget(
             name: "ExecnetAgent",
             dependencies: [
-                "Execnet",
+                "ExecnetValue",
+                "ExecnetCore",
+                "ExecnetHostAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,7 +198,7 @@ let package = Package(
         // The worker the runtime benchmark starts (not a product): a lean worker like execnet-worker.
         .executableTarget(
             name: "ExecnetBenchWorker",
-            dependencies: ["Execnet"],
+            dependencies: ["ExecnetValue", "ExecnetCore", "ExecnetWorkerRuntime"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -139,14 +217,19 @@ let package = Package(
         ),
         .testTarget(
             name: "ExecnetTests",
-            dependencies: ["Execnet", "ZeroMQ"],
+            dependencies: [
+                "Execnet", "ExecnetValue", "ExecnetCore", "ExecnetClient", "ExecnetWorkerRuntime", "ExecnetBrokerServer",
+                "ZeroMQ",
+            ],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ExecnetIntegrationTests",
             dependencies: [
-                "Execnet", "ZeroMQ", "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
+                "Execnet", "ExecnetValue", "ExecnetCore", "ExecnetClient", "ExecnetWorkerRuntime",
+                "ExecnetBrokerServer", "ExecnetHostAgent", "ZeroMQ",
+                "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
                 "ExecnetBroker", "ExecnetAgent", "ExecnetExamples", "TaskServerMap",
             ],
             swiftSettings: swiftSettings
@@ -159,7 +242,7 @@ let package = Package(
 if Context.environment["EXECNET_FUZZ"] == "1" {
     package.targets.append(.executableTarget(
         name: "ExecnetFuzz",
-        dependencies: ["Execnet"],
+        dependencies: ["ExecnetValue", "ExecnetCore"],
         path: "Fuzz/ExecnetFuzz",
         swiftSettings: swiftSettings
     ))

@@ -8,7 +8,8 @@
 //   2: `WireMessage.parse` of frames cut from the input (each frame: a length byte, then bytes),
 //      then the payload through the channel decoder and `ControlPayload`.
 
-@testable import Execnet
+@testable import ExecnetCore
+@testable import ExecnetValue
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,7 +4,8 @@
 // executable, so the popen worker stays lean.
 
 import ArgumentParser
-import Execnet
+import ExecnetCore
+import ExecnetHostAgent
 import Logging
 import ServiceLifecycle
 #if canImport(Glibc)

@@ -3,7 +3,9 @@
 // and start-up figures measure a lean worker like `execnet-worker` (no ArgumentParser, whose
 // FoundationEssentials adds about 3 MiB and a few milliseconds to every process). Not a product.
 
-import Execnet
+import ExecnetCore
+import ExecnetValue
+import ExecnetWorkerRuntime
 
 var tasks = TaskRegistry.builtins
 

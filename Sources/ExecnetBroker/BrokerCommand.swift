@@ -3,7 +3,8 @@
 // keypair; `status` prints a running broker's table. SIGTERM/SIGINT shut down gracefully.
 
 import ArgumentParser
-import Execnet
+import ExecnetBrokerServer
+import ExecnetCore
 import Logging
 import ServiceLifecycle
 import UnixSignals

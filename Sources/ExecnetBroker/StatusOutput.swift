@@ -1,6 +1,8 @@
 // Rendering a broker status value: as a human table and as JSON (no Foundation).
 
-import Execnet
+import ExecnetBrokerServer
+import ExecnetCore
+import ExecnetValue
 
 /// JSON text for a value of plain kinds (dicts with string keys, lists, strings, numbers, bools, none).
 func jsonText(_ value: Value) -> String {

@@ -1,7 +1,13 @@
 // A real execnet-broker and execnet-agent for the tests that run against broker gateways: started
 // once per test process on tcp://127.0.0.1 with short liveness timings, and killed at exit.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 #if canImport(Glibc)

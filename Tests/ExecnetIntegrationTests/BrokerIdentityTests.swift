@@ -3,7 +3,13 @@
 // id, read the first's status and exceed its quota. Each attempt fails with a clear answer, and
 // the first client's work completes intact. Real broker and agent processes, raw ZeroMQ peers.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 #if canImport(Glibc)

@@ -2,7 +2,13 @@
 // restarted broker are detected within the heartbeat bound (0.2 s × 3 here); CURVE keeps out every
 // peer without an authorized key; garbage frames do not stop the broker.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 #if canImport(Glibc)
@@ -177,7 +183,7 @@ extension ProcessTests {
                     try await sameWorker.send(.int(Int64(index)))
                     #expect(try await sameWorker.receive(timeout: .seconds(10)) == .int(Int64(index)))
                 }
-                #expect(flood.state.withLock { $0.items.count } <= FlowWindow.messages)
+                #expect(flood.core.state.withLock { $0.items.count } <= FlowWindow.messages)
                 try echo.close()
                 try sameWorker.close()
                 try flood.close()

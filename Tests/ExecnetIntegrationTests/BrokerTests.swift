@@ -1,7 +1,13 @@
 // Broker gateways against a real execnet-broker and execnet-agent on 127.0.0.1: the seed's
 // examples through the broker, remote status, death reports, and the broker's status table.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 #if canImport(Glibc)

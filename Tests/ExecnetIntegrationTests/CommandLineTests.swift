@@ -1,7 +1,13 @@
 // The executables as users run them: each entrypoint's --help, keygen, and status as a table and
 // as JSON against a running broker.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 #if canImport(Glibc)
 import Glibc

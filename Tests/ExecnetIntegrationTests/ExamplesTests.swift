@@ -1,7 +1,13 @@
 // Runs execnet's documented examples as ported in Sources/ExecnetExamples, as a user runs the
 // program, and checks what it prints.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,13 @@
 // leaving its group, allocate_id and defaultspec, _rinfo(update=True), remoteaddress, the
 // client's channel count, Codable arguments, and channel files (makefile) on both sides.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import OrderedCollections
 import Testing
 #if canImport(Glibc)

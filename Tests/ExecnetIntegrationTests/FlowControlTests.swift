@@ -1,7 +1,13 @@
 // Flow control against a real worker: a fast sender never loses a message and the receiver's
 // buffer stays within the credit window.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 extension ProcessTests {
@@ -15,7 +21,7 @@ extension ProcessTests {
                     if expected % 10_000 == 0 {
                         // Let the sender run ahead as far as it can, then look at the buffer.
                         try await Task.sleep(for: .milliseconds(2))
-                        maxBuffered = max(maxBuffered, channel.state.withLock { $0.items.count })
+                        maxBuffered = max(maxBuffered, channel.core.state.withLock { $0.items.count })
                     }
                     let item = try await channel.receive(timeout: .seconds(30))
                     if item != .int(Int64(expected)) {

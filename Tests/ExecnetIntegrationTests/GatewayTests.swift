@@ -1,7 +1,13 @@
 // Gateways against real processes: start-up and its failures, status and info, bad input, output
 // forwarding, concurrency, flow control, and garbage frames sent to the hub.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 import ZeroMQ

@@ -1,7 +1,13 @@
 // Groups, MultiChannels, receive queues and termination against real processes: the seed's
 // examples 1, 2 and 4, killed and exiting workers, a killed client, and the taskserver.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 #if canImport(Glibc)

@@ -2,7 +2,13 @@
 // a shell script as the "worker", which only tells us the endpoint and routing id, and the DEALER
 // speaks for it. No frame sequence may crash the client; each is dropped or ends a channel.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 #if canImport(Glibc)
@@ -75,7 +81,7 @@ extension ProcessTests {
                 _ = try #require(try await rogue.receive(.exec))
                 for index in 0..<600 { try rogue.send(.data, channel.id, encodeInternal(.int(Int64(index)))) }
                 let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-                while channel.state.withLock({ $0.items.count }) < 600 && ContinuousClock.now < deadline {
+                while channel.core.state.withLock({ $0.items.count }) < 600 && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(5))
                 }
                 try channel.close()

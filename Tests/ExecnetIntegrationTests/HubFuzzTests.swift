@@ -8,7 +8,13 @@
 // An impersonator may be cut off (a protocol violation ends its gateway); the next batch then gets
 // a fresh one.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 #if canImport(Glibc)
@@ -56,7 +62,7 @@ extension ProcessTests {
                             "batch \(batch): the client grew from \(baseline >> 20) to \(resident >> 20) MiB")
                     // The honest gateway was never cut off, got nothing it did not send, and still serves.
                     #expect(honest.connection.hasPeerEnded == false, "batch \(batch): the honest gateway was cut off")
-                    #expect(echo.state.withLock { $0.items.isEmpty }, "batch \(batch): the honest channel got a foreign item")
+                    #expect(echo.core.state.withLock { $0.items.isEmpty }, "batch \(batch): the honest channel got a foreign item")
                     let token = Value.string("honest-\(batch)")
                     try await echo.send(token)
                     #expect(try await echo.receive(timeout: .seconds(20)) == token)

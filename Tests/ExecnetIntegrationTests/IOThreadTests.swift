@@ -3,7 +3,13 @@
 // with sends from other threads, obey the credit window both ways, time out, cancel, and may not
 // use the blocking API.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 /// The blocking API from synchronous code, as a task on the I/O thread might (mis)use it.
@@ -85,7 +91,7 @@ extension ProcessTests {
                 for expected in 0..<count {
                     if expected % 20_000 == 0 {
                         try await Task.sleep(for: .milliseconds(2))
-                        maxBuffered = max(maxBuffered, sender.state.withLock { $0.items.count })
+                        maxBuffered = max(maxBuffered, sender.core.state.withLock { $0.items.count })
                     }
                     let item = try await sender.receive(timeout: .seconds(30))
                     if item != .int(Int64(expected)) {

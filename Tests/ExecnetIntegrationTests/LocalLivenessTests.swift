@@ -2,7 +2,13 @@
 // channels end with the cause "unresponsive"; a worker whose I/O thread is held by a long task is
 // busy, not dead.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 #if canImport(Glibc)
 import Glibc

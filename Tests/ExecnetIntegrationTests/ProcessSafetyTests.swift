@@ -3,7 +3,13 @@
 // agent without --allow-exec, the runtime directory another user made (or a link planted in it),
 // and the processes a worker leaves behind when it, or its client, is killed.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 #if canImport(Glibc)
 import Glibc

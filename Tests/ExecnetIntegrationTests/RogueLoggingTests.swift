@@ -2,7 +2,13 @@
 // the rest counted and summed up in one line at the interval's end. A raw peer's 10,000 frames to
 // a real broker give a couple of lines, not 10,000.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Logging
 import Synchronization
 import Testing

@@ -2,7 +2,13 @@
 // window must not report that the broker died or restarted: the silence it would measure is its
 // own. The broker forgot it meanwhile, and its gateway ends saying so.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,9 @@
 // chaos map where workers kill themselves or hang while thousands of inputs run. Real worker
 // processes (Sources/ExecnetTestWorker declares the same task types).
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
 import Synchronization
 import Testing
 #if canImport(Glibc)

@@ -2,7 +2,13 @@
 // remote errors, cancellation reaching the worker's Task, and a map that loses nothing and reports
 // nothing twice when workers are SIGKILLed. The task types mirror Sources/ExecnetTestWorker/TypedTasks.swift.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetHostAgent
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 #if canImport(Glibc)

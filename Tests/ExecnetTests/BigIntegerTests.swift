@@ -1,7 +1,11 @@
 // Tests of BigInteger: Python int() parsing rules and limits, decimal rendering, conversions
 // from and to fixed-width integers, ordering, and the normalization of integer Values.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct BigIntegerTests {

@@ -2,7 +2,11 @@
 // endmarker, on the caller's thread before it returns, in order, as execnet does; items arriving
 // afterwards go to the callback thread.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 

@@ -2,7 +2,11 @@
 // the channel (to pair items with it), so keeping the registration after the end would keep the
 // channel alive forever through itself.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct ChannelLifetimeTests {

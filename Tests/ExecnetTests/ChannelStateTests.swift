@@ -1,7 +1,11 @@
 // The channel state machine's pure parts: credit accounting, grants, the once-only remote error and
 // what counts as closed. No processes, no sockets.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct ChannelStateTests {

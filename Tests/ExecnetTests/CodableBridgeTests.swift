@@ -2,7 +2,11 @@
 // through dumps/loads), the mapping to Value is the documented one, and mismatches surface as
 // Swift's DecodingError.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 private struct Point: Codable, Equatable {

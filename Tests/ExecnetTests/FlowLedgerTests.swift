@@ -1,7 +1,12 @@
 // The broker's credit ledger as a pure struct: an honest exchange passes, a lying receiver or
 // sender is named, stale grants are dropped, and the bytes in flight are counted exactly.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetBrokerServer
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct FlowLedgerTests {

@@ -2,7 +2,11 @@
 // thread's executor runs on it and has its own submissions handled at once, a drained batch keeps
 // its order against submissions made while it is handled, and tasks outlive a stopped thread.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 

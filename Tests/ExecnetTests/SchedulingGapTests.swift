@@ -1,7 +1,11 @@
 // A side that was not running for a liveness window starts its counts afresh instead of taking
 // its own silence for the peer's.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct SchedulingGapTests {

@@ -2,7 +2,11 @@
 // and mutated byte strings never produce anything but a SerializerError, deep nesting works up
 // to the documented limit and fails cleanly beyond it, and huge declared lengths fail fast.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct SerializerPropertyTests {

@@ -3,7 +3,11 @@
 // member as Python does, and keeps every NaN apart; encoding refuses a Swift-built dict or set
 // holding two members Python would merge. Vectors are execnet 2.1.2's own bytes.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct SerializerPythonEqualityTests {

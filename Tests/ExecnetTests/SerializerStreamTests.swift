@@ -2,7 +2,11 @@
 // (execnet's versioned dump/load), and the unversioned channel form with channel references
 // decoded as placeholders outside a gateway.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,11 @@
 // built from its Python repr (or its generator) without the decoder, then encoded and compared
 // with the recorded bytes, and the bytes are decoded and compared with the value.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 extension SerializerVector: CustomTestStringConvertible {

@@ -1,7 +1,11 @@
 // Decoding work is linear in the input: nested frozen sets (and tuples between them) are hashed
 // once each, not once per enclosing level. Counted with `HashWork` (containers hashed), never timed.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct SerializerWorkTests {

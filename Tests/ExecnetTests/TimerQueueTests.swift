@@ -2,7 +2,11 @@
 // waits that leave nothing behind when they end early (the leak of one sleeping task per timed
 // wait), and timed waits with no running I/O thread (a detached channel, a thread that stopped).
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Synchronization
 import Testing
 
@@ -24,7 +28,7 @@ private func makeConnection() throws -> (IOThread<TimerOnlyRole>, PeerConnection
 /// Waits (bounded, without sleeping) until the channel has a receiver waiting.
 private func untilWaiting(_ channel: Channel) async -> Bool {
     let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-    while channel.state.withLock({ $0.receivers.isEmpty }) {
+    while channel.core.state.withLock({ $0.receivers.isEmpty }) {
         if ContinuousClock.now >= deadline { return false }
         await Task.yield()
     }

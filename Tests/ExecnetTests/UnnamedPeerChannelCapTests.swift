@@ -1,7 +1,11 @@
 // The cap on peer channels no value has named, on the worker's side of a connection (toward a
 // hostile client): the worker process exits on a violation; here the handler records it instead.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Logging
 import Synchronization
 import Testing

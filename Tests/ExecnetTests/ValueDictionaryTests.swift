@@ -2,7 +2,11 @@
 // limit, order and in-place updates, value semantics of copies that diverge before and after
 // the lazy key table is built, concurrent first lookups, and a randomized check against a model.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct ValueDictionaryTests {

@@ -2,7 +2,11 @@
 // text equality, the Python-like description, literals and accessors, and how decoded dicts
 // treat repeated keys.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct ValueTests {

@@ -1,6 +1,10 @@
 // The frame codec: frames round-trip, and every malformed shape is a typed protocol error.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct WireProtocolTests {

@@ -1,7 +1,11 @@
 // The rule for the environment variables a client may give a worker, and how a worker's
 // environment is put together (the integration tests run it through real agents and popen).
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 
 @Suite struct WorkerEnvironmentTests {

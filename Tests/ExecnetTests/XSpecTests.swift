@@ -1,6 +1,10 @@
 // XSpec parsing: execnet's rules and this port's keys and refusals.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 import Testing
 import ZeroMQ
 

@@ -2,7 +2,11 @@
 // str and bytes with escapes, lists, tuples, dicts, sets, frozensets, `<Channel id=N>`),
 // so the tests build expected `Value`s independently of the decoder under test.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 
 struct PythonLiteralError: Error, CustomStringConvertible {
     let message: String

@@ -2,7 +2,11 @@
 // every kind the format carries, for the property tests. Dict keys and set members are drawn
 // from the kinds Python can hash, so every generated value is encodable.
 
-@testable import Execnet
+import Execnet
+@testable import ExecnetClient
+@testable import ExecnetCore
+@testable import ExecnetValue
+@testable import ExecnetWorkerRuntime
 
 struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64

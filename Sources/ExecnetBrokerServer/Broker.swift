@@ -1,0 +1,255 @@
+// The broker role of an I/O thread (the zguide's Majordomo/Paranoid Pirate shape): one ROUTER
+// bound to every endpoint, a routing table of clients, agents and workers, heartbeats both ways,
+// and a purge of silent peers. Handlers for each kind of peer are in Broker+Peers.swift.
+// Everything here runs on the broker's I/O thread.
+
+import ExecnetCore
+import Logging
+import Synchronization
+import ZeroMQ
+
+/// Commands to the broker's I/O thread.
+enum BrokerCommand: Sendable {
+    /// Stop accepting work, ask every worker to exit, and report drained when none is left.
+    case beginShutdown
+    /// Use a new authorized-keys list (a reload): peers whose key lost its role are dropped.
+    case reloadKeys(AuthorizedKeys)
+}
+
+/// What the broker shares with the thread that started it.
+final class BrokerShared: Sendable {
+    /// The endpoints actually bound (ports resolved).
+    let endpoints = Mutex<[String]>([])
+    /// Set once a shutdown has no worker left.
+    let drained = Atomic<Bool>(false)
+}
+
+/// The broker: routes frames between clients and their workers, and keeps every peer's liveness.
+final class Broker: IOThreadRole {
+    typealias Command = BrokerCommand
+
+    let configuration: BrokerConfiguration
+    let context: ZMQContext
+    let shared: BrokerShared
+    var logger: Logger { configuration.logger }
+    /// Where dropped peer input is logged, at most once per kind and interval.
+    private(set) lazy var rogue = RateLimitedLogger(logger: logger, timers: nil)
+    var router: ZMQSocket?
+    var outbox: RouterOutbox?
+    var zap: ZAPHandler?
+    var table: RoutingTable
+    /// Per-channel credit as forwarded (Broker+FlowControl.swift).
+    var flow: FlowLedger
+    var shuttingDown = false
+    let started = ContinuousClock.now
+
+    // Message counters, for status.
+    var messagesIn = 0
+    var messagesOut = 0
+    var rateWindowStart = ContinuousClock.now
+    var rateWindowIn = 0
+    var rateWindowOut = 0
+    var rateIn = 0.0
+    var rateOut = 0.0
+    /// The peer whose last-sent time the forwarding path noted last in this batch.
+    var lastNotedSent: PeerAddress = []
+
+    // Identity (Broker+Identity.swift).
+    /// The keys and their roles (CURVE brokers); replaced on reload.
+    var authorizedKeys: AuthorizedKeys?
+    /// The last sender whose key was checked, and that key: the per-message check of a run of
+    /// messages from one peer is one comparison.
+    var verifiedAddress: PeerAddress = []
+    /// The key (Z85 bytes) of the message being handled; empty without CURVE.
+    var senderKey: [UInt8] = []
+    /// Agent names to the key that first registered each.
+    var agentNames: [String: [UInt8]] = [:]
+    /// Refusals since the last one logged, and when that was (one log line per second at most).
+    var refusalsNotLogged = 0
+    var lastRefusalLogged: ContinuousClock.Instant?
+
+    init(configuration: BrokerConfiguration, context: ZMQContext, shared: BrokerShared) {
+        self.configuration = configuration
+        self.context = context
+        self.shared = shared
+        self.table = RoutingTable(settings: configuration.liveness)
+        self.authorizedKeys = configuration.security?.authorizedKeys
+        self.flow = FlowLedger(limits: configuration.limits)
+    }
+
+    // MARK: - IOThreadRole
+
+    func setUp(_ loop: IOLoop) throws {
+        try configuration.validate()
+        if let security = configuration.security {
+            // The ZAP handler must exist before the first CURVE connection arrives.
+            if security.authorizedKeys.linesWithoutRole > 0 {
+                logger.warning("\(security.authorizedKeys.linesWithoutRole) authorized keys have no role word: they are clients only")
+            }
+            let zap = try ZAPHandler(context: context, logger: logger) { [unowned self] in self.allowsConnection($0) }
+            self.zap = zap
+            loop.addSocket(zap.socket) { zap.handleRequests() }
+        }
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.setRouterMandatory(true)
+        // No handover: a second connection with a routing id in use cannot take it over (and so
+        // receive what is sent to it); each message's key is checked too (Broker+Identity.swift).
+        try router.setRouterHandover(false)
+        try router.setLinger(milliseconds: 0)
+        // Bounded pipes: past the mark a peer's messages wait in the outbox, where they are counted.
+        try router.setSendHighWaterMark(configuration.limits.highWaterMark)
+        try router.setReceiveHighWaterMark(configuration.limits.highWaterMark)
+        try router.setMaxMessageSize(Int64(configuration.maxMessageSize))
+        if let security = configuration.security {
+            try router.setCurveServer(true)
+            try router.setCurveSecretKey(security.keyPair.secretKey)
+            try router.setZAPDomain("execnet")
+        }
+        var endpoints: [String] = []
+        for endpoint in configuration.binds {
+            do {
+                endpoints.append(try router.bind(endpoint))
+            } catch {
+                throw ExecnetError(.transport, "cannot bind \(endpoint): \(error)", cause: error)
+            }
+        }
+        shared.endpoints.withLock { $0 = endpoints }
+        self.router = router
+        self.outbox = RouterOutbox(socket: router, logger: logger)
+        loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        scheduleTick(loop)
+        logger.info("broker listening on \(endpoints.joined(separator: ", "))\(configuration.security == nil ? "" : " (CURVE)")")
+    }
+
+    func handle(_ command: BrokerCommand, _ loop: IOLoop) {
+        switch command {
+        case .beginShutdown:
+            guard !shuttingDown else { return }
+            shuttingDown = true
+            logger.info("shutting down: asking \(table.workers.count) workers to exit")
+            for address in table.workers.keys.map(\.bytes) {
+                send(WireMessage(channelID: 0, type: .terminate, payload: []).frames, to: address)
+            }
+            checkDrained()
+        case .reloadKeys(let keys):
+            reload(keys)
+        }
+    }
+
+    func afterWakeUp(_ loop: IOLoop) {
+        outbox?.flush(loop)
+        if outbox?.hasBacklog == true { checkQueues() }
+    }
+
+    func tearDown(_ loop: IOLoop) {
+        outbox = nil
+        router?.close()
+        router = nil
+        zap?.close()
+        zap = nil
+    }
+
+    // MARK: - Sending
+
+    /// Sends to a peer and notes it for heartbeat bookkeeping.
+    @discardableResult
+    func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
+        guard let outbox else { return false }
+        messagesOut += 1
+        table.sent(to: address, now: .now)
+        return outbox.send(frames, to: address)
+    }
+
+    /// Sends a control message to a client: `[address or empty][channel][type][payload]`.
+    func sendToClient(_ client: PeerAddress, about address: PeerAddress, channelID: Int32 = 0, _ type: MessageType, _ payload: [UInt8] = []) {
+        send([address] + WireMessage(channelID: channelID, type: type, payload: payload).frames, to: client)
+    }
+
+    /// Sends a control message to an agent or worker: `[channel][type][payload]`.
+    func sendToPeer(_ address: PeerAddress, _ type: MessageType, _ payload: [UInt8] = [], channelID: Int32 = 0) {
+        send(WireMessage(channelID: channelID, type: type, payload: payload).frames, to: address)
+    }
+
+    // MARK: - Receiving
+
+    /// Drains the ROUTER; any message from a peer refreshes its liveness first. Channel traffic
+    /// between clients and their workers is forwarded in place (Broker+Forwarding.swift);
+    /// everything else goes to the handlers in Broker+Peers.swift.
+    private func handleRouter() {
+        guard let router else { return }
+        let now = ContinuousClock.now
+        // Messages come in runs from one peer: its liveness is refreshed once per run.
+        var lastHeard: PeerAddress = []
+        lastNotedSent = []
+        for _ in 0..<512 {
+            let address: PeerAddress
+            let more: Bool
+            do {
+                var first: (PeerAddress, Bool) = ([], false)
+                guard try router.visitReceivedFrame(dontWait: true, { bytes, hasMore in first = (PeerAddress(bytes), hasMore) })
+                else { return }
+                (address, more) = first
+            } catch {
+                logger.error("ROUTER receive failed: \(error)")
+                return
+            }
+            messagesIn += 1
+            guard more else {
+                rogue.warning("dropped a message with 1 frame", hexDump(address))
+                continue
+            }
+            if address != lastHeard {
+                table.heard(from: address, now: now)
+                lastHeard = address
+            }
+            do {
+                try route(from: address, router, now: now)
+            } catch {
+                logger.error("ROUTER receive failed: \(error)")
+                return
+            }
+        }
+    }
+
+    // MARK: - Liveness
+
+    private func scheduleTick(_ loop: IOLoop) {
+        let period = min(configuration.liveness.interval / 2, .milliseconds(250))
+        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+            self.tick()
+            self.scheduleTick(loop)
+        }
+    }
+
+    /// Purges silent peers, then heartbeats idle ones (only those we sent nothing to for an interval).
+    private func tick() {
+        let now = ContinuousClock.now
+        for address in table.expiredPeers(now: now) { peerExpired(address) }
+        for address in table.peersNeedingHeartbeat(now: now) {
+            switch table.kind(of: address) {
+            case .client: sendToClient(address, about: [], .heartbeat)
+            case .agent, .worker: sendToPeer(address, .heartbeat)
+            case nil: break
+            }
+        }
+        updateRates(now: now)
+        forgetChannelsOfGoneWorkers()
+        if shuttingDown { checkDrained() }
+    }
+
+    private func updateRates(now: ContinuousClock.Instant) {
+        let elapsed = rateWindowStart.duration(to: now)
+        guard elapsed >= .seconds(1) else { return }
+        rateIn = Double(messagesIn - rateWindowIn) / elapsed.seconds
+        rateOut = Double(messagesOut - rateWindowOut) / elapsed.seconds
+        rateWindowStart = now
+        rateWindowIn = messagesIn
+        rateWindowOut = messagesOut
+    }
+
+    func checkDrained() {
+        if shuttingDown && table.workers.isEmpty {
+            shared.drained.store(true, ordering: .releasing)
+        }
+    }
+}

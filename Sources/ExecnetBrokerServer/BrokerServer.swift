@@ -1,0 +1,74 @@
+// The public face of a broker: start it on its own I/O thread, read the endpoints it bound, and
+// shut it down gracefully (ask workers to exit, wait a bounded time, stop). execnet-broker wraps
+// this in a swift-service-lifecycle Service.
+
+import ExecnetCore
+import ExecnetValue
+import Logging
+import ZeroMQ
+
+/// A running broker: routes frames between client programs, host agents and workers.
+///
+/// ```swift
+/// let broker = try BrokerServer(configuration: BrokerConfiguration(binds: ["tcp://127.0.0.1:*"]))
+/// print(broker.endpoints)   // ["tcp://127.0.0.1:40123"]
+/// await broker.shutdown()
+/// ```
+public final class BrokerServer: Sendable {
+    private let io: IOThread<Broker>
+    private let shared: BrokerShared
+    private let context: ZMQContext
+    /// The configuration it runs with.
+    public let configuration: BrokerConfiguration
+
+    /// Starts a broker and returns once it is bound.
+    ///
+    /// - Parameter configuration: Binds, liveness, size limit, keys.
+    /// - Throws: ``ExecnetError`` `invalidSpec` (no CURVE on a non-loopback bind, bad settings) or
+    ///   `transport` (a bind failed).
+    public init(configuration: BrokerConfiguration) throws {
+        try configuration.validate()
+        let shared = BrokerShared()
+        let context = try ZMQContext()
+        self.shared = shared
+        self.context = context
+        self.configuration = configuration
+        io = try IOThread(name: "execnet-broker") {
+            Broker(configuration: configuration, context: context, shared: shared)
+        }
+    }
+
+    /// The endpoints the broker is bound to, with ports resolved (`tcp://127.0.0.1:*` becomes a real port).
+    public var endpoints: [String] { shared.endpoints.withLock { $0 } }
+
+    /// Shuts down gracefully: refuses new work, asks every worker to exit, waits for them (at most
+    /// the configuration's grace period), then stops the I/O thread. Idempotent.
+    public func shutdown() async {
+        io.submit(.beginShutdown)
+        let deadline = ContinuousClock.now.advanced(by: configuration.shutdownGracePeriod)
+        while !shared.drained.load(ordering: .acquiring) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        await stopThread()
+    }
+
+    /// Replaces the authorized keys and their roles without a restart (for example on SIGHUP).
+    ///
+    /// New connections are checked against the new list at once. Registered clients and agents
+    /// whose key is gone or lost its role are dropped (their workers are killed); an agent name
+    /// whose key is no longer an agent key may be registered by another agent key.
+    ///
+    /// - Parameter keys: The new list; ignored by a broker without CURVE.
+    public func reloadAuthorizedKeys(_ keys: AuthorizedKeys) {
+        _ = io.submit(.reloadKeys(keys))
+    }
+
+    /// Stops at once: peers' gateways end when their heartbeats expire.
+    public func stop() async {
+        await stopThread()
+    }
+
+    private func stopThread() async {
+        await io.stopAndWait()
+    }
+}

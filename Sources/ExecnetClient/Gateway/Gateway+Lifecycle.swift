@@ -1,0 +1,169 @@
+// How a gateway moves through its life: launch and the wait for the worker's hello, then the
+// hub's notifications (hello, bye, process exit) that it receives on the I/O thread.
+
+import ExecnetCore
+import ExecnetValue
+import OrderedCollections
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the hub needs to ask a broker for a worker.
+struct RemoteLaunch: Sendable {
+    let gateway: Gateway
+    let link: BrokerLinkKey
+    let keys: CurveClientKeys?
+    /// The SPAWN payload.
+    let request: [UInt8]
+}
+
+/// Everything the hub needs to start a worker for a gateway.
+struct WorkerLaunch: Sendable {
+    let gateway: Gateway
+    let executable: String
+    let environment: [String]
+}
+
+extension Gateway {
+    /// Starts the worker and waits for its hello.
+    ///
+    /// - Throws: ``ExecnetError`` `timeout` if no hello came in time (the process is killed),
+    ///   `workerDied` if it exited first, `protocolVersionMismatch`, `workerNotFound`, `transport`.
+    func start(timeout: Duration) async throws {
+        if spec.broker != nil {
+            try await startRemote(timeout: timeout)
+            return
+        }
+        let executable = try WorkerProcess.resolveExecutable(spec: spec)
+        var own = [
+            "EXECNET_WORKER_MODE=1",
+            "EXECNET_ENDPOINT=\(runtime.endpoint)",
+            "EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))",
+            "EXECNET_GATEWAY_ID=\(id)",
+            "EXECNET_PARENT_PID=\(getpid())",
+        ]
+        if let chdir = spec.chdir { own.append("EXECNET_CHDIR=\(chdir)") }
+        if let nice = spec.nice { own.append("EXECNET_NICE=\(nice)") }
+        let environment: [String]
+        do {
+            environment = try WorkerEnvironment.build(
+                inherited: WorkerProcess.currentEnvironment(),
+                client: spec.environment.map { (name: $0.key, value: $0.value) }, own: own)
+        } catch {
+            throw ExecnetError(.invalidSpec, "env:\(error.name) is refused: \(error.reason)", gatewayID: id)
+        }
+        let launch = WorkerLaunch(gateway: self, executable: executable, environment: environment)
+        try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launch(launch)) }
+    }
+
+    /// Asks the broker for a worker on one of its hosts and waits for the worker's hello.
+    private func startRemote(timeout: Duration) async throws {
+        var keys: CurveClientKeys?
+        if let serverKeyFile = spec.serverKeyFile, let secretKeyFile = spec.secretKeyFile {
+            keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverKeyFile),
+                                   keyPair: try CurveKeyPair.load(secretKeyFile: secretKeyFile))
+        }
+        var request = ControlPayload()
+        request["address"] = .bytes(routingID)
+        request["gateway"] = .string(id)
+        if let host = spec.host { request["host"] = .string(host) }
+        if let chdir = spec.chdir { request["chdir"] = .string(chdir) }
+        if let nice = spec.nice { request["nice"] = .int(Int64(nice)) }
+        if let worker = spec.worker { request["worker"] = .string(worker) }
+        var environment = ValueDictionary()
+        for (name, value) in spec.environment { environment[.string(name)] = .string(value) }
+        request["env"] = .dict(environment)
+        let launch = RemoteLaunch(gateway: self, link: BrokerLinkKey(spec: spec, endpoint: spec.broker!), keys: keys,
+                                  request: request.encoded)
+        try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launchRemote(launch)) }
+    }
+
+    /// Registers as the start waiter, runs `submit`, and waits for the hello, a failure or the timeout.
+    private func awaitHello(timeout: Duration, submit: @escaping @Sendable () -> Bool) async throws {
+        let timer = TimerQueue.startWait(.now.advanced(by: timeout), on: runtime.io.timers) { [self] in startTimedOut(timeout) }
+        defer { timer?.cancel() }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            state.withLock { $0.startWaiter = continuation }
+            if !submit() {
+                failStart(ExecnetError(.invalidState, "the execnet runtime has shut down", gatewayID: id))
+            }
+        }
+    }
+
+    private func startTimedOut(_ timeout: Duration) {
+        let stillStarting = state.withLock { state -> Bool in
+            if case .starting = state.phase { return state.startWaiter != nil }
+            return false
+        }
+        guard stillStarting else { return }
+        failStart(ExecnetError(.timeout, "worker did not say hello within \(timeout)", gatewayID: id))
+        kill(signal: SIGKILL)
+    }
+
+    // MARK: - From the hub (I/O thread)
+
+    /// The process started (for a broker gateway, on the host agent named `host`).
+    func spawned(pid: pid_t, host: String? = nil) {
+        state.withLock { state in
+            state.pid = pid
+            if let host { state.agentHost = host }
+        }
+    }
+
+    /// Start-up failed; the caller of ``start(timeout:)`` gets `error`.
+    func failStart(_ error: any Error) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.startFailure = state.startFailure ?? error
+            defer { state.startWaiter = nil }
+            return state.startWaiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    /// The worker said hello.
+    func helloReceived(_ info: RemoteInfo) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.info = info
+            if case .starting = state.phase { state.phase = .running }
+            defer { state.startWaiter = nil }
+            return state.startWaiter
+        }
+        waiter?.resume()
+    }
+
+    /// The worker said bye: everything it sent has arrived, and it is exiting.
+    func byeReceived() {
+        let requested = state.withLock { state -> Bool in
+            state.byeReceived = true
+            if case .running = state.phase { state.phase = .exiting }
+            return state.exitRequested
+        }
+        connection.peerEnded(PeerEnd(
+            requested ? "gateway \(id) was terminated" : "the worker of gateway \(id) exited on its own", gatewayID: id))
+    }
+
+    /// The process has exited and was reaped (or, for a broker gateway, the broker says it is gone).
+    ///
+    /// - Parameters:
+    ///   - exit: How it ended.
+    ///   - cause: The text for channels' remote errors; a default names the gateway and the exit.
+    func processExited(_ exit: WorkerExit, cause: String? = nil, stderr: [String] = []) {
+        let (waiters, bye, startWaiter) = state.withLock { state in
+            state.phase = .exited(exit)
+            let waiters = state.exitWaiters.map(\.1)
+            state.exitWaiters = []
+            let startWaiter = state.startWaiter
+            state.startWaiter = nil
+            return (waiters, state.byeReceived || state.exitRequested, startWaiter)
+        }
+        startWaiter?.resume(throwing: ExecnetError(
+            .workerDied, "\(cause ?? "worker \(exit)") before it said hello", gatewayID: id))
+        if bye {
+            connection.peerEnded(PeerEnd("gateway \(id) was terminated", gatewayID: id, exit: exit, stderr: stderr))
+        } else {
+            connection.peerEnded(PeerEnd(cause ?? "worker of gateway \(id) \(exit)", gatewayID: id, exit: exit, stderr: stderr))
+        }
+        for waiter in waiters { waiter.resume() }
+        runtime.untrack(self)
+    }
+}

@@ -1,0 +1,313 @@
+// The client hub's links to brokers: a DEALER per broker (and key set), the client's registration
+// (CLIENT_HELLO, WELCOME), SPAWN requests, routing of `[address][channel][type][payload]` frames
+// to broker gateways, heartbeats both ways, and what a lost or restarted broker means for them.
+// Everything here runs on the client's I/O thread.
+
+import ExecnetCore
+import Logging
+import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Identifies a broker link: the endpoint and the key files used to reach it.
+struct BrokerLinkKey: Hashable, Sendable {
+    let endpoint: String
+    let serverKeyFile: String?
+    let secretKeyFile: String?
+
+    init(spec: XSpec, endpoint: String) {
+        self.endpoint = endpoint
+        self.serverKeyFile = spec.serverKeyFile
+        self.secretKeyFile = spec.secretKeyFile
+    }
+}
+
+/// One client's connection to one broker.
+///
+/// - Important: Used on the client's I/O thread only.
+final class BrokerLink {
+    enum Phase {
+        /// CLIENT_HELLO sent at this instant; waiting for WELCOME.
+        case registering(since: ContinuousClock.Instant)
+        /// Registered.
+        case ready
+    }
+
+    let key: BrokerLinkKey
+    let socket: ZMQSocket
+    let logger: Logger
+    var phase: Phase
+    var settings: LivenessSettings = .default
+    var expiry: ContinuousClock.Instant
+    var lastSent: ContinuousClock.Instant
+    /// Turns of the link's timer: a gap past the window means this client was stopped, not the broker.
+    var turns = SchedulingGap()
+    /// Set when such a gap was seen, until the next WELCOME: the broker may have forgotten this
+    /// client meanwhile, and an UNKNOWN_PEER then says so rather than that the broker restarted.
+    var pausedFor: Duration?
+    /// Gateways on this broker, by worker address.
+    var gateways: [PeerKey: Gateway] = [:] {
+        didSet {
+            // Only a gateway still on the link may be found through the one-entry cache.
+            if let recent = recentGateway, gateways[PeerKey(recent.routingID)] !== recent { recentGateway = nil }
+        }
+    }
+    /// The gateway whose message came last (see `Hub.handleLink`).
+    var recentGateway: Gateway?
+    /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
+    var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
+
+    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
+        self.key = key
+        self.socket = socket
+        self.logger = logger
+        let now = ContinuousClock.now
+        phase = .registering(since: now)
+        expiry = now.advanced(by: settings.expiry)
+        lastSent = now
+    }
+
+    /// Sends `[address][channel][type][payload]` to the broker.
+    func send(_ message: WireMessage, to address: [UInt8]) {
+        lastSent = .now
+        do {
+            // The DEALER's pipe is unlimited (HWM 0), so a send never blocks or fails for space.
+            _ = try socket.send([address] + message.frames, dontWait: true)
+        } catch {
+            logger.error("send to broker \(key.endpoint) failed: \(error)")
+        }
+    }
+
+    func sayHello() {
+        var hello = ControlPayload()
+        hello["protocol"] = .int(wireProtocolVersion)
+        hello["pid"] = .int(Int64(getpid()))
+        hello["hostname"] = .string(hostName())
+        phase = .registering(since: .now)
+        send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
+    }
+
+    func close() { socket.close() }
+}
+
+extension Hub {
+    /// Opens (or reuses) the link and sends the SPAWN request, now or once registered.
+    func handleRemoteLaunch(_ launch: RemoteLaunch, _ loop: IOLoop) {
+        let link: BrokerLink
+        do {
+            link = try self.link(for: launch.link, keys: launch.keys, loop)
+        } catch {
+            launch.gateway.failStart(error)
+            return
+        }
+        link.gateways[PeerKey(launch.gateway.routingID)] = launch.gateway
+        if case .ready = link.phase {
+            link.send(WireMessage(channelID: 0, type: .spawn, payload: launch.request), to: [])
+        } else {
+            link.pendingSpawns.append((launch.gateway.routingID, launch.request))
+        }
+    }
+
+    private func link(for key: BrokerLinkKey, keys: CurveClientKeys?, _ loop: IOLoop) throws -> BrokerLink {
+        if let existing = links[key] { return existing }
+        let socket = try makeBrokerDealer(context: context, kind: "c", keys: keys)
+        do {
+            try socket.connect(key.endpoint)
+        } catch {
+            throw ExecnetError(.transport, "cannot connect to broker \(key.endpoint): \(error)", cause: error)
+        }
+        let link = BrokerLink(key: key, socket: socket, logger: logger)
+        links[key] = link
+        loop.addSocket(socket) { [unowned self, unowned link] in self.handleLink(link) }
+        scheduleLinkTick(link, loop)
+        link.sayHello()
+        return link
+    }
+
+    // MARK: - Incoming
+
+    /// Drains a broker link: control messages (empty address) and broker gateways' messages.
+    private func handleLink(_ link: BrokerLink) {
+        // Before anything read now is judged (an UNKNOWN_PEER among it), notice a pause of our own.
+        noticePause(link, now: .now)
+        var received = 0
+        defer {
+            // Any traffic from the broker is a sign of life (one clock read per batch).
+            if received > 0 { link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry) }
+        }
+        for _ in 0..<512 {
+            let next: ReceivedWireMessage
+            do {
+                guard let message = try link.socket.receiveWire(routed: true) else { return }
+                next = message
+            } catch {
+                logger.error("receive from broker \(link.key.endpoint) failed: \(error)")
+                return
+            }
+            received += 1
+            guard let message = next.message else {
+                rogue.warning("dropped a malformed message from a broker", link.key.endpoint)
+                continue
+            }
+            let address = next.routingID
+            if address.isEmpty {
+                handleBrokerControl(link, message)
+            } else if let recent = link.recentGateway, recent.routingID == address {
+                // A stream from one gateway skips the hash of its address.
+                handleRemoteGateway(link, recent, address, message)
+            } else if let gateway = link.gateways[PeerKey(address)] {
+                link.recentGateway = gateway
+                handleRemoteGateway(link, gateway, address, message)
+            }
+        }
+    }
+
+    private func handleBrokerControl(_ link: BrokerLink, _ message: WireMessage) {
+        switch message.type {
+        case .heartbeat:
+            break
+        case .welcome:
+            let welcome = ControlPayload(decoding: message.payload)
+            if let milliseconds = welcome?.int("heartbeat_ms"), milliseconds > 0 {
+                link.settings = LivenessSettings(interval: .milliseconds(milliseconds),
+                                                 liveness: Int(welcome?.int("liveness") ?? 3))
+            }
+            link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
+            link.pausedFor = nil
+            link.phase = .ready
+            for pending in link.pendingSpawns {
+                link.send(WireMessage(channelID: 0, type: .spawn, payload: pending.request), to: [])
+            }
+            link.pendingSpawns = []
+        case .unknownPeer:
+            // The broker restarted (or forgot us): every gateway it carried is gone; register again.
+            // While registering, more of these are answers to what was sent before the new hello
+            // (the broker answers in order, so they come before its WELCOME): ignore them.
+            if case .registering = link.phase { break }
+            if let paused = link.pausedFor {
+                loseGateways(link, cause: "this client was not running for \(paused) (stopped?), longer than broker "
+                    + "\(link.key.endpoint)'s liveness window of \(link.settings.expiry), so the broker forgot this client")
+            } else {
+                loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
+            }
+            link.sayHello()
+        case .spawnFailed:
+            let reason = decodeString(message.payload) ?? "refused"
+            for gateway in link.gateways.values {
+                gateway.failStart(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id))
+            }
+        default:
+            rogue.warning("dropped a control message not for a client", "\(message.type) from broker \(link.key.endpoint)")
+        }
+    }
+
+    private func handleRemoteGateway(_ link: BrokerLink, _ gateway: Gateway, _ address: [UInt8], _ message: WireMessage) {
+        switch message.type {
+        case .hello:
+            handleHello(message, gateway)
+        case .spawned:
+            if let report = ControlPayload(decoding: message.payload), let pid = report.int("pid") {
+                gateway.spawned(pid: Int32(truncatingIfNeeded: pid), host: report.string("host"))
+            }
+        case .spawnFailed:
+            link.gateways[PeerKey(address)] = nil
+            gateway.failStart(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
+                                           gatewayID: gateway.id))
+            gateway.processExited(.exited(-1), cause: "the worker never started")
+        case .bye:
+            link.send(WireMessage(channelID: 0, type: .farewell, payload: []), to: address)
+            gateway.byeReceived()
+        case .peerLost:
+            link.gateways[PeerKey(address)] = nil
+            let report = ControlPayload(decoding: message.payload)
+            let exit = report?.workerExit ?? .heartbeatLost
+            gateway.processExited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)")
+        case .data, .close, .closeError, .credit:
+            gateway.connection.dispatch(message)
+        default:
+            rogue.warning("dropped a message not for a client's gateway", "\(message.type) for \(gateway.id) from the broker")
+        }
+    }
+
+    // MARK: - Liveness
+
+    private func scheduleLinkTick(_ link: BrokerLink, _ loop: IOLoop) {
+        let period = min(link.settings.interval / 2, .milliseconds(250))
+        // The timer holds the link until it fires; a link that was replaced or closed is let go
+        // then. (No weak captures: they would slow every retain of the hub and the link.)
+        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+            guard self.links[link.key] === link else { return }
+            self.linkTick(link)
+            self.scheduleLinkTick(link, loop)
+        }
+    }
+
+    /// Heartbeats an idle link; a silent broker ends its gateways, and registration is retried.
+    private func linkTick(_ link: BrokerLink) {
+        let now = ContinuousClock.now
+        if noticePause(link, now: now) { return }
+        if now >= link.expiry {
+            if link.gateways.isEmpty && link.pendingSpawns.isEmpty {
+                // Nothing depends on this broker: close the link; the next gateway opens a new one.
+                logger.debug("closing the idle link to silent broker \(link.key.endpoint)")
+                links[link.key] = nil
+                loop?.removeSocket(link.socket)
+                link.close()
+                return
+            }
+            logger.warning("broker \(link.key.endpoint) stopped answering heartbeats",
+                           metadata: ["gateways": "\(link.gateways.values.map(\.id).sorted())",
+                                      "pending_spawns": "\(link.pendingSpawns.count)"])
+            loseGateways(link, cause: "broker \(link.key.endpoint) stopped answering heartbeats")
+            link.expiry = now.advanced(by: link.settings.expiry)
+            link.sayHello()
+            return
+        }
+        if case .registering(let since) = link.phase, now >= since.advanced(by: link.settings.interval) {
+            link.sayHello()
+        } else if now >= link.lastSent.advanced(by: link.settings.interval) {
+            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+        }
+    }
+
+    /// Notices that this client was not running for a whole window since the link's last turn (it was
+    /// stopped itself): the broker's silence is ours. Counts afresh and speaks first; a broker that
+    /// forgot this client meanwhile answers UNKNOWN_PEER, which then says so. Returns whether it was.
+    @discardableResult
+    private func noticePause(_ link: BrokerLink, now: ContinuousClock.Instant) -> Bool {
+        guard let gap = link.turns.missed(link.settings.expiry, now: now) else { return false }
+        logger.debug("not scheduled for \(gap); liveness of broker \(link.key.endpoint) starts afresh")
+        link.pausedFor = gap
+        link.expiry = now.advanced(by: link.settings.expiry)
+        link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+        return true
+    }
+
+    /// Kills a broker gateway's worker; one whose SPAWN has not left yet (the link is still
+    /// registering) is never started, and ends here.
+    func killRemote(_ key: BrokerLinkKey, address: [UInt8], signal: Int32) {
+        guard let link = links[key] else { return }
+        if let index = link.pendingSpawns.firstIndex(where: { $0.address == address }) {
+            link.pendingSpawns.remove(at: index)
+            if let gateway = link.gateways.removeValue(forKey: PeerKey(address)) {
+                gateway.processExited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started")
+            }
+            return
+        }
+        var order = ControlPayload()
+        order["signal"] = .int(Int64(signal))
+        link.send(WireMessage(channelID: 0, type: .kill, payload: order.encoded), to: address)
+    }
+
+    private func loseGateways(_ link: BrokerLink, cause: String) {
+        let lost = link.gateways
+        link.gateways = [:]
+        // Their SPAWN requests must not start workers once the broker answers again.
+        link.pendingSpawns = []
+        for gateway in lost.values {
+            gateway.failStart(ExecnetError(.workerDied, cause, gatewayID: gateway.id))
+            gateway.processExited(.heartbeatLost, cause: cause)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+// The environment a worker process starts with, built the same way by popen gateways and host
+// agents: what the spawner inherited (minus execnet's internal names), then the variables the
+// client asked for (checked against one rule), then the spawner's own EXECNET_* settings, which
+// always win.
+
+import ExecnetValue
+
+/// Builds worker environments and holds the rule for the variables a client may set.
+package enum WorkerEnvironment {
+    /// A variable the client asked for that the rule refuses.
+    package struct Refusal: Error, Sendable, CustomStringConvertible {
+        /// The variable's name as the client gave it.
+        package let name: String
+        /// Why it is refused.
+        package let reason: String
+
+        package init(name: String, reason: String) {
+            self.name = name
+            self.reason = reason
+        }
+
+        package var description: String { "environment variable \(name) is refused: \(reason)" }
+    }
+
+    /// Inherited `EXECNET_*` names a worker keeps: settings for people, not for the spawn protocol.
+    package static let inheritedExecnetNames: Set<String> = ["EXECNET_DEBUG", "EXECNET_WORKER", "EXECNET_EXEC_DISABLED"]
+
+    /// Names a client may never set: the dynamic loader's and libc's (glibc's list of variables
+    /// it drops for setuid programs), shells' start-up and parsing variables (a worker may be a
+    /// wrapper script), and the code-loading variables of common interpreters and runtimes.
+    package static let refusedNames: Set<String> = [
+        "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH",
+        "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
+        "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH",
+        "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT",
+        "NODE_OPTIONS", "NODE_PATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+        "OPENSSL_CONF", "OPENSSL_ENGINES",
+    ]
+
+    /// Name prefixes a client may never set: execnet's own (the spawner's settings), the dynamic
+    /// loader's, malloc's, and the Swift runtime's (its backtracer runs a program named there).
+    package static let refusedPrefixes: [(prefix: String, reason: String)] = [
+        ("EXECNET_", "EXECNET_* names are execnet's own settings for the worker"),
+        ("LD_", "LD_* names control the dynamic loader"),
+        ("MALLOC_", "MALLOC_* names control libc's allocator"),
+        ("SWIFT_", "SWIFT_* names control the Swift runtime"),
+    ]
+
+    /// Why a client may not set the variable `name` in a worker's environment, or `nil` if it may.
+    ///
+    /// The one rule for popen gateways and host agents: a name is letters, digits and `_`, not
+    /// starting with a digit; it is not execnet's own (`EXECNET_*`), the loader's (`LD_*`), the
+    /// allocator's (`MALLOC_*`, `GLIBC_TUNABLES`), the Swift runtime's (`SWIFT_*`), nor in
+    /// ``refusedNames``.
+    package static func refusal(forClientVariable name: String) -> Refusal? {
+        let bytes = Array(name.utf8)
+        let portable = !bytes.isEmpty && !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[0])
+            && bytes.allSatisfy { byte in
+                (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+            }
+        guard portable else {
+            return Refusal(name: name, reason: "a name is letters, digits and _, and does not start with a digit")
+        }
+        for (prefix, reason) in refusedPrefixes where name.hasPrefix(prefix) {
+            return Refusal(name: name, reason: reason)
+        }
+        if refusedNames.contains(name) {
+            return Refusal(name: name, reason: "it makes the loader, libc, a shell or an interpreter load code or configuration")
+        }
+        return nil
+    }
+
+    /// The environment for a worker.
+    ///
+    /// - Parameters:
+    ///   - inherited: The spawner's environment (`NAME=value`); its `EXECNET_*` entries are dropped
+    ///     except ``inheritedExecnetNames``.
+    ///   - client: The variables the client asked for, in order; each must pass
+    ///     ``refusal(forClientVariable:)``.
+    ///   - own: The spawner's settings (`NAME=value`); they replace any entry of the same name.
+    /// - Throws: The ``Refusal`` of the first variable the rule refuses.
+    package static func build(inherited: [String], client: [(name: String, value: String)], own: [String]) throws(Refusal) -> [String] {
+        for (name, _) in client {
+            if let refusal = refusal(forClientVariable: name) { throw refusal }
+        }
+        func name(of entry: String) -> Substring { entry[..<(entry.firstIndex(of: "=") ?? entry.endIndex)] }
+        let ownNames = Set(own.map(name(of:)))
+        let clientNames = Set(client.map { Substring($0.name) })
+        var environment = inherited.filter { entry in
+            let entryName = name(of: entry)
+            if entryName.hasPrefix("EXECNET_") && !inheritedExecnetNames.contains(String(entryName)) { return false }
+            return !ownNames.contains(entryName) && !clientNames.contains(entryName)
+        }
+        // A name given twice keeps its last value.
+        var position: [String: Int] = [:]
+        for (name, value) in client {
+            if let index = position[name] {
+                environment[index] = "\(name)=\(value)"
+            } else {
+                position[name] = environment.count
+                environment.append("\(name)=\(value)")
+            }
+        }
+        environment += own
+        return environment
+    }
+}

@@ -1,0 +1,372 @@
+// The worker side: a DEALER connected to the client's hub on the worker's I/O thread, the hello,
+// task start-up on EXEC, status replies, and the exit handshake (TERMINATE, BYE, FAREWELL).
+
+import DequeModule
+import ExecnetCore
+import ExecnetValue
+import Logging
+import OrderedCollections
+import Synchronization
+import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Commands to the worker's I/O thread.
+enum WorkerCommand: Sendable {
+    /// Send a message to the client.
+    case send(WireMessage)
+}
+
+/// The transport of a worker's connection: its DEALER.
+struct WorkerTransport: FrameTransport {
+    let io: IOThread<WorkerConnection>
+
+    func submit(_ message: WireMessage) -> Bool {
+        io.submit(.send(message))
+    }
+
+    var isOnIOThread: Bool { io.isCurrent }
+    var timers: TimerQueue? { io.timers }
+}
+
+/// Settings a worker reads from its environment.
+struct WorkerSettings: Sendable {
+    let endpoint: String
+    let routingID: [UInt8]
+    let gatewayID: String
+    let protocolVersion: Int64
+    /// Heartbeats with a broker (workers started by a host agent); `nil` for popen workers, whose
+    /// client watches them through a pidfd.
+    let liveness: LivenessSettings?
+    /// CURVE keys towards the broker, from the agent (never the command line).
+    let curve: CurveClientKeys?
+
+    static func fromEnvironment() -> WorkerSettings? {
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        guard let endpoint = env("EXECNET_ENDPOINT"), let routing = env("EXECNET_ROUTING_ID") else { return nil }
+        // For tests of version checks only.
+        let version = env("EXECNET_TEST_PROTOCOL_VERSION").flatMap { Int64($0) } ?? wireProtocolVersion
+        var liveness: LivenessSettings?
+        if let milliseconds = env("EXECNET_HEARTBEAT_MS").flatMap({ Int64($0) }), milliseconds > 0 {
+            liveness = LivenessSettings(interval: .milliseconds(milliseconds),
+                                        liveness: env("EXECNET_LIVENESS").flatMap { Int($0) } ?? 3)
+        }
+        var curve: CurveClientKeys?
+        if let server = env("EXECNET_CURVE_SERVER_KEY"), let fd = env("EXECNET_CREDENTIAL_FD").flatMap({ Int32($0) }),
+            let pair = try? CurveKeyPair(secretKey: readCredential(fd)) {
+            curve = CurveClientKeys(serverKey: server, keyPair: pair)
+        }
+        return WorkerSettings(endpoint: endpoint, routingID: Array(routing.utf8),
+                              gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version,
+                              liveness: liveness, curve: curve)
+    }
+}
+
+/// Reads the credential a host agent left on an inherited pipe, once, and closes it: the
+/// broker minted it for this worker's address alone (see docs/SECURITY.md).
+private func readCredential(_ fd: Int32) -> String {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 256)
+    while bytes.count < 4096 {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    close(fd)
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The worker's I/O-thread role.
+final class WorkerConnection: IOThreadRole {
+    typealias Command = WorkerCommand
+
+    let settings: WorkerSettings
+    let context: ZMQContext
+    let logger: Logger
+    /// Filled by the runtime once it exists; read on this thread.
+    let runtimeSlot: WorkerRuntimeSlot
+    private var cachedRuntime: WorkerRuntime?
+    private var dealer: ZMQSocket?
+    private var backlog: Deque<WireMessage> = []
+    private var exiting = false
+    private var brokerExpiry = ContinuousClock.now
+    private var lastSent = ContinuousClock.now
+    /// Turns of the heartbeat timer: a gap past the window means this worker was stopped (or its
+    /// I/O thread held by a task), not that the broker is gone.
+    private var turns = SchedulingGap()
+    /// Where dropped input from the client is logged, at most once per kind and interval.
+    private var rogue: RateLimitedLogger?
+
+    init(settings: WorkerSettings, context: ZMQContext, logger: Logger, runtimeSlot: WorkerRuntimeSlot) {
+        self.runtimeSlot = runtimeSlot
+        self.settings = settings
+        self.context = context
+        self.logger = logger
+    }
+
+    func setUp(_ loop: IOLoop) throws {
+        let dealer = try ZMQSocket(context: context, type: .dealer)
+        try dealer.setRoutingID(settings.routingID)
+        try dealer.setLinger(milliseconds: 1000)
+        try dealer.setSendHighWaterMark(0)
+        try dealer.setReceiveHighWaterMark(0)
+        try settings.curve?.apply(to: dealer)
+        try dealer.connect(settings.endpoint)
+        self.dealer = dealer
+        rogue = RateLimitedLogger(logger: logger, timers: loop.timers)
+        loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
+        if let liveness = settings.liveness {
+            brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
+            scheduleHeartbeat(liveness, loop)
+        }
+    }
+
+    /// With a broker: heartbeat when idle, and exit when the broker has been silent too long (its
+    /// session with this worker is gone either way).
+    private func scheduleHeartbeat(_ liveness: LivenessSettings, _ loop: IOLoop) {
+        let period = min(liveness.interval / 2, .milliseconds(250))
+        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+            let now = ContinuousClock.now
+            if self.turns.missed(liveness.expiry, now: now) != nil {
+                self.brokerExpiry = now.advanced(by: liveness.expiry)
+            }
+            if now >= self.brokerExpiry {
+                self.logger.error("the broker stopped answering heartbeats; exiting")
+                self.finishExit(code: 1)
+            }
+            if now >= self.lastSent.advanced(by: liveness.interval) {
+                self.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), loop)
+            }
+            self.scheduleHeartbeat(liveness, loop)
+        }
+    }
+
+    func handle(_ command: WorkerCommand, _ loop: IOLoop) {
+        switch command {
+        case .send(let message): send(message, loop)
+        }
+    }
+
+    func afterWakeUp(_ loop: IOLoop) {
+        guard !backlog.isEmpty, let dealer else { return }
+        while let message = backlog.first {
+            guard (try? dealer.sendWire(message, routingID: nil, dontWait: true)) == true else { break }
+            backlog.removeFirst()
+        }
+        loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
+    }
+
+    func tearDown(_ loop: IOLoop) {
+        dealer?.close()
+    }
+
+    func send(_ message: WireMessage, _ loop: IOLoop) {
+        guard let dealer else { return }
+        lastSent = .now
+        if !backlog.isEmpty {
+            backlog.append(message)
+            return
+        }
+        do {
+            if try !dealer.sendWire(message, routingID: nil, dontWait: true) {
+                backlog.append(message)
+                loop.retryInterval = .milliseconds(1)
+            }
+        } catch {
+            logger.error("DEALER send failed: \(error)")
+        }
+    }
+
+    private func handleDealer(_ loop: IOLoop) {
+        if cachedRuntime == nil { cachedRuntime = runtimeSlot.runtime.withLock { $0 } }
+        guard let dealer, let runtime = cachedRuntime else { return }
+        for _ in 0..<512 {
+            let received: ReceivedWireMessage
+            do {
+                guard let next = try dealer.receiveWire(routed: false) else { return }
+                received = next
+            } catch {
+                logger.error("DEALER receive failed: \(error)")
+                return
+            }
+            if let liveness = settings.liveness {
+                brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
+            }
+            let message: WireMessage
+            do {
+                message = try received.get()
+            } catch {
+                rogue?.warning("dropped a malformed message from the client", "\(error)")
+                continue
+            }
+            switch message.type {
+            case .heartbeat:
+                continue
+            case .unknownPeer:
+                logger.error("the broker does not know this worker (it restarted?); exiting")
+                finishExit(code: 1)
+            case .exec:
+                runtime.startTask(message)
+            case .data, .close, .closeError, .credit:
+                runtime.connection.dispatch(message)
+            case .status:
+                runtime.replyStatus(channelID: message.channelID)
+            case .terminate:
+                beginExit(loop)
+            case .farewell:
+                finishExit()
+            default:
+                rogue?.warning("dropped a message that is not a client message", "\(message.type)")
+            }
+        }
+    }
+
+    /// TERMINATE: say bye (after everything already queued), and exit on the farewell, or after a
+    /// bounded wait if the client is gone.
+    private func beginExit(_ loop: IOLoop) {
+        guard !exiting else { return }
+        exiting = true
+        send(WireMessage(channelID: 0, type: .bye, payload: []), loop)
+        loop.schedule(at: .now.advanced(by: .seconds(2))) { [unowned self] in
+            self.logger.debug("no farewell from the client; exiting")
+            self.finishExit()
+        }
+    }
+
+    private func finishExit(code: Int32 = 0) -> Never {
+        fflush(nil)
+        _exit(code)
+    }
+}
+
+/// Where the worker's I/O thread finds the runtime, which is made after the thread starts.
+final class WorkerRuntimeSlot: Sendable {
+    let runtime = Mutex<WorkerRuntime?>(nil)
+}
+
+/// The worker process's runtime: its connection to the client and its running tasks.
+final class WorkerRuntime: Sendable {
+    let io: IOThread<WorkerConnection>
+    let connection: PeerConnection
+    let tasks: TaskRegistry
+    let settings: WorkerSettings
+    let executing = Atomic<Int>(0)
+
+    init(tasks: TaskRegistry, settings: WorkerSettings, logger: Logger, runtimeSlot: WorkerRuntimeSlot) throws {
+        let context = try ZMQContext()
+        let io = try IOThread(name: "execnet-io") {
+            WorkerConnection(settings: settings, context: context, logger: logger, runtimeSlot: runtimeSlot)
+        }
+        self.io = io
+        self.tasks = tasks
+        self.settings = settings
+        self.connection = PeerConnection(
+            gatewayID: settings.gatewayID, side: .worker, transport: WorkerTransport(io: io), logger: logger)
+        // A client that breaks the unnamed-channel cap is lying: nothing it sends can be trusted; exit.
+        connection.onProtocolViolation { _ in
+            fflush(nil)
+            _exit(1)
+        }
+    }
+
+    /// Sends the hello that tells the client who this worker is.
+    func sayHello() {
+        var hello = ControlPayload()
+        hello["protocol"] = .int(settings.protocolVersion)
+        for (key, value) in ProcessIdentity.current().fields { hello[key] = value }
+        hello["tasks"] = .list(tasks.names.map { .string($0) })
+        connection.send(WireMessage(channelID: 0, type: .hello, payload: hello.encoded))
+    }
+
+    /// EXEC: decode `(name, args, kwargs)` and start the task on its channel (I/O thread).
+    func startTask(_ message: WireMessage) {
+        guard isFreshClientID(message) else { return }
+        let decoded = try? connection.decode(message.payload)
+        guard case .tuple(let parts)? = decoded, parts.count == 3, case .string(let name) = parts[0],
+            case .list(let arguments) = parts[1], case .dict(let rawKeywords) = parts[2]
+        else {
+            let channel = connection.channel(forID: message.channelID, isTaskChannel: true)
+            channel.closeLocally(error: "malformed EXEC payload")
+            return
+        }
+        let channel = connection.channel(forID: message.channelID, taskName: name, isTaskChannel: true)
+        guard let task = tasks[name] else {
+            channel.closeLocally(error: "unknown task '\(name)'; this worker has: \(tasks.names.joined(separator: ", "))")
+            return
+        }
+        var keywords = OrderedDictionary<String, Value>()
+        for (key, value) in rawKeywords {
+            if case .string(let key) = key { keywords[key] = value }
+        }
+        let context = TaskContext(channel: channel, arguments: arguments, keywordArguments: keywords,
+                                  gatewayID: settings.gatewayID)
+        executing.add(1, ordering: .relaxed)
+        switch task {
+        case .async(let body):
+            Task.detached { [self] in
+                do {
+                    try await body(context)
+                    finish(channel, error: nil)
+                } catch {
+                    finish(channel, error: error)
+                }
+            }
+        case .ioThread(let body):
+            Task.detached(executorPreference: io.executor) { [self] in
+                do {
+                    try await body(context)
+                    finish(channel, error: nil)
+                } catch {
+                    finish(channel, error: error)
+                }
+            }
+        case .thread(let body):
+            OSThread(name: "execnet-task") { [self] in
+                do {
+                    try body(context)
+                    finish(channel, error: nil)
+                } catch {
+                    finish(channel, error: error)
+                }
+            }.detach()
+        }
+    }
+
+    private func finish(_ channel: Channel, error: (any Error)?) {
+        executing.subtract(1, ordering: .relaxed)
+        if let error {
+            channel.closeLocally(error: "\(type(of: error)): \(error)")
+        } else {
+            channel.closeLocally(error: nil)
+        }
+    }
+
+    /// STATUS: reply on the given channel from the I/O thread, then close it.
+    func replyStatus(channelID: Int32) {
+        guard isFreshClientID(WireMessage(channelID: channelID, type: .status, payload: [])) else { return }
+        let channel = connection.channel(forID: channelID, resolving: true)
+        let status: Value = .dict([
+            "numchannels": .int(Int64(connection.openChannelCount - 1)),
+            "numexecuting": .int(Int64(executing.load(ordering: .relaxed))),
+            "execmodel": "swift-concurrency",
+        ])
+        if let payload = try? connection.encode(status) {
+            connection.send(WireMessage(channelID: channelID, type: .data, payload: payload))
+        }
+        // Forgotten when the client's own close arrives, as every channel.
+        channel.closeLocally(error: nil)
+    }
+
+    /// Whether an EXEC or STATUS opens a new channel in the client's id space; anything else is
+    /// logged and dropped (it would take over an open channel or an id this side allocates).
+    private func isFreshClientID(_ message: WireMessage) -> Bool {
+        let id = message.channelID
+        guard id > 0, !connection.isOwnID(id), connection.existingChannel(id) == nil else {
+            connection.logger.warning("dropped \(message.type) on channel \(id): not a new client channel id")
+            return false
+        }
+        return true
+    }
+}
