@@ -218,9 +218,9 @@ final class AgentConnection: IOThreadRole {
 
     // MARK: - Broker
 
-    private func send(_ type: MessageType, _ payload: [UInt8] = []) {
+    private func send(_ type: BrokerMessageType, _ payload: [UInt8] = []) {
         lastSent = .now
-        _ = try? dealer?.send(WireMessage(channelID: 0, type: type, payload: payload).frames, dontWait: true)
+        _ = try? dealer?.send(WireMessage(channelID: 0, type: .broker(type), payload: payload).frames, dontWait: true)
     }
 
     private func sayHello() {

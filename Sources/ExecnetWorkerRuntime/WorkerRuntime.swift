@@ -1,7 +1,6 @@
 // The worker side: a DEALER connected to the client's hub on the worker's I/O thread, the hello,
 // task start-up on EXEC, status replies, and the exit handshake (TERMINATE, BYE, FAREWELL).
 
-import DequeModule
 import ExecnetCore
 import ExecnetValue
 import Logging
@@ -89,7 +88,8 @@ final class WorkerConnection: IOThreadRole {
     let runtimeSlot: WorkerRuntimeSlot
     private var cachedRuntime: WorkerRuntime?
     private var dealer: ZMQSocket?
-    private var backlog: Deque<WireMessage> = []
+    /// Everything to the client (or broker) goes through it, in order.
+    private var outbox: Outbox?
     private var exiting = false
     private var brokerExpiry = ContinuousClock.now
     private var lastSent = ContinuousClock.now
@@ -117,6 +117,7 @@ final class WorkerConnection: IOThreadRole {
         self.dealer = dealer
         rogue = RateLimitedLogger(logger: logger, timers: loop.timers)
         loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
+        outbox = Outbox(socket: dealer, routed: false, logger: logger, loop: loop)
         if let liveness = settings.liveness {
             brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
             scheduleHeartbeat(liveness, loop)
@@ -149,34 +150,18 @@ final class WorkerConnection: IOThreadRole {
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        guard !backlog.isEmpty, let dealer else { return }
-        while let message = backlog.first {
-            guard (try? dealer.sendWire(message, routingID: nil, dontWait: true)) == true else { break }
-            backlog.removeFirst()
-        }
-        loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
+        outbox?.close()
         dealer?.close()
     }
 
+    /// Sends through the outbox (a full pipe queues; a failure or the cap is logged there).
     func send(_ message: WireMessage, _ loop: IOLoop) {
-        guard let dealer else { return }
+        guard let outbox else { return }
         lastSent = .now
-        if !backlog.isEmpty {
-            backlog.append(message)
-            return
-        }
-        do {
-            if try !dealer.sendWire(message, routingID: nil, dontWait: true) {
-                backlog.append(message)
-                loop.retryInterval = .milliseconds(1)
-            }
-        } catch {
-            logger.error("DEALER send failed: \(error)")
-        }
+        outbox.send(message)
     }
 
     private func handleDealer(_ loop: IOLoop) {

@@ -5,71 +5,19 @@
 import Execnet
 @testable import ExecnetClient
 @testable import ExecnetCore
+import ExecnetTestTasks
 import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// MARK: - The test worker's streaming tasks, as a client declares them
-
-struct CountdownInput: Codable, Sendable {
-    var from: Int
-    var failAt: Int?
-}
-
-struct Tick: Codable, Sendable, Equatable {
-    var n: Int
-    var label: String
-}
-
-enum Countdown: StreamingTypedTask {
-    typealias Input = CountdownInput
-    typealias Output = Tick
-    static let name = "typed-countdown"
-}
-
-enum Numbers: StreamingTypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-numbers"
-}
-
-enum Ticker: StreamingTypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-ticker"
-}
-
-enum TickerStats: TypedTask {
-    typealias Input = HangCounters
-    typealias Output = HangCounters
-    static let name = "typed-ticker-stats"
-}
+// The task types are ExecnetTestTasks' (shared with the test worker); this one no worker has.
 
 enum MissingStream: StreamingTypedTask {
     typealias Input = Int
     typealias Output = Int
     static let name = "typed-no-such-stream"
-}
-
-/// Returns the request id its call (or chunk) ran under.
-enum CallID: TypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-call-id"
-}
-
-enum SquareOnIO: TypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-square-io"
-}
-
-enum HangOnIO: TypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-hang-io"
 }
 
 extension ProcessTests {

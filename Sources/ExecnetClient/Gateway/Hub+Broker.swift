@@ -10,18 +10,9 @@ import ZeroMQ
 import Glibc
 #endif
 
-/// Identifies a broker link: the endpoint and the key files used to reach it.
-struct BrokerLinkKey: Hashable, Sendable {
-    let endpoint: String
-    let serverKeyFile: String?
-    let secretKeyFile: String?
-
-    init(spec: XSpec, endpoint: String) {
-        self.endpoint = endpoint
-        self.serverKeyFile = spec.serverKeyFile
-        self.secretKeyFile = spec.secretKeyFile
-    }
-}
+/// Identifies a broker link: the endpoint and the key files used to reach it (a broker gateway's
+/// spec kind, as parsed).
+typealias BrokerLinkKey = BrokerBinding
 
 /// One client's connection to one broker.
 ///
@@ -37,6 +28,8 @@ final class BrokerLink {
     let key: BrokerLinkKey
     let socket: ZMQSocket
     let logger: Logger
+    /// Everything to the broker goes through it, in order.
+    let outbox: Outbox
     var phase: Phase
     var settings: LivenessSettings = .default
     var expiry: ContinuousClock.Instant
@@ -58,25 +51,22 @@ final class BrokerLink {
     /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
     var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
-    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
+    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger, loop: IOLoop?) {
         self.key = key
         self.socket = socket
         self.logger = logger
+        self.outbox = Outbox(socket: socket, routed: false, logger: logger, loop: loop)
         let now = ContinuousClock.now
         phase = .registering(since: now)
         expiry = now.advanced(by: settings.expiry)
         lastSent = now
     }
 
-    /// Sends `[address][channel][type][payload]` to the broker.
+    /// Sends `[address][channel][type][payload]` to the broker, through the outbox (a full pipe
+    /// queues; a failure or the cap is logged there).
     func send(_ message: WireMessage, to address: [UInt8]) {
         lastSent = .now
-        do {
-            // The DEALER's pipe is unlimited (HWM 0), so a send never blocks or fails for space.
-            _ = try socket.send([address] + message.frames, dontWait: true)
-        } catch {
-            logger.error("send to broker \(key.endpoint) failed: \(error)")
-        }
+        outbox.send(message, envelope: address)
     }
 
     func sayHello() {
@@ -88,7 +78,10 @@ final class BrokerLink {
         send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
     }
 
-    func close() { socket.close() }
+    func close() {
+        outbox.close()
+        socket.close()
+    }
 }
 
 extension Hub {
@@ -98,7 +91,7 @@ extension Hub {
         do {
             link = try self.link(for: launch.link, keys: launch.keys, loop)
         } catch {
-            launch.gateway.failStart(error)
+            launch.gateway.post(.startFailed(error))
             return
         }
         link.gateways[PeerKey(launch.gateway.routingID)] = launch.gateway
@@ -117,7 +110,7 @@ extension Hub {
         } catch {
             throw ExecnetError(.transport, "cannot connect to broker \(key.endpoint): \(error)", cause: error)
         }
-        let link = BrokerLink(key: key, socket: socket, logger: logger)
+        let link = BrokerLink(key: key, socket: socket, logger: logger, loop: loop)
         links[key] = link
         loop.addSocket(socket) { [unowned self, unowned link] in self.handleLink(link) }
         scheduleLinkTick(link, loop)
@@ -155,10 +148,10 @@ extension Hub {
                 handleBrokerControl(link, message)
             } else if let recent = link.recentGateway, recent.routingID == address {
                 // A stream from one gateway skips the hash of its address.
-                handleRemoteGateway(link, recent, address, message)
+                dispatch(message, from: recent, link: link)
             } else if let gateway = link.gateways[PeerKey(address)] {
                 link.recentGateway = gateway
-                handleRemoteGateway(link, gateway, address, message)
+                dispatch(message, from: gateway, link: link)
             }
         }
     }
@@ -195,39 +188,35 @@ extension Hub {
         case .spawnFailed:
             let reason = decodeString(message.payload) ?? "refused"
             for gateway in link.gateways.values {
-                gateway.failStart(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id))
+                gateway.post(.startFailed(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id)))
             }
         default:
             rogue.warning("dropped a control message not for a client", "\(message.type) from broker \(link.key.endpoint)")
         }
     }
 
-    private func handleRemoteGateway(_ link: BrokerLink, _ gateway: Gateway, _ address: [UInt8], _ message: WireMessage) {
+    /// A broker's report about one of its gateways (SPAWNED, SPAWN_FAILED, PEER_LOST), from the
+    /// hub's one dispatch. Returns whether `message` was one.
+    func handleBrokerReport(_ message: WireMessage, _ gateway: Gateway, _ link: BrokerLink) -> Bool {
         switch message.type {
-        case .hello:
-            handleHello(message, gateway)
         case .spawned:
             if let report = ControlPayload(decoding: message.payload), let pid = report.int("pid") {
-                gateway.spawned(pid: Int32(truncatingIfNeeded: pid), host: report.string("host"))
+                gateway.post(.spawned(pid: Int32(truncatingIfNeeded: pid), host: report.string("host")))
             }
         case .spawnFailed:
-            link.gateways[PeerKey(address)] = nil
-            gateway.failStart(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
-                                           gatewayID: gateway.id))
-            gateway.processExited(.exited(-1), cause: "the worker never started")
-        case .bye:
-            link.send(WireMessage(channelID: 0, type: .farewell, payload: []), to: address)
-            gateway.byeReceived()
+            link.gateways[PeerKey(gateway.routingID)] = nil
+            gateway.post(.startFailed(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
+                                                   gatewayID: gateway.id)))
+            gateway.post(.exited(.exited(-1), cause: "the worker never started"))
         case .peerLost:
-            link.gateways[PeerKey(address)] = nil
+            link.gateways[PeerKey(gateway.routingID)] = nil
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
-            gateway.processExited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)")
-        case .data, .close, .closeError, .credit:
-            gateway.connection.dispatch(message)
+            gateway.post(.exited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)"))
         default:
-            rogue.warning("dropped a message not for a client's gateway", "\(message.type) for \(gateway.id) from the broker")
+            return false
         }
+        return true
     }
 
     // MARK: - Liveness
@@ -291,7 +280,7 @@ extension Hub {
         if let index = link.pendingSpawns.firstIndex(where: { $0.address == address }) {
             link.pendingSpawns.remove(at: index)
             if let gateway = link.gateways.removeValue(forKey: PeerKey(address)) {
-                gateway.processExited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started")
+                gateway.post(.exited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started"))
             }
             return
         }
@@ -306,8 +295,8 @@ extension Hub {
         // Their SPAWN requests must not start workers once the broker answers again.
         link.pendingSpawns = []
         for gateway in lost.values {
-            gateway.failStart(ExecnetError(.workerDied, cause, gatewayID: gateway.id))
-            gateway.processExited(.heartbeatLost, cause: cause)
+            gateway.post(.startFailed(ExecnetError(.workerDied, cause, gatewayID: gateway.id)))
+            gateway.post(.exited(.heartbeatLost, cause: cause))
         }
     }
 }

@@ -1,6 +1,10 @@
 // The client's embedded hub: a ROUTER bound to a private ipc endpoint, on the I/O thread. It
 // launches workers, routes their frames to gateway connections, watches each worker's pidfd and
 // forwards its stdout/stderr. Everything here runs on the I/O thread only.
+//
+// Gateways talk to the hub one way, with commands (`HubCommand`); the hub answers with events
+// (`GatewayEvent`) and hands channel frames to the gateway's connection, and acts itself on what
+// it learns (a worker that broke the protocol, or speaks another version, is killed here).
 
 import CExecnetShims
 import ExecnetCore
@@ -12,18 +16,23 @@ import Glibc
 
 /// Commands to the hub.
 enum HubCommand: Sendable {
-    /// Send a message to the worker with this routing id.
-    case send(routingID: [UInt8], message: WireMessage)
-    /// Spawn a worker for a gateway.
+    /// Send a message to a gateway's worker.
+    case send(WorkerRoute, WireMessage)
+    /// Spawn a worker for a popen gateway.
     case launch(WorkerLaunch)
-    /// Send a signal to a gateway's worker process.
-    case signal(routingID: [UInt8], signal: Int32)
-    /// Ask a broker for a worker for a gateway.
+    /// Ask a broker for a worker for a broker gateway.
     case launchRemote(RemoteLaunch)
-    /// Send a message to a broker gateway's worker, through its broker link.
-    case sendRemote(link: BrokerLinkKey, address: [UInt8], message: WireMessage)
-    /// Kill a broker gateway's worker (or cancel its SPAWN if it has not been sent yet).
-    case killRemote(link: BrokerLinkKey, address: [UInt8], signal: Int32)
+    /// Send a signal to a gateway's worker process (a broker gateway's agent sends it; a worker
+    /// whose SPAWN has not been sent yet is never started).
+    case kill(WorkerRoute, signal: Int32)
+}
+
+/// How the hub reaches a gateway's worker, decided once from the gateway's spec.
+enum WorkerRoute: Sendable, Hashable {
+    /// A popen worker, on the hub's ROUTER, by routing id.
+    case local([UInt8])
+    /// A worker behind a broker, on the hub's link to that broker, by worker address.
+    case broker(BrokerBinding, address: [UInt8])
 }
 
 /// Which output stream of a worker a line came from.
@@ -66,7 +75,7 @@ final class Hub: IOThreadRole {
     }
     /// The gateway whose message came last: a stream from one worker skips the hash of its address.
     private var recentGateway: Gateway?
-    private var outbox: RouterOutbox?
+    private var outbox: Outbox?
     /// Partial output lines per pipe fd.
     private var partialLines: [Int32: [UInt8]] = [:]
     /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
@@ -95,33 +104,25 @@ final class Hub: IOThreadRole {
         try router.setReceiveHighWaterMark(0)
         try router.bind(endpoint)
         self.router = router
-        self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
-        case .send(let routingID, let message):
-            send(message.frames, to: routingID, loop)
+        case .send(let route, let message):
+            deliver(message, to: route, loop)
         case .launch(let launch):
             handleLaunch(launch, loop)
-        case .signal(let routingID, let signal):
-            if let peer = peers[PeerKey(routingID)], peer.pidfd >= 0 {
-                _ = cexecnetSignal(peer.pidfd, signal)
-            }
         case .launchRemote(let launch):
             handleRemoteLaunch(launch, loop)
-        case .sendRemote(let key, let address, let message):
-            links[key]?.send(message, to: address)
-        case .killRemote(let key, let address, let signal):
-            killRemote(key, address: address, signal: signal)
+        case .kill(let route, let signal):
+            kill(route, signal: signal)
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        outbox?.flush(loop)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
         for link in links.values { link.close() }
@@ -131,6 +132,7 @@ final class Hub: IOThreadRole {
             WorkerProcess.killGroup(peer.pid)
             _ = cexecnetSignal(peer.pidfd, SIGKILL)
         }
+        outbox?.close()
         outbox = nil
         router?.close()
         router = nil
@@ -138,12 +140,33 @@ final class Hub: IOThreadRole {
 
     // MARK: - Sending
 
-    private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
-        guard let outbox else { return }
-        if !outbox.send(frames, to: routingID) {
-            logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+    /// Sends a message to a gateway's worker, on the ROUTER or on its broker link.
+    private func deliver(_ message: WireMessage, to route: WorkerRoute, _ loop: IOLoop) {
+        switch route {
+        case .local(let routingID):
+            send(message, to: routingID)
+        case .broker(let key, let address):
+            links[key]?.send(message, to: address)
         }
-        if outbox.hasBacklog { loop.retryInterval = .milliseconds(1) }
+    }
+
+    /// Signals a gateway's worker: through its pidfd, or its broker.
+    private func kill(_ route: WorkerRoute, signal: Int32) {
+        switch route {
+        case .local(let routingID):
+            if let peer = peers[PeerKey(routingID)], peer.pidfd >= 0 {
+                _ = cexecnetSignal(peer.pidfd, signal)
+            }
+        case .broker(let key, let address):
+            killRemote(key, address: address, signal: signal)
+        }
+    }
+
+    /// Sends to a local worker through the outbox (a full pipe queues; the cap is logged there).
+    private func send(_ message: WireMessage, to routingID: [UInt8]) {
+        if outbox?.send(message, to: routingID) == .unreachable {
+            logger.debug("dropped \(message.type) for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+        }
     }
 
     // MARK: - Receiving
@@ -179,43 +202,45 @@ final class Hub: IOThreadRole {
                 rogue.warning("dropped a malformed message from a worker", "\(gateway.id): \(error)")
                 continue
             }
-            switch message.type {
-            case .hello:
-                handleHello(message, gateway)
-            case .bye:
-                if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
-                gateway.byeReceived()
-            case .data, .close, .closeError, .credit:
-                gateway.connection.dispatch(message)
-            default:
-                rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
-            }
+            dispatch(message, from: gateway, link: nil)
         }
     }
 
-    func handleHello(_ message: WireMessage, _ gateway: Gateway) {
-        guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
+    /// What a gateway's worker sent, read from the ROUTER or from `link` (a broker gateway's): one
+    /// dispatch for both kinds of gateway. Channel frames go to the gateway's connection, the rest
+    /// become events for the gateway.
+    func dispatch(_ message: WireMessage, from gateway: Gateway, link: BrokerLink?) {
+        switch message.type {
+        case .data, .close, .closeError, .credit:
+            // A worker that broke the protocol (the connection has ended its channels) is lying: kill it.
+            if gateway.connection.dispatch(message) { kill(gateway.route, signal: SIGKILL) }
+        case .hello:
+            handleHello(message, gateway)
+        case .bye:
+            if let loop { deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route, loop) }
+            gateway.post(.bye)
+        default:
+            // SPAWNED, SPAWN_FAILED and PEER_LOST come from a broker, about its gateways.
+            if let link, handleBrokerReport(message, gateway, link) { return }
+            rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
+        }
+    }
+
+    private func handleHello(_ message: WireMessage, _ gateway: Gateway) {
+        guard let hello = ControlPayload(decoding: message.payload) else {
             rogue.warning("dropped a malformed hello", "from \(gateway.id): \(hexDump(message.payload))")
             return
         }
-        func text(_ key: String) -> String {
-            if case .string(let value)? = dict[.string(key)] { return value }
-            return ""
-        }
-        guard case .int(let version)? = dict[.string("protocol")], version == wireProtocolVersion else {
-            let theirs = dict[.string("protocol")].map { "\($0)" } ?? "none"
-            gateway.failStart(ExecnetError(
+        guard hello.int("protocol") == wireProtocolVersion else {
+            let theirs = hello["protocol"].map { "\($0)" } ?? "none"
+            gateway.post(.startFailed(ExecnetError(
                 .protocolVersionMismatch,
                 "worker speaks protocol version \(theirs), this client speaks version \(wireProtocolVersion)",
-                gatewayID: gateway.id))
-            gateway.kill(signal: SIGKILL)
+                gatewayID: gateway.id)))
+            kill(gateway.route, signal: SIGKILL)
             return
         }
-        var pid: Int64 = 0
-        if case .int(let value)? = dict[.string("pid")] { pid = value }
-        gateway.helloReceived(RemoteInfo(
-            pid: pid, cwd: text("cwd"), hostname: text("hostname"),
-            executable: text("executable"), platform: text("platform")))
+        gateway.post(.hello(RemoteInfo(fields: hello.fields)))
     }
 
     // MARK: - Processes
@@ -229,18 +254,21 @@ final class Hub: IOThreadRole {
                 executable: launch.executable, arguments: [], environment: launch.environment,
                 newProcessGroup: true, parentDeathSignal: SIGKILL)
         } catch {
-            gateway.failStart(error)
+            gateway.post(.startFailed(error))
             return
         }
-        gateway.spawned(pid: spawned.pid)
-        peers[PeerKey(gateway.routingID)] = Peer(
+        gateway.post(.spawned(pid: spawned.pid, host: nil))
+        let routingID = gateway.routingID, gatewayID = gateway.id
+        peers[PeerKey(routingID)] = Peer(
             gateway: gateway, pidfd: spawned.pidfd, pid: spawned.pid, outputFDs: [spawned.stdout, spawned.stderr])
+        // The loop's handlers hold the worker's routing id, not the gateway: the hub finds the
+        // gateway in `peers`, which it owns.
         loop.addFileDescriptor(spawned.pidfd) { [unowned self, unowned loop] in
-            self.handleExit(gateway.routingID, loop)
+            self.handleExit(routingID, loop)
         }
         for (fd, stream) in [(spawned.stdout, WorkerOutputStream.stdout), (spawned.stderr, .stderr)] {
             loop.addFileDescriptor(fd) { [unowned self, unowned loop] in
-                self.handleOutput(fd, stream, gateway, loop)
+                self.handleOutput(fd, stream, gatewayID, routingID, loop)
             }
         }
         startLocalLiveness(loop)
@@ -253,7 +281,7 @@ final class Hub: IOThreadRole {
         // Whatever the worker sent before it died is taken first.
         handleRouter()
         for (index, fd) in found.outputFDs.enumerated() where peers[PeerKey(routingID)]?.outputFDs.contains(fd) == true {
-            handleOutput(fd, index == 0 ? .stdout : .stderr, found.gateway, loop)
+            handleOutput(fd, index == 0 ? .stdout : .stderr, found.gateway.id, routingID, loop)
         }
         var peer = peers[PeerKey(routingID)] ?? found
         loop.removeFileDescriptor(peer.pidfd)
@@ -262,10 +290,11 @@ final class Hub: IOThreadRole {
         peers[PeerKey(routingID)] = nil
         outbox?.forget(routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
-        peer.gateway.processExited(exit, cause: peer.unresponsive, stderr: peer.stderrTail)
+        peer.gateway.post(.exited(exit, cause: peer.unresponsive, stderr: peer.stderrTail))
     }
 
-    private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gateway: Gateway, _ loop: IOLoop) {
+    private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gatewayID: String, _ routingID: [UInt8],
+                              _ loop: IOLoop) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -275,8 +304,8 @@ final class Hub: IOThreadRole {
                 let outputHandler = ExecnetSettings.outputHandler
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = Array(pending[..<newline])
-                    outputHandler(gateway.id, stream, line)
-                    if stream == .stderr { keepStderrLine(line, gateway) }
+                    outputHandler(gatewayID, stream, line)
+                    if stream == .stderr { keepStderrLine(line, routingID) }
                     pending.removeSubrange(...newline)
                 }
                 partialLines[fd] = pending
@@ -286,14 +315,14 @@ final class Hub: IOThreadRole {
             if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
             // End of file (or an error): flush the last partial line and stop watching.
             if let rest = partialLines.removeValue(forKey: fd), !rest.isEmpty {
-                ExecnetSettings.outputHandler(gateway.id, stream, rest)
-                if stream == .stderr { keepStderrLine(rest, gateway) }
+                ExecnetSettings.outputHandler(gatewayID, stream, rest)
+                if stream == .stderr { keepStderrLine(rest, routingID) }
             }
             loop.removeFileDescriptor(fd)
             close(fd)
-            if var peer = peers[PeerKey(gateway.routingID)] {
+            if var peer = peers[PeerKey(routingID)] {
                 peer.outputFDs.removeAll { $0 == fd }
-                peers[PeerKey(gateway.routingID)] = peer
+                peers[PeerKey(routingID)] = peer
             }
             return
         }
@@ -302,8 +331,8 @@ final class Hub: IOThreadRole {
 
 extension Hub {
     /// Keeps a worker's last few standard-error lines (each at most 500 bytes).
-    private func keepStderrLine(_ line: [UInt8], _ gateway: Gateway) {
-        let key = PeerKey(gateway.routingID)
+    private func keepStderrLine(_ line: [UInt8], _ routingID: [UInt8]) {
+        let key = PeerKey(routingID)
         guard var peer = peers[key] else { return }
         peer.stderrTail.append(String(decoding: line.prefix(500), as: UTF8.self))
         if peer.stderrTail.count > Hub.stderrTailLines { peer.stderrTail.removeFirst() }
