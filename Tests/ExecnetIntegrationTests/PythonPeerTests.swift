@@ -195,7 +195,7 @@ extension ProcessTests {
             let worker = makeScript("exec '\(python)' '\(peerScript("doc_worker.py"))'")
             defer { unlink(worker) }
             let fixture = try BrokerFixture.current()
-            let agent = try startAgent(fixture.endpoint, name: "pythonhost", slots: 2, ["--allow", worker])
+            let agent = try await startAgent(fixture.endpoint, name: "pythonhost", slots: 2, ["--allow", worker])
             defer { stopChild(agent) }
             let group = try await Group(["broker=\(fixture.endpoint)//host=pythonhost//worker=\(worker)"])
             let gateway = try #require(group.gateways.first)

@@ -56,20 +56,12 @@ extension Gateway {
             return
         }
         let executable = try WorkerProcess.resolveExecutable(spec: spec)
-        var own = [
-            "EXECNET_WORKER_MODE=1",
-            "EXECNET_ENDPOINT=\(runtime.endpoint)",
-            "EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))",
-            "EXECNET_GATEWAY_ID=\(id)",
-            "EXECNET_PARENT_PID=\(getpid())",
-        ]
-        if let chdir = spec.chdir { own.append("EXECNET_CHDIR=\(chdir)") }
-        if let nice = spec.nice { own.append("EXECNET_NICE=\(nice)") }
+        let settings = WorkerEnvironment.Settings(
+            endpoint: runtime.endpoint, routingID: routingID, gatewayID: id, chdir: spec.chdir, nice: spec.nice.map(Int64.init))
         let environment: [String]
         do {
             environment = try WorkerEnvironment.build(
-                inherited: WorkerProcess.currentEnvironment(),
-                client: spec.environment.map { (name: $0.key, value: $0.value) }, own: own)
+                client: spec.environment.map { (name: $0.key, value: $0.value) }, settings: settings)
         } catch {
             throw ExecnetError(.invalidSpec, "env:\(error.name) is refused: \(error.reason)", gatewayID: id)
         }

@@ -1,7 +1,7 @@
 // The client hub's links to brokers: a DEALER per broker (and key set), the client's registration
 // (CLIENT_HELLO, WELCOME), SPAWN requests, routing of `[address][channel][type][payload]` frames
-// to broker gateways, heartbeats both ways, and what a lost or restarted broker means for them.
-// Everything here runs on the client's I/O thread.
+// to broker gateways, heartbeats both ways (each link's BrokerSession), and what a lost or
+// restarted broker means for them. Everything here runs on the client's I/O thread.
 
 import ExecnetCore
 import Logging
@@ -18,27 +18,18 @@ typealias BrokerLinkKey = BrokerBinding
 ///
 /// - Important: Used on the client's I/O thread only.
 final class BrokerLink {
-    enum Phase {
-        /// CLIENT_HELLO sent at this instant; waiting for WELCOME.
-        case registering(since: ContinuousClock.Instant)
-        /// Registered.
-        case ready
-    }
-
     let key: BrokerLinkKey
     let socket: ZMQSocket
     let logger: Logger
+    /// Registration, heartbeats and the broker's liveness.
+    var session: BrokerSession
     /// Everything to the broker goes through it, in order.
     let outbox: Outbox
-    var phase: Phase
-    var settings: LivenessSettings = .default
-    var expiry: ContinuousClock.Instant
-    var lastSent: ContinuousClock.Instant
-    /// Turns of the link's timer: a gap past the window means this client was stopped, not the broker.
-    var turns = SchedulingGap()
-    /// Set when such a gap was seen, until the next WELCOME: the broker may have forgotten this
-    /// client meanwhile, and an UNKNOWN_PEER then says so rather than that the broker restarted.
-    var pausedFor: Duration?
+    /// When this client last sent the broker anything.
+    var lastSent: ContinuousClock.Instant {
+        get { session.lastSent }
+        set { session.sent(now: newValue) }
+    }
     /// Gateways on this broker, by worker address.
     var gateways: [PeerKey: Gateway] = [:] {
         didSet {
@@ -55,11 +46,8 @@ final class BrokerLink {
         self.key = key
         self.socket = socket
         self.logger = logger
+        session = BrokerSession(settings: .default, registers: true, now: .now)
         self.outbox = Outbox(socket: socket, routed: false, logger: logger, loop: loop)
-        let now = ContinuousClock.now
-        phase = .registering(since: now)
-        expiry = now.advanced(by: settings.expiry)
-        lastSent = now
     }
 
     /// Sends `[address][channel][type][payload]` to the broker, through the outbox (a full pipe
@@ -74,8 +62,8 @@ final class BrokerLink {
         hello["protocol"] = .int(wireProtocolVersion)
         hello["pid"] = .int(Int64(getpid()))
         hello["hostname"] = .string(hostName())
-        phase = .registering(since: .now)
         send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
+        session.helloSent(now: .now)
     }
 
     func close() {
@@ -95,7 +83,7 @@ extension Hub {
             return
         }
         link.gateways[PeerKey(launch.gateway.routingID)] = launch.gateway
-        if case .ready = link.phase {
+        if link.session.isReady {
             link.send(WireMessage(channelID: 0, type: .spawn, payload: launch.request), to: [])
         } else {
             link.pendingSpawns.append((launch.gateway.routingID, launch.request))
@@ -123,11 +111,11 @@ extension Hub {
     /// Drains a broker link: control messages (empty address) and broker gateways' messages.
     private func handleLink(_ link: BrokerLink) {
         // Before anything read now is judged (an UNKNOWN_PEER among it), notice a pause of our own.
-        noticePause(link, now: .now)
+        if let gap = link.session.noticePause(now: .now) { resumed(link, after: gap) }
         var received = 0
         defer {
             // Any traffic from the broker is a sign of life (one clock read per batch).
-            if received > 0 { link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry) }
+            if received > 0 { link.session.heard(now: .now) }
         }
         for _ in 0..<512 {
             let next: ReceivedWireMessage
@@ -161,14 +149,9 @@ extension Hub {
         case .heartbeat:
             break
         case .welcome:
-            let welcome = ControlPayload(decoding: message.payload)
-            if let milliseconds = welcome?.int("heartbeat_ms"), milliseconds > 0 {
-                link.settings = LivenessSettings(interval: .milliseconds(milliseconds),
-                                                 liveness: Int(welcome?.int("liveness") ?? 3))
-            }
-            link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
-            link.pausedFor = nil
-            link.phase = .ready
+            // Only an answer to an open hello counts; a second one (to a repeated hello) changes nothing.
+            let offered = LivenessSettings(welcome: ControlPayload(decoding: message.payload))
+            guard link.session.welcomed(settings: offered, now: .now) else { break }
             for pending in link.pendingSpawns {
                 link.send(WireMessage(channelID: 0, type: .spawn, payload: pending.request), to: [])
             }
@@ -177,10 +160,10 @@ extension Hub {
             // The broker restarted (or forgot us): every gateway it carried is gone; register again.
             // While registering, more of these are answers to what was sent before the new hello
             // (the broker answers in order, so they come before its WELCOME): ignore them.
-            if case .registering = link.phase { break }
-            if let paused = link.pausedFor {
+            guard link.session.unknownPeer() else { break }
+            if let paused = link.session.pausedFor {
                 loseGateways(link, cause: "this client was not running for \(paused) (stopped?), longer than broker "
-                    + "\(link.key.endpoint)'s liveness window of \(link.settings.expiry), so the broker forgot this client")
+                    + "\(link.key.endpoint)'s liveness window of \(link.session.settings.expiry), so the broker forgot this client")
             } else {
                 loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
             }
@@ -222,10 +205,9 @@ extension Hub {
     // MARK: - Liveness
 
     private func scheduleLinkTick(_ link: BrokerLink, _ loop: IOLoop) {
-        let period = min(link.settings.interval / 2, .milliseconds(250))
         // The timer holds the link until it fires; a link that was replaced or closed is let go
         // then. (No weak captures: they would slow every retain of the hub and the link.)
-        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+        loop.schedule(at: .now.advanced(by: link.session.tickPeriod)) { [unowned self, unowned loop] in
             guard self.links[link.key] === link else { return }
             self.linkTick(link)
             self.scheduleLinkTick(link, loop)
@@ -234,9 +216,16 @@ extension Hub {
 
     /// Heartbeats an idle link; a silent broker ends its gateways, and registration is retried.
     private func linkTick(_ link: BrokerLink) {
-        let now = ContinuousClock.now
-        if noticePause(link, now: now) { return }
-        if now >= link.expiry {
+        switch link.session.tick(now: .now) {
+        case .none:
+            break
+        case .sendHello:
+            link.sayHello()
+        case .sendHeartbeat:
+            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+        case .resumedAfterPause(let gap):
+            resumed(link, after: gap)
+        case .brokerLost:
             if link.gateways.isEmpty && link.pendingSpawns.isEmpty {
                 // Nothing depends on this broker: close the link; the next gateway opens a new one.
                 logger.debug("closing the idle link to silent broker \(link.key.endpoint)")
@@ -249,28 +238,16 @@ extension Hub {
                            metadata: ["gateways": "\(link.gateways.values.map(\.id).sorted())",
                                       "pending_spawns": "\(link.pendingSpawns.count)"])
             loseGateways(link, cause: "broker \(link.key.endpoint) stopped answering heartbeats")
-            link.expiry = now.advanced(by: link.settings.expiry)
             link.sayHello()
-            return
-        }
-        if case .registering(let since) = link.phase, now >= since.advanced(by: link.settings.interval) {
-            link.sayHello()
-        } else if now >= link.lastSent.advanced(by: link.settings.interval) {
-            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
         }
     }
 
-    /// Notices that this client was not running for a whole window since the link's last turn (it was
-    /// stopped itself): the broker's silence is ours. Counts afresh and speaks first; a broker that
-    /// forgot this client meanwhile answers UNKNOWN_PEER, which then says so. Returns whether it was.
-    @discardableResult
-    private func noticePause(_ link: BrokerLink, now: ContinuousClock.Instant) -> Bool {
-        guard let gap = link.turns.missed(link.settings.expiry, now: now) else { return false }
+    /// This client was not running for a whole window since the link's last turn (it was stopped
+    /// itself): the broker's silence is ours. It speaks first; a broker that forgot this client
+    /// meanwhile answers UNKNOWN_PEER, which then says so.
+    private func resumed(_ link: BrokerLink, after gap: Duration) {
         logger.debug("not scheduled for \(gap); liveness of broker \(link.key.endpoint) starts afresh")
-        link.pausedFor = gap
-        link.expiry = now.advanced(by: link.settings.expiry)
         link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
-        return true
     }
 
     /// Kills a broker gateway's worker; one whose SPAWN has not left yet (the link is still

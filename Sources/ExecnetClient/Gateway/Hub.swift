@@ -1,6 +1,7 @@
 // The client's embedded hub: a ROUTER bound to a private ipc endpoint, on the I/O thread. It
-// launches workers, routes their frames to gateway connections, watches each worker's pidfd and
-// forwards its stdout/stderr. Everything here runs on the I/O thread only.
+// launches workers, routes their frames to gateway connections, and has its ProcessSupervisor
+// watch each worker's pidfd and forward its stdout/stderr lines. Everything here runs on the I/O
+// thread only.
 //
 // Gateways talk to the hub one way, with commands (`HubCommand`); the hub answers with events
 // (`GatewayEvent`) and hands channel frames to the gateway's connection, and acts itself on what
@@ -35,23 +36,13 @@ enum WorkerRoute: Sendable, Hashable {
     case broker(BrokerBinding, address: [UInt8])
 }
 
-/// Which output stream of a worker a line came from.
-public enum WorkerOutputStream: Sendable {
-    /// The worker's standard output.
-    case stdout
-    /// The worker's standard error.
-    case stderr
-}
-
 /// The hub role of the client's I/O thread. See the file comment.
 final class Hub: IOThreadRole {
     typealias Command = HubCommand
 
     struct Peer {
         let gateway: Gateway
-        var pidfd: Int32 = -1
         var pid: pid_t = 0
-        var outputFDs: [Int32] = []
         /// The worker's last standard-error lines, for the cause its channels end with.
         var stderrTail: [String] = []
         /// When the worker was first seen stopped, in the current run of stopped states (Hub+Liveness).
@@ -76,8 +67,8 @@ final class Hub: IOThreadRole {
     /// The gateway whose message came last: a stream from one worker skips the hash of its address.
     private var recentGateway: Gateway?
     private var outbox: Outbox?
-    /// Partial output lines per pipe fd.
-    private var partialLines: [Int32: [UInt8]] = [:]
+    /// The local workers' processes, by routing id (set in setUp).
+    var processes: ProcessSupervisor<PeerKey>?
     /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
     /// unowned, so there is no cycle, and a weak reference would slow every retain of the loop.
     private(set) var loop: IOLoop?
@@ -105,6 +96,10 @@ final class Hub: IOThreadRole {
         try router.bind(endpoint)
         self.router = router
         self.loop = loop
+        processes = ProcessSupervisor(
+            loop: loop,
+            onLine: { [unowned self] key, stream, line in self.workerWrote(line, stream, key) },
+            onExit: { [unowned self] key, exit in self.handleExit(key, exit) })
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
         self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
     }
@@ -127,11 +122,8 @@ final class Hub: IOThreadRole {
     func tearDown(_ loop: IOLoop) {
         for link in links.values { link.close() }
         links = [:]
-        for (_, peer) in peers where peer.pidfd >= 0 {
-            // Not reaped yet, so the group id is still the worker's.
-            WorkerProcess.killGroup(peer.pid)
-            _ = cexecnetSignal(peer.pidfd, SIGKILL)
-        }
+        processes?.terminateAll(within: .seconds(1))
+        processes = nil
         outbox?.close()
         outbox = nil
         router?.close()
@@ -154,9 +146,7 @@ final class Hub: IOThreadRole {
     private func kill(_ route: WorkerRoute, signal: Int32) {
         switch route {
         case .local(let routingID):
-            if let peer = peers[PeerKey(routingID)], peer.pidfd >= 0 {
-                _ = cexecnetSignal(peer.pidfd, signal)
-            }
+            processes?.signal(PeerKey(routingID), signal)
         case .broker(let key, let address):
             killRemote(key, address: address, signal: signal)
         }
@@ -247,93 +237,36 @@ final class Hub: IOThreadRole {
 
     private func handleLaunch(_ launch: WorkerLaunch, _ loop: IOLoop) {
         let gateway = launch.gateway
-        let spawned: SpawnedWorker
+        guard let processes else { return gateway.failStart(ExecnetError(.invalidState, "the hub has stopped")) }
+        let key = PeerKey(gateway.routingID)
+        let pid: pid_t
         do {
-            // A process group of its own, killed when it exits; SIGKILL when this (I/O) thread ends.
-            spawned = try WorkerProcess.spawn(
-                executable: launch.executable, arguments: [], environment: launch.environment,
-                newProcessGroup: true, parentDeathSignal: SIGKILL)
+            pid = try processes.spawn(key, executable: launch.executable, environment: launch.environment)
         } catch {
             gateway.post(.startFailed(error))
             return
         }
-        gateway.post(.spawned(pid: spawned.pid, host: nil))
-        let routingID = gateway.routingID, gatewayID = gateway.id
-        peers[PeerKey(routingID)] = Peer(
-            gateway: gateway, pidfd: spawned.pidfd, pid: spawned.pid, outputFDs: [spawned.stdout, spawned.stderr])
-        // The loop's handlers hold the worker's routing id, not the gateway: the hub finds the
-        // gateway in `peers`, which it owns.
-        loop.addFileDescriptor(spawned.pidfd) { [unowned self, unowned loop] in
-            self.handleExit(routingID, loop)
-        }
-        for (fd, stream) in [(spawned.stdout, WorkerOutputStream.stdout), (spawned.stderr, .stderr)] {
-            loop.addFileDescriptor(fd) { [unowned self, unowned loop] in
-                self.handleOutput(fd, stream, gatewayID, routingID, loop)
-            }
-        }
+        gateway.post(.spawned(pid: pid, host: nil))
+        peers[key] = Peer(gateway: gateway, pid: pid)
         startLocalLiveness(loop)
     }
 
-    private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
-        guard let found = peers[PeerKey(routingID)], found.pidfd >= 0 else { return }
-        // What the worker started dies with it (its process group), then it is reaped.
-        guard let exit = WorkerProcess.reap(pidfd: found.pidfd, killingGroup: found.pid) else { return }
+    /// The worker has exited and was reaped, its last output lines given.
+    private func handleExit(_ key: PeerKey, _ exit: WorkerExit) {
         // Whatever the worker sent before it died is taken first.
         handleRouter()
-        for (index, fd) in found.outputFDs.enumerated() where peers[PeerKey(routingID)]?.outputFDs.contains(fd) == true {
-            handleOutput(fd, index == 0 ? .stdout : .stderr, found.gateway.id, routingID, loop)
-        }
-        var peer = peers[PeerKey(routingID)] ?? found
-        loop.removeFileDescriptor(peer.pidfd)
-        close(peer.pidfd)
-        peer.pidfd = -1
-        peers[PeerKey(routingID)] = nil
-        outbox?.forget(routingID)
+        guard let peer = peers.removeValue(forKey: key) else { return }
+        outbox?.forget(peer.gateway.routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
         peer.gateway.post(.exited(exit, cause: peer.unresponsive, stderr: peer.stderrTail))
     }
 
-    private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gatewayID: String, _ routingID: [UInt8],
-                              _ loop: IOLoop) {
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                var pending = partialLines[fd, default: []]
-                pending.append(contentsOf: buffer[0..<count])
-                let outputHandler = ExecnetSettings.outputHandler
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = Array(pending[..<newline])
-                    outputHandler(gatewayID, stream, line)
-                    if stream == .stderr { keepStderrLine(line, routingID) }
-                    pending.removeSubrange(...newline)
-                }
-                partialLines[fd] = pending
-                continue
-            }
-            if count < 0 && (errno == EINTR) { continue }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            // End of file (or an error): flush the last partial line and stop watching.
-            if let rest = partialLines.removeValue(forKey: fd), !rest.isEmpty {
-                ExecnetSettings.outputHandler(gatewayID, stream, rest)
-                if stream == .stderr { keepStderrLine(rest, routingID) }
-            }
-            loop.removeFileDescriptor(fd)
-            close(fd)
-            if var peer = peers[PeerKey(routingID)] {
-                peer.outputFDs.removeAll { $0 == fd }
-                peers[PeerKey(routingID)] = peer
-            }
-            return
-        }
-    }
-}
-
-extension Hub {
-    /// Keeps a worker's last few standard-error lines (each at most 500 bytes).
-    private func keepStderrLine(_ line: [UInt8], _ routingID: [UInt8]) {
-        let key = PeerKey(routingID)
+    /// A line of a worker's output: to the output handler, and a stderr line to the worker's tail.
+    private func workerWrote(_ line: [UInt8], _ stream: WorkerOutputStream, _ key: PeerKey) {
         guard var peer = peers[key] else { return }
+        ExecnetSettings.outputHandler(peer.gateway.id, stream, line)
+        guard stream == .stderr else { return }
+        // The last few standard-error lines, each at most 500 bytes.
         peer.stderrTail.append(String(decoding: line.prefix(500), as: UTF8.self))
         if peer.stderrTail.count > Hub.stderrTailLines { peer.stderrTail.removeFirst() }
         peers[key] = peer
