@@ -16,7 +16,9 @@
 #                   are reported, never asserted
 #   --no-build      use the release binaries already built
 #   --figures LIST  only these figures, comma-separated (default: startup,group8,rtt,oneway,
-#                   taskserver,terminate,death,idle-rss,worker-soak)
+#                   taskserver,terminate,death,idle-rss,worker-soak; also: taskserver-map, the
+#                   taskserver workload through group.map, and call-rtt, gateway.call against a raw
+#                   channel round trip; run them with taskserver for the map-vs-seed ratio)
 #
 # BENCH_SCRATCH sets the SwiftPM scratch path (default .build). Exits nonzero only if something
 # failed to build or run, never because a target was missed.
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1; ROUNDS=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --figures) FIGURE_LIST="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -156,7 +158,8 @@ impls_for() {
         startup) echo "swift execnet c_direct swift_broker" ;;
         group8|idle-rss) echo "swift execnet c_direct" ;;
         rtt|oneway) echo "swift execnet c_direct c_relay swift_broker" ;;
-        taskserver) echo "swift execnet c_direct" ;;
+        taskserver|taskserver-map) echo "swift execnet c_direct" ;;
+        call-rtt) echo "swift" ;;
         worker-soak) echo "swift swift_broker" ;;
         *) echo "swift execnet" ;;
     esac

@@ -36,6 +36,9 @@ FIGURES = [
     ("oneway_1kib_msgs_per_s", "one-way 1 KiB", "msgs/s"),
     ("oneway_1mib_mb_per_s", "one-way 1 MiB", "MB/s"),
     ("taskserver_tasks_per_s", "taskserver, 4 gateways", "tasks/s"),
+    ("taskserver_map_tasks_per_s", "taskserver workload through group.map (execnet: its taskserver; C: pipelined)", "tasks/s"),
+    ("call_rtt_pool_us_median", "gateway.call round trip from the pool, median", "µs"),
+    ("call_raw_rtt_pool_us_median", "raw channel round trip from the pool (same run as gateway.call), median", "µs"),
     ("terminate_ms", "terminate 4 blocked gateways", "ms"),
     ("death_ms", "death seen (SIGKILL to endmarker)", "ms"),
     ("idle_worker_rss_mib", "idle worker RSS", "MiB"),
@@ -44,6 +47,13 @@ FIGURES = [
     ("worker_soak_rss_mib", "worker RSS after the soak (100,000 tasks)", "MiB"),
     ("worker_soak_channels_100", "worker channels after 100 tasks", "channels"),
     ("worker_soak_channels", "worker channels after the soak", "channels"),
+]
+
+# Ratios of two figures of this project from the same run: (label, figure, over figure, operator,
+# bound, must), ratio = swift's median of the first / swift's median of the second.
+CROSS_TARGETS = [
+    ("group.map vs the seed-pattern taskserver", "taskserver_map_tasks_per_s", "taskserver_tasks_per_s", ">=", 1.5, True),
+    ("gateway.call vs a raw channel round trip", "call_rtt_pool_us_median", "call_raw_rtt_pool_us_median", "<=", 1.15, True),
 ]
 
 # figure -> [(other implementation, operator, ratio, must)]; ratio = this project / other.
@@ -59,6 +69,7 @@ TARGETS = {
     "startup_ms": [("execnet", "<=", 0.25, True)],
     "group8_startup_ms": [("execnet", "<=", 0.15, True)],
     "taskserver_tasks_per_s": [("execnet", ">=", 3.0, True)],
+    "taskserver_map_tasks_per_s": [("execnet", ">=", 3.0, True)],
     "terminate_ms": [("execnet", "<=", 1.0, True)],
     "death_ms": [("execnet", "<=", 1.0, True)],
     "idle_worker_rss_mib": [("execnet", "<=", 0.75, True)],
@@ -171,6 +182,16 @@ def main():
                     "impl": impl, "figure": figure, "versus": other, "target": f"{operator} {bound}x",
                     "must": must, "ratio": ratio, "met": met,
                 })
+
+    for label, figure, over, operator, bound, must in CROSS_TARGETS:
+        this = medians.get(figure, {}).get("swift")
+        base = medians.get(over, {}).get("swift")
+        ratio = this / base if this is not None and base else None
+        met = None if ratio is None else (ratio <= bound if operator == "<=" else ratio >= bound)
+        results["targets"].append({
+            "impl": "swift", "figure": figure, "versus": f"swift {over}", "target": f"{operator} {bound}x",
+            "must": must, "ratio": ratio, "met": met, "label": label,
+        })
 
     results["machine"] = machine()
     results["rounds"] = args.rounds

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-implementation check of the value serializer against Python execnet 2.1.2, in both
-# directions. Creates a venv in .venv-crosscheck/ (ignored by git), builds the Swift helper
+# directions, then a Python peer of a typed task (scripts/typed_cross_check.py). Creates a venv in .venv-crosscheck/ (ignored by git), builds the Swift helper
 # (execnet-bench crosscheck) and runs scripts/cross_check.py. Exits non-zero on any mismatch.
 #
 #   scripts/cross-check.sh [--count N] [--seed S]      (environment: SCRATCH=.build-ser CONFIG=release)
@@ -17,3 +17,5 @@ swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product execnet-bench
 BIN="$(swift build -c "$CONFIG" --scratch-path "$SCRATCH" --show-bin-path)/execnet-bench"
 
 "$VENV/bin/python" scripts/cross_check.py --swift "$BIN" "$@"
+# A Python execnet peer reads a Swift client's typed-task calls and answers them (docs/TYPED-TASKS.md).
+"$VENV/bin/python" scripts/typed_cross_check.py --swift "$BIN"

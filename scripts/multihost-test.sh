@@ -2,7 +2,8 @@
 # Four hosts on one machine: a broker, two host agents and a client, each in a network namespace
 # of its own joined by veth pairs to a bridge (10.77.0.0/24), CURVE on. Where namespaces cannot be
 # made (no CAP_NET_ADMIN), the four run on 127.0.0.1-4 instead. Runs, from the client host: the
-# seed's examples against the broker, the taskserver across both agents, and a check that killing
+# seed's examples against the broker, the taskserver across both agents, a typed map over both hosts
+# with a worker killed mid-way, and a check that killing
 # one host's agent and workers delivers endmarkers and errors within the liveness bound while the
 # other host keeps working. Uses the debug build (run `swift build --build-tests` first).
 set -euo pipefail
@@ -125,6 +126,14 @@ set -e
 echo "$output" | tail -1
 case "$output" in *"results: 40 of 40"*complete*) ;; *) status=1 ;; esac
 result $status "the taskserver across hosts returns every result once"
+
+# --- a typed map across both hosts, a worker killed mid-way ------------------------------------
+set +e
+on client "$BIN/ExecnetTestClient" map-check "$SPEC//host=host1//worker=$BIN/ExecnetTestWorker" \
+    "$SPEC//host=host2//worker=$BIN/ExecnetTestWorker" 2>&1 | grep -v "^\[" | head -40
+status=${PIPESTATUS[0]}
+set -e
+result $status "a typed map over both hosts loses nothing when a worker is killed mid-way, and replaces it"
 
 # --- killing one host --------------------------------------------------------------------------
 set +e

@@ -8,6 +8,6 @@ struct ExecnetBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "execnet-bench",
         abstract: "Benchmarks and cross-checks for swift-execnet.",
-        subcommands: [SerializerBenchmark.self, CrossCheck.self, RuntimeBenchmark.self]
+        subcommands: [SerializerBenchmark.self, CrossCheck.self, TypedCrossCheck.self, RuntimeBenchmark.self]
     )
 }

@@ -16,7 +16,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         abstract: "Runtime figures (start-up, round trip, one-way, taskserver, terminate, death, RSS) as JSON lines.",
         discussion: "Run by bench/compare.sh, which compares them with Python's execnet and a C libzmq baseline.")
 
-    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, terminate, death, idle-rss, worker-soak, all.")
+    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, all.")
     var figure = "all"
 
     @Option(help: "Samples for startup (median of these).")
@@ -68,6 +68,8 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             case "rtt": try await bench.roundTrip()
             case "oneway": try await bench.oneway()
             case "taskserver": try await bench.taskserver()
+            case "taskserver-map": try await bench.taskserverMap()
+            case "call-rtt": try await bench.callRoundTrip()
             case "terminate": try await bench.terminate()
             case "death": try await bench.death()
             case "idle-rss": try await bench.idleRSS()
@@ -85,6 +87,13 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         return directory + "/ExecnetBenchWorker"
     }
+}
+
+/// The typed task of the map and call figures (ExecnetBenchWorker registers the same type).
+enum TimesTen: TypedTask {
+    typealias Input = Int
+    typealias Output = Int
+    static let name = "times-ten"
 }
 
 /// The measurements. Each prints its figures as JSON lines.
@@ -254,6 +263,56 @@ struct RuntimeFigures: Sendable {
         let elapsed = seconds(started.duration(to: .now))
         guard results == taskCount else { throw ValidationError("taskserver: \(results) results of \(taskCount)") }
         emit("taskserver_tasks_per_s", Double(taskCount) / elapsed)
+    }
+
+    /// The taskserver's workload through `group.map` of a typed task: 4 gateways, `taskCount`
+    /// inputs, 4 calls in flight per gateway; start-up and terminate included, as for `taskserver`.
+    func taskserverMap() async throws {
+        let started = ContinuousClock.now
+        let group = try await Group(Array(repeating: spec, count: 4))
+        var results = 0
+        for try await item in group.map(TimesTen.self, 0..<taskCount, inFlightPerGateway: 4) {
+            guard try item.get() == item.index * 10 else { throw ValidationError("taskserver-map: wrong result for \(item.index)") }
+            results += 1
+        }
+        await group.terminate(timeout: .seconds(5))
+        let elapsed = seconds(started.duration(to: .now))
+        guard results == taskCount else { throw ValidationError("taskserver-map: \(results) results of \(taskCount)") }
+        emit("taskserver_map_tasks_per_s", Double(taskCount) / elapsed)
+    }
+
+    /// `gateway.call` of a typed task against a raw channel round trip on an open channel (the
+    /// echo task), both from the default thread pool, in alternating blocks of the same process.
+    func callRoundTrip() async throws {
+        let group = try Group()
+        let gateway = try await group.makeGateway(spec)
+        let channel = try gateway.remoteExec("echo")
+        let blocks = 10
+        let perBlock = max(1, rttCount / blocks)
+        for index in 0..<min(1_000, rttCount) {
+            _ = try await gateway.call(TimesTen.self, index)
+            try await channel.send(.int(Int64(index)))
+            _ = try await channel.receive()
+        }
+        var callTimes: [Double] = []
+        var rawTimes: [Double] = []
+        for _ in 0..<blocks {
+            for index in 0..<perBlock {
+                let started = ContinuousClock.now
+                _ = try await gateway.call(TimesTen.self, index)
+                callTimes.append(microseconds(started.duration(to: .now)))
+            }
+            for index in 0..<perBlock {
+                let started = ContinuousClock.now
+                try await channel.send(.int(Int64(index)))
+                _ = try await channel.receive()
+                rawTimes.append(microseconds(started.duration(to: .now)))
+            }
+        }
+        emit("call_rtt_pool_us_median", percentile(callTimes.sorted(), 0.5))
+        emit("call_raw_rtt_pool_us_median", percentile(rawTimes.sorted(), 0.5))
+        try channel.close()
+        await group.terminate(timeout: .seconds(5))
     }
 
     // MARK: 6, 7: terminate and death

@@ -58,6 +58,8 @@ struct RoutingTable: Sendable {
     /// Worker credentials (Z85 public key) to the worker address they were minted for.
     private(set) var credentials: [String: PeerAddress] = [:]
     let settings: LivenessSettings
+    /// How long a reserved worker may stay silent before its first message (see `reserveWorker`).
+    static let workerStartAllowance: Duration = .seconds(10)
 
     init(settings: LivenessSettings) {
         self.settings = settings
@@ -148,8 +150,10 @@ struct RoutingTable: Sendable {
         if !credential.isEmpty { credentials[String(decoding: credential, as: UTF8.self)] = address }
         clients[ownerKey]!.workers.insert(address)
         agents[agentKey]!.workers.insert(address)
-        // A starting worker gets the agent's start-up allowance before its own heartbeats count.
-        liveness[key] = PeerLiveness(now: now, settings: settings)
+        // A starting worker gets a start-up allowance before its silence counts: its process may
+        // take longer than a liveness window to start on a loaded host. A worker that dies meanwhile
+        // is reported by its agent (pidfd), and the client bounds the start with its own timeout.
+        liveness[key] = PeerLiveness(starting: now, settings: settings, allowance: Self.workerStartAllowance)
         return true
     }
 

@@ -61,6 +61,62 @@ if CommandLine.arguments.count == 5, CommandLine.arguments[1] == "kill-host-chec
     exit(passed ? 0 : 1)
 }
 
+/// The test worker's `Crashy` typed task (Sources/ExecnetTestWorker/TypedTasks.swift), as a client declares it.
+struct CrashyInput: Codable, Sendable {
+    var value: Int
+    var crashOnceMarker: String?
+    var delayMilliseconds: Int
+}
+
+enum Crashy: TypedTask {
+    typealias Input = CrashyInput
+    typealias Output = Int
+    static let name = "typed-crashy"
+}
+
+/// `map-check SPEC1 SPEC2`: a map of 3,000 typed calls over two gateways on each host; one worker
+/// of the first host is SIGKILLed a third of the way in. Every input must be reported exactly once
+/// with the right output, the killed worker's inputs requeued, and the lost gateway replaced (on
+/// the same host, through the broker). Prints PASS or FAIL lines; exits 0 only if all hold.
+func mapCheck(_ spec1: String, _ spec2: String) async throws -> Bool {
+    let group = try await Group([spec1, spec1, spec2, spec2])
+    var ok = true
+    func check(_ condition: Bool, _ what: String) {
+        print(condition ? "PASS \(what)" : "FAIL \(what)")
+        ok = ok && condition
+    }
+    let victim = group[0]
+    let inputs = (0..<3000).map { CrashyInput(value: $0, delayMilliseconds: 1) }
+    let map = group.map(Crashy.self, inputs, inFlightPerGateway: 4, replaceDeadGateways: 1)
+    var seen: [Int: Int] = [:]
+    var wrong = 0
+    var retried = 0
+    var hosts: Set<String> = []
+    for try await item in map {
+        seen[item.index, default: 0] += 1
+        if (try? item.get()) != item.index * 2 { wrong += 1 }
+        if item.attempts > 1 { retried += 1 }
+        if let id = item.gatewayID, let host = group[id]?.spec.host { hosts.insert(host) }
+        if seen.count == 1000 { victim.kill(signal: SIGKILL) }
+    }
+    check(seen.count == 3000 && seen.values.allSatisfy { $0 == 1 }, "map across hosts: every input reported exactly once (\(seen.count))")
+    check(wrong == 0, "map across hosts: every output right (\(wrong) wrong)")
+    let exit = await victim.join(timeout: .seconds(10))
+    check(exit == .signaled(SIGKILL), "map across hosts: the killed worker ended by SIGKILL (\(exit.map { "\($0)" } ?? "still running"))")
+    check((1...4).contains(retried), "map across hosts: the killed worker's in-flight inputs ran again (\(retried))")
+    let progress = map.progress.current
+    check(progress.replaced == 1 && group.count == 5 && group[4].isAlive,
+          "map across hosts: the lost gateway was replaced through the broker (\(progress))")
+    check(hosts.count == 2, "map across hosts: both hosts' workers produced results (\(hosts.sorted()))")
+    await group.terminate(timeout: .seconds(2))
+    return ok
+}
+
+if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "map-check" {
+    let passed = try await mapCheck(CommandLine.arguments[2], CommandLine.arguments[3])
+    exit(passed ? 0 : 1)
+}
+
 /// `stop-check SPEC`: one gateway whose task waits; prints "READY <pid>", then, when its channel
 /// ends (the test stops and continues this process meanwhile), "ENDED <how>", and exits.
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "stop-check" {

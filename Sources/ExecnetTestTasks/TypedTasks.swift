@@ -86,11 +86,14 @@ public struct CrashyInput: Codable, Sendable {
     public var value: Int
     public var crashOnceMarker: String?
     public var delayMilliseconds: Int
+    /// Hangs until cancelled (or the worker is killed).
+    public var hang: Bool?
 
-    public init(value: Int, crashOnceMarker: String? = nil, delayMilliseconds: Int = 0) {
+    public init(value: Int, crashOnceMarker: String? = nil, delayMilliseconds: Int = 0, hang: Bool? = nil) {
         self.value = value
         self.crashOnceMarker = crashOnceMarker
         self.delayMilliseconds = delayMilliseconds
+        self.hang = hang
     }
 }
 
@@ -106,4 +109,73 @@ public enum Flaky: TypedTask {
     public typealias Output = Int
     public static let name = "typed-flaky"
     public static func isRetryable(_ error: RemoteTaskError) -> Bool { error.typeName.hasSuffix("Transient") }
+}
+
+/// Returns the request id its call (or chunk) ran under.
+public enum CallID: TypedTask {
+    public typealias Input = Int
+    public typealias Output = Int
+    public static let name = "typed-call-id"
+}
+
+/// `Square` and `Hang` again, registered on the worker's I/O thread.
+public enum SquareOnIO: TypedTask {
+    public typealias Input = Int
+    public typealias Output = Int
+    public static let name = "typed-square-io"
+}
+
+public enum HangOnIO: TypedTask {
+    public typealias Input = Int
+    public typealias Output = Int
+    public static let name = "typed-hang-io"
+}
+
+// Streaming typed tasks.
+
+public struct CountdownInput: Codable, Sendable {
+    public var from: Int
+    public var failAt: Int?
+
+    public init(from: Int, failAt: Int? = nil) {
+        self.from = from
+        self.failAt = failAt
+    }
+}
+
+public struct Tick: Codable, Sendable, Equatable {
+    public var n: Int
+    public var label: String
+
+    public init(n: Int, label: String) {
+        self.n = n
+        self.label = label
+    }
+}
+
+/// Counts down from `from` with the writer, throwing at `failAt`.
+public enum Countdown: StreamingTypedTask {
+    public typealias Input = CountdownInput
+    public typealias Output = Tick
+    public static let name = "typed-countdown"
+}
+
+/// Counts 0..<input as an AsyncSequence.
+public enum Numbers: StreamingTypedTask {
+    public typealias Input = Int
+    public typealias Output = Int
+    public static let name = "typed-numbers"
+}
+
+/// Ticks every `input` milliseconds until cancelled (counted, see `TickerStats`).
+public enum Ticker: StreamingTypedTask {
+    public typealias Input = Int
+    public typealias Output = Int
+    public static let name = "typed-ticker"
+}
+
+public enum TickerStats: TypedTask {
+    public typealias Input = HangCounters
+    public typealias Output = HangCounters
+    public static let name = "typed-ticker-stats"
 }

@@ -7,6 +7,9 @@ import Synchronization
 /// How many `Hang` calls started and were cancelled in this worker.
 let typedCounters = Mutex(HangCounters(started: 0, cancelled: 0))
 
+/// How many `Ticker` calls started and were cancelled in this worker.
+let streamCounters = Mutex(HangCounters(started: 0, cancelled: 0))
+
 /// What `Flaky` throws the first time it sees its marker.
 struct Transient: Error, CustomStringConvertible {
     var description: String { "transient failure" }

@@ -277,6 +277,9 @@ tasks.register(Crashy.self) { input, _ in
             raise(SIGKILL)
         }
     }
+    if input.hang == true {
+        while true { try await Task.sleep(for: .seconds(60)) }
+    }
     if input.delayMilliseconds > 0 { try await Task.sleep(for: .milliseconds(input.delayMilliseconds)) }
     return input.value * 2
 }
@@ -290,6 +293,58 @@ tasks.register(Flaky.self) { input, _ in
         }
     }
     return input.value
+}
+tasks.register(CallID.self) { _, context in Int(context.requestID) }
+tasks.registerOnIOThread(SquareOnIO.self) { input, _ in input * input }
+tasks.registerOnIOThread(HangOnIO.self) { _, _ in
+    typedCounters.withLock { $0.started += 1 }
+    do {
+        while true { try await Task.sleep(for: .seconds(60)) }
+    } catch {
+        typedCounters.withLock { $0.cancelled += 1 }
+        throw error
+    }
+}
+
+// Streaming typed tasks: counts down with the writer (throwing at `failAt`), counts up as an
+// AsyncSequence, and ticks until cancelled (counted in `streamCounters`).
+tasks.register(Countdown.self) { input, writer, _ in
+    for n in stride(from: input.from, to: 0, by: -1) {
+        if n == input.failAt { throw TaskFailure(description: "countdown failed at \(n)") }
+        try await writer.send(Tick(n: n, label: String(repeating: "*", count: n % 7)))
+    }
+}
+tasks.register(Numbers.self) { (count: Int, _) in
+    AsyncStream<Int> { continuation in
+        for number in 0..<count { continuation.yield(number) }
+        continuation.finish()
+    }
+}
+tasks.register(Ticker.self) { input, writer, _ in
+    streamCounters.withLock { $0.started += 1 }
+    do {
+        var tick = 0
+        while true {
+            try await writer.send(tick)
+            tick += 1
+            try await Task.sleep(for: .milliseconds(input))
+        }
+    } catch {
+        // The client went away: a send may fail (closed) just before the runtime cancels this
+        // Task; wait (bounded) for the cancellation, and count only a Task that was cancelled.
+        for _ in 0..<500 where !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+        if Task.isCancelled { streamCounters.withLock { $0.cancelled += 1 } }
+        throw error
+    }
+}
+tasks.register(TickerStats.self) { input, _ in
+    // Waits (bounded, 20 s) until the counters reach the asked minimums, then reports them.
+    for _ in 0..<2000 {
+        let now = streamCounters.withLock { $0 }
+        if now.started >= input.started && now.cancelled >= input.cancelled { return now }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return streamCounters.withLock { $0 }
 }
 
 WorkerMain.run(tasks: tasks)

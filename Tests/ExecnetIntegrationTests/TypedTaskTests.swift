@@ -138,9 +138,11 @@ extension ProcessTests {
             }
         }
 
-        @Test func unknownTypedTaskFailsWithTheChannelsRemoteError() async throws {
+        @Test func unknownTypedTaskFailsWithATypedErrorNamingTheTask() async throws {
             try await withTestGroup(1, kind: .popen) { group in
-                await #expect(throws: RemoteError.self) { _ = try await group[0].call(MissingTask.self, 1) }
+                let error = await #expect(throws: UnknownTaskError.self) { _ = try await group[0].call(MissingTask.self, 1) }
+                #expect(error?.taskName == MissingTask.name)
+                #expect(error?.gatewayID == group[0].id)
                 let square = try await group[0].call(Square.self, 2)
                 #expect(square == 4)
             }

@@ -112,6 +112,8 @@ import Testing
 
     @Test func expiryAfterMissedHeartbeatsAndHeartbeatDuty() {
         var table = populated()
+        // The worker says hello at once, so it is on the normal expiry (see the start allowance below).
+        table.heard(from: worker, now: t0)
         // Expiry is interval × liveness = 3 s after the last sign of life.
         #expect(table.expiredPeers(now: at(2.9)).isEmpty)
         #expect(Set(table.expiredPeers(now: at(3))) == [client, agent, worker])
@@ -128,6 +130,20 @@ import Testing
         // Signs of life from strangers change nothing.
         table.heard(from: Array("stranger".utf8), now: at(1))
         #expect(table.liveness.count == 3)
+    }
+
+    @Test func aStartingWorkerHasTheStartAllowanceUntilItsFirstMessage() {
+        var table = populated()
+        let allowance = RoutingTable.workerStartAllowance
+        #expect(allowance > Self.settings.expiry)
+        // Silent since its reservation: not expired with the others at 3 s, nor just before the allowance.
+        #expect(Set(table.expiredPeers(now: at(3))) == [client, agent])
+        #expect(table.expiredPeers(now: t0.advanced(by: allowance - .milliseconds(1))).contains(worker) == false)
+        #expect(table.expiredPeers(now: t0.advanced(by: allowance)).contains(worker))
+        // Its first message puts it on the normal expiry: heard at 1 s, dead at 4 s.
+        table.heard(from: worker, now: at(1))
+        #expect(table.expiredPeers(now: at(3.9)).contains(worker) == false)
+        #expect(table.expiredPeers(now: at(4)).contains(worker))
     }
 
     @Test func registeringAgainRefreshesLivenessAndKeepsRelations() {

@@ -105,7 +105,9 @@ private func expectTimeout(_ body: () async throws -> Value) async {
     @Test func timedWaitsOutliveTheirIOThread() async throws {
         let (io, connection) = try makeConnection()
         let channel = connection.newChannel()
-        let pending = Task { try await channel.receive(timeout: .milliseconds(300)) }
+        // A window wide enough that a loaded machine still sees the receiver waiting before it times
+        // out (at 300 ms, a starved test task found it gone in a full-suite run).
+        let pending = Task { try await channel.receive(timeout: .seconds(2)) }
         #expect(await untilWaiting(channel))
         #expect(io.timers.count == 1)
         await io.stopAndWait()

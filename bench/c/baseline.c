@@ -14,11 +14,12 @@
  * 'A' + 4-byte length + bytes + 'Q'. The EXEC payload here is plain text naming the task
  * ("hello", "echo", "oneway"), since the baseline has no task registry.
  *
- * Options: --figure LIST (startup,group8,rtt,oneway,taskserver,idle-rss; default all that apply)
+ * Options: --figure LIST (startup,group8,rtt,oneway,taskserver,taskserver-map,idle-rss; default all that apply)
  *          --startup-samples N --samples N --rtt-count N --small-count N --kib-count N --mib-count N
  *          --tasks N
  * taskserver (direct only) is the seed's pattern without Group or protocol: 4 workers, one task in
  * flight per worker, each reply answered with the next task; start-up and stop included.
+ * taskserver-map is the same with 4 tasks in flight per worker (pipelined, as group.map runs it).
  * Output: one JSON line per figure, {"impl": "c_direct", "figure": "rtt_us_median", "value": 40.1}.
  *
  * Build: cc -O2 -o baseline baseline.c $(pkg-config --cflags --libs libzmq)
@@ -414,9 +415,10 @@ static double startup_sample(int workers) {
     return elapsed * 1e3;
 }
 
-/* The taskserver: 4 workers started, `tasks` tasks pulled one at a time by whichever worker
- * answered, then every worker stopped; tasks per second over all of it. */
-static double taskserver_rate(long tasks) {
+/* The taskserver: 4 workers started, `tasks` tasks pulled by whichever worker answered, with
+ * `window` tasks in flight per worker (1: the seed's pattern; 4: pipelined as group.map does it),
+ * then every worker stopped; tasks per second over all of it. */
+static double taskserver_rate(long tasks, int window) {
     enum { WORKERS = 4 };
     double started = now_seconds();
     Client client;
@@ -434,7 +436,8 @@ static double taskserver_rate(long tasks) {
     long sent = 0, results = 0;
     for (int w = 0; w < WORKERS; w++) {
         client_send(&client, routing[w], 1, EXEC, "times10", 6);
-        if (sent < tasks) client_send(&client, routing[w], 1, DATA, payload, small_int(payload, (uint32_t)sent++));
+        for (int k = 0; k < window && sent < tasks; k++)
+            client_send(&client, routing[w], 1, DATA, payload, small_int(payload, (uint32_t)sent++));
     }
     while (results < tasks) {
         client_receive(&client, parts);
@@ -454,7 +457,9 @@ static double taskserver_rate(long tasks) {
 }
 
 static void run_figures(const Options *options, int relay) {
-    if (!relay && wants(options, "taskserver")) emit("taskserver_tasks_per_s", taskserver_rate(options->tasks));
+    if (!relay && wants(options, "taskserver")) emit("taskserver_tasks_per_s", taskserver_rate(options->tasks, 1));
+    if (!relay && wants(options, "taskserver-map"))
+        emit("taskserver_map_tasks_per_s", taskserver_rate(options->tasks, 4));
     if (!relay && wants(options, "startup")) {
         double times[256];
         int n = options->startup_samples < 256 ? options->startup_samples : 256;

@@ -141,7 +141,7 @@ final class Hub: IOThreadRole {
         switch command {
         case .send(let route, let message):
             traffic.sent(message.payload.count)
-            deliver(message, to: route, loop)
+            deliver(message, to: route)
         case .launch(let launch):
             handleLaunch(launch, loop)
         case .launchRemote(let launch):
@@ -170,7 +170,7 @@ final class Hub: IOThreadRole {
     // MARK: - Sending
 
     /// Sends a message to a gateway's worker, on the ROUTER or on its broker link.
-    private func deliver(_ message: WireMessage, to route: WorkerRoute, _ loop: IOLoop) {
+    private func deliver(_ message: WireMessage, to route: WorkerRoute) {
         switch route {
         case .local(let routingID):
             send(message, to: routingID)
@@ -245,7 +245,7 @@ final class Hub: IOThreadRole {
         case .hello:
             handleHello(message, gateway)
         case .bye:
-            if let loop { deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route, loop) }
+            deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route)
             gateway.post(.bye)
         default:
             // SPAWNED, SPAWN_FAILED and PEER_LOST come from a broker, about its gateways.

@@ -81,44 +81,48 @@ extension Group {
     ///   - task: The typed task to run.
     ///   - inputs: The inputs, an `AsyncSequence` (see the `Sequence` overload for plain ones).
     ///   - inFlightPerGateway: Calls in flight per gateway (at least 1).
+    ///   - chunkSize: Inputs per remote call (at least 1; default 1). A chunk is one message each way;
+    ///     the worker runs its inputs one after another and each input still gets its own result. A
+    ///     retried input always goes alone.
     ///   - ordered: `true` to yield results in input order, `false` (the default) as they complete.
     ///   - maxAttempts: How many times an input may be sent to a worker (at least 1).
-    ///   - timeLimit: How long one call may run; past it the map kills the call's worker (SIGKILL)
+    ///   - timeLimit: How long one remote call (a whole chunk, when chunked) may run; past it the map kills the call's worker (SIGKILL)
     ///     and treats the input as lost with it (``MapTimeLimitError``). `nil`: no limit.
     ///   - replaceDeadGateways: How many lost gateways the map may replace with a new gateway of the
     ///     same spec (added to the group), as xdist's `maxworkerrestart`. 0: none.
     /// - Returns: The results, one per input.
     public func map<T: TypedTask, Inputs: AsyncSequence & Sendable>(
-        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3,
-        timeLimit: Duration? = nil, replaceDeadGateways: Int = 0
+        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, chunkSize: Int = 1, ordered: Bool = false,
+        maxAttempts: Int = 3, timeLimit: Duration? = nil, replaceDeadGateways: Int = 0
     ) -> TaskMap<T, Inputs> where Inputs.Element == T.Input {
         TaskMap(gateways: gateways, inputs: inputs, inFlightPerGateway: Swift.max(1, inFlightPerGateway),
-                ordered: ordered, maxAttempts: Swift.max(1, maxAttempts), timeLimit: timeLimit,
+                chunkSize: Swift.max(1, chunkSize), ordered: ordered, maxAttempts: Swift.max(1, maxAttempts), timeLimit: timeLimit,
                 replacements: Swift.max(0, replaceDeadGateways), group: self, progress: MapProgress())
     }
 
     /// Runs the typed task `T` over a plain sequence of inputs; see
-    /// ``map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_)`` for the behaviour.
+    /// ``map(_:_:inFlightPerGateway:chunkSize:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_,_)`` for the behaviour.
     ///
     /// - Parameters:
     ///   - task: The typed task to run.
     ///   - inputs: The inputs.
     ///   - inFlightPerGateway: Calls in flight per gateway (at least 1).
+    ///   - chunkSize: Inputs per remote call.
     ///   - ordered: `true` to yield results in input order.
     ///   - maxAttempts: How many times an input may be sent to a worker.
     ///   - timeLimit: How long one call may run before its worker is killed.
     ///   - replaceDeadGateways: How many lost gateways the map may replace.
     /// - Returns: The results, one per input.
     public func map<T: TypedTask, Inputs: Sequence & Sendable>(
-        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, ordered: Bool = false, maxAttempts: Int = 3,
-        timeLimit: Duration? = nil, replaceDeadGateways: Int = 0
+        _ task: T.Type, _ inputs: Inputs, inFlightPerGateway: Int = 4, chunkSize: Int = 1, ordered: Bool = false,
+        maxAttempts: Int = 3, timeLimit: Duration? = nil, replaceDeadGateways: Int = 0
     ) -> TaskMap<T, SequenceInputs<Inputs>> where Inputs.Element == T.Input {
-        map(task, SequenceInputs(base: inputs), inFlightPerGateway: inFlightPerGateway, ordered: ordered,
+        map(task, SequenceInputs(base: inputs), inFlightPerGateway: inFlightPerGateway, chunkSize: chunkSize, ordered: ordered,
             maxAttempts: maxAttempts, timeLimit: timeLimit, replaceDeadGateways: replaceDeadGateways)
     }
 }
 
-/// A plain `Sequence` seen as an `AsyncSequence`, for ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_)``.
+/// A plain `Sequence` seen as an `AsyncSequence`, for ``Group/map(_:_:inFlightPerGateway:chunkSize:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_,_)``.
 public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable {
     /// The wrapped sequence.
     public let base: Base
@@ -134,7 +138,7 @@ public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeIterator()) }
 }
 
-/// The results of ``Group/map(_:_:inFlightPerGateway:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_)``.
+/// The results of ``Group/map(_:_:inFlightPerGateway:chunkSize:ordered:maxAttempts:timeLimit:replaceDeadGateways:)-(T.Type,Inputs,_,_,_,_,_,_)``.
 ///
 /// Iterate it once: each iteration starts the map anew. The iterator throws only if the input
 /// sequence throws (after the results of the inputs taken before) or the consumer is cancelled.
@@ -146,6 +150,7 @@ where Inputs.Element == T.Input {
     let gateways: [Gateway]
     let inputs: Inputs
     let inFlightPerGateway: Int
+    let chunkSize: Int
     let ordered: Bool
     let maxAttempts: Int
     let timeLimit: Duration?
@@ -172,8 +177,8 @@ where Inputs.Element == T.Input {
     /// Starts the map and returns its iterator.
     public func makeAsyncIterator() -> AsyncIterator {
         let engine = MapEngine<T, Inputs>(
-            inputs: inputs, capacity: Swift.max(1, gateways.count) * inFlightPerGateway * 4,
-            ordered: ordered, maxAttempts: maxAttempts, timeLimit: timeLimit, replacements: replacements,
+            inputs: inputs, capacity: Swift.max(1, gateways.count) * inFlightPerGateway * chunkSize * 4,
+            ordered: ordered, maxAttempts: maxAttempts, chunkSize: chunkSize, timeLimit: timeLimit, replacements: replacements,
             group: group, lanesPerGateway: inFlightPerGateway, progress: progress)
         progress.start()
         let lanes = gateways.filter(\.isAlive).flatMap { Array(repeating: $0, count: inFlightPerGateway) }
@@ -237,9 +242,10 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     private let capacity: Int
     private let ordered: Bool
     private let maxAttempts: Int
+    private let chunkSize: Int
     private let timeLimit: Duration?
     private var deadGateways: Set<String> = []
-    /// Calls in flight per gateway.
+    /// Inputs in flight per gateway.
     private var busy: [String: Int] = [:]
     /// Gateways running a retried input alone (so that a second death is the input's own doing).
     private var isolated: Set<String> = []
@@ -257,8 +263,9 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     private let lanesPerGateway: Int
     private let group: Group
 
-    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, timeLimit: Duration?, replacements: Int,
-         group: Group, lanesPerGateway: Int, progress: MapProgress) {
+    init(inputs: Inputs, capacity: Int, ordered: Bool, maxAttempts: Int, chunkSize: Int, timeLimit: Duration?,
+         replacements: Int, group: Group, lanesPerGateway: Int, progress: MapProgress) {
+        self.chunkSize = chunkSize
         self.lanesPerGateway = lanesPerGateway
         self.timeLimit = timeLimit
         self.replacementsLeft = replacements
@@ -298,26 +305,54 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     }
 
     private nonisolated func lane(_ gateway: Gateway) async {
-        while let item = await take(gatewayID: gateway.id) {
+        while let batch = await take(gatewayID: gateway.id) {
+            // One input goes as a single call; a chunk as one call carrying every input.
+            let results: [Result<T.Output, any Error>]
             do {
-                let output = try await callWithinLimit(gateway, item.input)
-                await finish(item, .success(output), gatewayID: gateway.id)
-            } catch let error as RemoteTaskError where T.isRetryable(error) {
-                await lost(item, error, gatewayID: gateway.id, gatewayLost: false)
-            } catch let error as RemoteTaskError {
-                await finish(item, .failure(MapFailure(index: item.index, causes: item.causes + [error])), gatewayID: gateway.id)
-            } catch let error where error is DecodingError || error is EncodingError {
-                await finish(item, .failure(MapFailure(index: item.index, causes: item.causes + [error])), gatewayID: gateway.id)
+                if batch.count == 1 {
+                    let input = batch[0].input
+                    results = [.success(try await withinLimit(gateway) { try await gateway.call(T.self, input) })]
+                } else {
+                    let inputs = batch.map(\.input)
+                    results = try await withinLimit(gateway) { try await gateway.callChunk(T.self, inputs) }
+                }
+            } catch let error where Self.isFinal(error) {
+                for item in batch { await settle(item, .failure(error), gatewayID: gateway.id) }
+                continue
             } catch {
                 if Task.isCancelled {
-                    await abandon(gatewayID: gateway.id)
+                    await abandon(batch.count, gatewayID: gateway.id)
                     return
                 }
-                if await lost(item, error, gatewayID: gateway.id, gatewayLost: true) {
-                    await replace(gateway)
+                var shouldReplace = false
+                for item in batch where await lost(item, error, gatewayID: gateway.id, gatewayLost: true) {
+                    shouldReplace = true
                 }
+                if shouldReplace { await replace(gateway) }
                 return
             }
+            for (item, result) in zip(batch, results) { await settle(item, result, gatewayID: gateway.id) }
+        }
+    }
+
+    /// Whether a call's error ends its input for good (the worker is fine: the task or the input
+    /// is at fault), rather than counting as a lost worker.
+    private static func isFinal(_ error: any Error) -> Bool {
+        if error is RemoteTaskError || error is UnknownTaskError || error is RemoteError { return true }
+        if error is DecodingError || error is EncodingError { return true }
+        if let error = error as? ExecnetError { return error.code == .unencodable || error.code == .messageTooLarge }
+        return false
+    }
+
+    /// Records the result of one input whose call came back (its worker is alive).
+    private func settle(_ item: WorkItem, _ result: Result<T.Output, any Error>, gatewayID: String) {
+        switch result {
+        case .success(let output):
+            finish(item, .success(output), gatewayID: gatewayID)
+        case .failure(let error as RemoteTaskError) where T.isRetryable(error):
+            lost(item, error, gatewayID: gatewayID, gatewayLost: false)
+        case .failure(let error):
+            finish(item, .failure(MapFailure(index: item.index, causes: item.causes + [error])), gatewayID: gatewayID)
         }
     }
 
@@ -334,17 +369,19 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
         }
     }
 
-    /// Calls the task; past the time limit, kills the worker and throws ``MapTimeLimitError``.
-    private nonisolated func callWithinLimit(_ gateway: Gateway, _ input: T.Input) async throws -> T.Output {
-        guard let timeLimit else { return try await gateway.call(T.self, input) }
-        return try await withThrowingTaskGroup(of: T.Output?.self) { calls in
-            calls.addTask { try await gateway.call(T.self, input) }
+    /// Runs one call; past the time limit, kills the worker and throws ``MapTimeLimitError``.
+    private nonisolated func withinLimit<R: Sendable>(
+        _ gateway: Gateway, _ call: @escaping @Sendable () async throws -> R
+    ) async throws -> R {
+        guard let timeLimit else { return try await call() }
+        return try await withThrowingTaskGroup(of: R?.self) { calls in
+            calls.addTask { try await call() }
             calls.addTask {
                 try await Task.sleep(for: timeLimit)
                 return nil
             }
             defer { calls.cancelAll() }
-            let first: T.Output? = try await calls.next() ?? nil
+            let first: R? = try await calls.next() ?? nil
             if let output = first { return output }
             // A hung task: its worker is killed and the input counts as lost with it.
             gateway.kill()
@@ -354,51 +391,53 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
 
     // MARK: Lanes
 
-    /// The next input for a lane of `gatewayID`, or `nil` when there is no more work for it.
-    private func take(gatewayID: String) async -> WorkItem? {
+    /// The next inputs for a lane of `gatewayID` (up to `chunkSize`; a retried input alone), or
+    /// `nil` when there is no more work for it.
+    private func take(gatewayID: String) async -> [WorkItem]? {
         while true {
             if cancelled || Task.isCancelled || deadGateways.contains(gatewayID) { return nil }
             if isolated.contains(gatewayID) {
                 await withCheckedContinuation { takers.append($0) }
                 continue
             }
-            if let item = fresh.popFirst() {
-                inFlight += 1
-                noteInFlight()
-                busy[gatewayID, default: 0] += 1
-                return item
+            if !fresh.isEmpty {
+                var batch: [WorkItem] = []
+                while batch.count < chunkSize, let item = fresh.popFirst() { batch.append(item) }
+                return claim(batch, gatewayID: gatewayID)
             }
             if !retries.isEmpty {
                 // A retried input runs alone on its gateway: a worker that dies then died of it, not
                 // of a bystander. Lanes of busy gateways wait for their gateway to drain.
                 if busy[gatewayID, default: 0] == 0, let item = retries.popFirst() {
-                    inFlight += 1
-                    noteInFlight()
-                    busy[gatewayID, default: 0] += 1
                     isolated.insert(gatewayID)
-                    return item
+                    return claim([item], gatewayID: gatewayID)
                 }
                 await withCheckedContinuation { takers.append($0) }
                 continue
             }
             if !inputsDone && !pulling && outstanding < capacity {
-                if let item = await pullInput() {
-                    if deadGateways.contains(gatewayID) || isolated.contains(gatewayID) || !retries.isEmpty {
-                        // The gateway died or the rules changed while pulling: hand the input to whoever comes next.
-                        fresh.append(item)
-                        wakeTakers()
-                        continue
-                    }
-                    inFlight += 1
-                    noteInFlight()
-                    busy[gatewayID, default: 0] += 1
-                    return item
+                var batch: [WorkItem] = []
+                while batch.count < chunkSize, outstanding < capacity, let item = await pullInput() { batch.append(item) }
+                if batch.isEmpty { continue }
+                if deadGateways.contains(gatewayID) || isolated.contains(gatewayID) || !retries.isEmpty {
+                    // The gateway died or the rules changed while pulling: hand the inputs to whoever comes next.
+                    fresh.append(contentsOf: batch)
+                    wakeTakers()
+                    continue
                 }
-                continue
+                return claim(batch, gatewayID: gatewayID)
             }
             if inputsDone && !pulling && retries.isEmpty && fresh.isEmpty && inFlight == 0 { return nil }
             await withCheckedContinuation { takers.append($0) }
         }
+    }
+
+    /// Counts `batch` as running on `gatewayID`.
+    private func claim(_ batch: [WorkItem], gatewayID: String) -> [WorkItem] {
+        inFlight += batch.count
+        noteInFlight()
+        busy[gatewayID, default: 0] += batch.count
+        return batch
     }
 
     /// Pulls the next input (one puller at a time), counting it as outstanding.
@@ -493,10 +532,12 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
         if busy[gatewayID] == 0 { isolated.remove(gatewayID) }
     }
 
-    /// A lane stopped by cancellation gives up its input.
-    private func abandon(gatewayID: String) {
-        inFlight -= 1
-        release(gatewayID)
+    /// A lane stopped by cancellation gives up its inputs.
+    private func abandon(_ count: Int, gatewayID: String) {
+        for _ in 0..<count {
+            inFlight -= 1
+            release(gatewayID)
+        }
         wakeTakers()
     }
 

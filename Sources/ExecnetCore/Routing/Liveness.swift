@@ -40,6 +40,14 @@ package struct PeerLiveness: Sendable {
         lastSent = now
     }
 
+    /// Bookkeeping for a peer that is still starting (a worker process not yet connected): it is
+    /// given at least `allowance` before its silence counts, since a process start on a loaded host
+    /// can take longer than a liveness window. Its first traffic puts it on the normal expiry.
+    package init(starting now: ContinuousClock.Instant, settings: LivenessSettings, allowance: Duration) {
+        expiry = now.advanced(by: max(settings.expiry, allowance))
+        lastSent = now
+    }
+
     /// Any traffic from the peer refreshes its expiry.
     package mutating func heard(now: ContinuousClock.Instant, settings: LivenessSettings) {
         expiry = now.advanced(by: settings.expiry)
