@@ -5,20 +5,26 @@
 import ZeroMQ
 
 /// Payloads from this size on are handed to libzmq without a copy.
-let zeroCopyPayloadSize = 32 << 10
+@usableFromInline let zeroCopyPayloadSize = 32 << 10
 
 /// One message received from a socket: its routing id (ROUTER only) and the parsed message, or
 /// why the frames after the routing id were not a protocol message.
-package struct ReceivedWireMessage {
-    package var routingID: [UInt8]
+@usableFromInline package struct ReceivedWireMessage {
+    @inlinable package init(routingID: [UInt8], message: WireMessage?, problem: ExecnetError?) {
+        self.routingID = routingID
+        self.message = message
+        self.problem = problem
+    }
+
+    @usableFromInline package var routingID: [UInt8]
     /// The message, or `nil` if its frames were malformed (see `problem`). Two optionals rather
     /// than a `Result`: a multi-payload enum of two large structs is handled through the runtime
     /// on every message.
-    package var message: WireMessage?
-    package var problem: ExecnetError?
+    @usableFromInline package var message: WireMessage?
+    @usableFromInline package var problem: ExecnetError?
 
     /// The message, or the problem with its frames.
-    package func get() throws(ExecnetError) -> WireMessage {
+    @inlinable package func get() throws(ExecnetError) -> WireMessage {
         if let message { return message }
         throw problem ?? ExecnetError(.protocolViolation, "malformed message")
     }
@@ -29,7 +35,7 @@ extension ZMQSocket {
     ///
     /// - Returns: `false` if the first frame would have blocked (`dontWait`); nothing was sent.
     /// - Throws: ``ZMQError`` as ``ZMQSocket/send(_:dontWait:)`` does.
-    package func sendWire(_ message: WireMessage, routingID: [UInt8]?, dontWait: Bool) throws -> Bool {
+    @inlinable package func sendWire(_ message: WireMessage, routingID: [UInt8]?, dontWait: Bool) throws -> Bool {
         var first = true
         if let routingID {
             let sent = try routingID.withUnsafeBytes { try sendFrame($0, more: true, dontWait: dontWait) }
@@ -57,7 +63,7 @@ extension ZMQSocket {
     ///
     /// - Returns: The message (or the protocol error its frames make), or `nil` if none was waiting.
     /// - Throws: ``ZMQError`` from the socket.
-    package func receiveWire(routed: Bool) throws -> ReceivedWireMessage? {
+    @inlinable package func receiveWire(routed: Bool) throws -> ReceivedWireMessage? {
         var routingID: [UInt8] = []
         var channelID: Int32 = 0
         var type: MessageType?

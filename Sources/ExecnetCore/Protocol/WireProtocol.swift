@@ -5,7 +5,7 @@
 package let wireProtocolVersion: Int64 = 2
 
 /// The kind of a message: the one-byte type frame.
-package enum MessageType: UInt8, Sendable, CustomStringConvertible {
+@usableFromInline package enum MessageType: UInt8, Sendable, CustomStringConvertible {
     /// Worker to client, first message: protocol version and the worker's identity (a dict).
     case hello = 1
     /// Client to worker: start a task on a new channel; payload `(name, args, kwargs)`.
@@ -54,7 +54,7 @@ package enum MessageType: UInt8, Sendable, CustomStringConvertible {
     /// To the broker and back: the broker's status table (a dict).
     case brokerStatus = 22
 
-    package var description: String {
+    @usableFromInline package var description: String {
         switch self {
         case .hello: "HELLO"
         case .exec: "EXEC"
@@ -83,15 +83,15 @@ package enum MessageType: UInt8, Sendable, CustomStringConvertible {
 }
 
 /// One protocol message, without its routing envelope: channel id, type and payload.
-package struct WireMessage: Sendable {
+@usableFromInline package struct WireMessage: Sendable {
     /// The channel this message belongs to; 0 for gateway-level messages.
-    package var channelID: Int32
+    @usableFromInline package var channelID: Int32
     /// What the message means.
-    package var type: MessageType
+    @usableFromInline package var type: MessageType
     /// The payload, in the serializer's internal form (or empty).
-    package var payload: [UInt8]
+    @usableFromInline package var payload: [UInt8]
 
-    package init(channelID: Int32, type: MessageType, payload: [UInt8]) {
+    @inlinable package init(channelID: Int32, type: MessageType, payload: [UInt8]) {
         self.channelID = channelID
         self.type = type
         self.payload = payload
@@ -133,7 +133,7 @@ package struct WireMessage: Sendable {
 }
 
 /// A short hex dump of at most `limit` bytes, for logs of malformed frames.
-package func hexDump(_ bytes: some Collection<UInt8>, limit: Int = 32) -> String {
+@usableFromInline package func hexDump(_ bytes: some Collection<UInt8>, limit: Int = 32) -> String {
     let digits: [Character] = Array("0123456789abcdef")
     var text = ""
     for byte in bytes.prefix(limit) {
