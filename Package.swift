@@ -162,10 +162,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The typed tasks of the test worker, declared once for it and the tests (not a product).
+        .target(
+            name: "ExecnetTestTasks",
+            dependencies: ["Execnet"],
+            swiftSettings: swiftSettings
+        ),
         // A worker with the tasks the integration tests drive (not a product).
         .executableTarget(
             name: "ExecnetTestWorker",
-            dependencies: ["Execnet"],
+            dependencies: ["Execnet", "ExecnetTestTasks"],
             swiftSettings: swiftSettings
         ),
         // A client that is its own worker, for tests that kill a client (not a product).
@@ -180,11 +186,21 @@ let package = Package(
             dependencies: ["Execnet"],
             swiftSettings: swiftSettings
         ),
+        // The command-line options the two taskserver examples share.
+        .target(
+            name: "TaskServerOptions",
+            dependencies: [
+                "Execnet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The seed's taskserver example.
         .executableTarget(
             name: "TaskServer",
             dependencies: [
                 "Execnet",
+                "TaskServerOptions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -194,6 +210,7 @@ let package = Package(
             name: "TaskServerMap",
             dependencies: [
                 "Execnet",
+                "TaskServerOptions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -233,7 +250,7 @@ let package = Package(
                 "Execnet", "ExecnetValue", "ExecnetCore", "ExecnetClient", "ExecnetWorkerRuntime",
                 "ExecnetBrokerServer", "ExecnetHostAgent", "ZeroMQ",
                 "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
-                "ExecnetBroker", "ExecnetAgent", "ExecnetExamples", "TaskServerMap",
+                "ExecnetBroker", "ExecnetAgent", "ExecnetExamples", "TaskServerMap", "ExecnetTestTasks",
             ],
             swiftSettings: swiftSettings
         ),

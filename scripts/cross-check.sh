@@ -11,10 +11,7 @@ VENV=.venv-crosscheck
 SCRATCH=${SCRATCH:-.build-ser}
 CONFIG=${CONFIG:-release}
 
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "execnet==2.1.2"
+bash scripts/python-venv.sh
 
 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product execnet-bench
 BIN="$(swift build -c "$CONFIG" --scratch-path "$SCRATCH" --show-bin-path)/execnet-bench"

@@ -6,7 +6,8 @@
 //   0: `loads` (versioned), then the round-trip invariant: what decodes, encodes, and decodes to itself;
 //   1: the channel payload decoder (unversioned), same invariant;
 //   2: `WireMessage.parse` of frames cut from the input (each frame: a length byte, then bytes),
-//      then the payload through the channel decoder and `ControlPayload`.
+//      then the payload through the channel decoder and `ControlPayload`; the broker's header
+//      decoding (`WireCodec.decodeHeader`) must agree with it on three frames.
 
 @testable import ExecnetCore
 @testable import ExecnetValue
@@ -46,7 +47,16 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             frames.append(Array(input[(i + 1)..<end]))
             i = end
         }
-        if let message = try? WireMessage.parse(frames) {
+        let parsed = try? WireMessage.parse(frames)
+        if frames.count == 3 {
+            let header = frames[0].withUnsafeBytes { channel in
+                frames[1].withUnsafeBytes { type in try? WireCodec.decodeHeader(channel: channel, type: type) }
+            }
+            if header?.channelID != parsed?.channelID || header?.type != parsed?.type {
+                fatalError("the frame codec's two paths disagree on \(frames)")
+            }
+        }
+        if let message = parsed {
             _ = try? Serializer.decodeInternal(message.payload, resolveChannel: nil)
             if let control = ControlPayload(decoding: message.payload) {
                 _ = control.workerExit

@@ -38,10 +38,6 @@ int cexecnet_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-int cexecnet_set_parent_death_signal(int sig) {
-    return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0);
-}
-
 int cexecnet_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, name, 0, 0, 0);
 }
@@ -72,11 +68,6 @@ int cexecnet_eventfd_drain(int fd) {
         return -1;
     }
 }
-
-int cexecnet_wifexited(int status) { return WIFEXITED(status); }
-int cexecnet_wexitstatus(int status) { return WEXITSTATUS(status); }
-int cexecnet_wifsignaled(int status) { return WIFSIGNALED(status); }
-int cexecnet_wtermsig(int status) { return WTERMSIG(status); }
 
 int cexecnet_waitid_pidfd(int pidfd, int *code, int *signaled) {
     siginfo_t info;

@@ -201,7 +201,7 @@ extension Broker {
     /// forwarded (a stale grant, or a violation whose sender was cut off).
     func admitChannelTraffic(
         worker: PeerAddress, key: PeerKey, fromWorker: Bool, sender: PeerAddress,
-        channelID: Int32, type: MessageType, payloadSize: Int, payload: () -> [UInt8]
+        channelID: Int32, type: GatewayMessageType, payloadSize: Int, payload: () -> [UInt8]
     ) -> Bool {
         let verdict: FlowVerdict
         switch type {
@@ -217,7 +217,7 @@ extension Broker {
             verdict = flow.credit(worker: key, channelID, fromWorker: fromWorker, messages: messages, bytes: bytes)
         case .close, .closeError:
             flow.close(worker: key, channelID, fromWorker: fromWorker)
-            table.noteChannelMessage(worker: worker, channelID: channelID, type: type)
+            table.noteChannelMessage(worker: worker, channelID: channelID, type: .gateway(type))
             verdict = .forward
         default:
             verdict = .forward

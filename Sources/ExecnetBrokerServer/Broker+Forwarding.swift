@@ -47,13 +47,13 @@ extension Broker {
         if payload.hasMore {
             return handleWorker(address, ([channel.bytes, type.bytes, payload.bytes] + (try Self.receiveRest(router)))[...])
         }
-        guard let channelID = channel.channelID, let kind = type.messageType, kind.isForwardedChannelTraffic else {
+        guard let (channelID, kind) = Self.forwardedHeader(channel, type) else {
             return handleWorker(address, [channel.bytes, type.bytes, payload.bytes][...])
         }
         guard admitChannelTraffic(worker: address, key: key, fromWorker: true, sender: address, channelID: channelID,
                                   type: kind, payloadSize: payload.count, payload: { payload.bytes })
         else { return }
-        if !forward(to: owner, prefix: address, &channel, &type, &payload, now: now) {
+        if !forward(to: owner, prefix: address, channelID, kind, &channel, &type, &payload, now: now) {
             logger.debug("the owner of \(table.worker(address)?.gatewayID ?? "?") is not connected; dropped \(kind)")
         }
     }
@@ -75,26 +75,27 @@ extension Broker {
             return handleClient(client, ([targetAddress, channel.bytes, type.bytes, payload.bytes] + rest)[...])
         }
         let targetKey = PeerKey(targetAddress)
-        guard !targetAddress.isEmpty, let channelID = channel.channelID, let kind = type.messageType,
-            kind.isForwardedChannelTraffic, table.workerOwner(targetKey) == client
+        guard !targetAddress.isEmpty, let (channelID, kind) = Self.forwardedHeader(channel, type),
+            table.workerOwner(targetKey) == client
         else {
             return handleClient(client, [targetAddress, channel.bytes, type.bytes, payload.bytes][...])
         }
         guard admitChannelTraffic(worker: targetAddress, key: targetKey, fromWorker: false, sender: client, channelID: channelID,
                                   type: kind, payloadSize: payload.count, payload: { payload.bytes })
         else { return }
-        if !forward(to: targetAddress, prefix: nil, &channel, &type, &payload, now: now) {
+        if !forward(to: targetAddress, prefix: nil, channelID, kind, &channel, &type, &payload, now: now) {
             logger.debug("worker \(table.worker(targetAddress)?.gatewayID ?? "?") is not connected; dropped \(kind)")
         }
     }
 
     // MARK: - Sending
 
-    /// Sends `[destination][prefix?][channel][type][payload]`, the last three as received.
+    /// Sends `[destination][prefix?][channel][type][payload]`, the last three as received; behind
+    /// a backlog, or meeting a full pipe, through the outbox (which copies them).
     ///
-    /// - Returns: `false` if the destination is not connected (the message is dropped).
+    /// - Returns: `false` if the destination is not connected, or was refused at the outbox's cap.
     private func forward(
-        to destination: PeerAddress, prefix: PeerAddress?,
+        to destination: PeerAddress, prefix: PeerAddress?, _ channelID: Int32, _ kind: GatewayMessageType,
         _ channel: inout ZMQMessage, _ type: inout ZMQMessage, _ payload: inout ZMQMessage, now: ContinuousClock.Instant
     ) -> Bool {
         guard let router, let outbox else { return false }
@@ -104,12 +105,11 @@ extension Broker {
             lastNotedSent = destination
         }
         func queued() -> Bool {
-            // Behind a backlog, or meeting a full pipe: the outbox keeps the order and retries.
-            var frames: [[UInt8]] = prefix.map { [$0] } ?? []
-            frames += [channel.bytes, type.bytes, payload.bytes]
-            return outbox.send(frames, to: destination)
+            // The outbox keeps the order, and retries.
+            let message = WireMessage(channelID: channelID, type: .gateway(kind), payload: payload.bytes)
+            return delivered(outbox.send(message, envelope: prefix, to: destination), to: destination)
         }
-        if outbox.hasBacklog { return queued() }
+        if outbox.hasBacklog(for: destination) { return queued() }
         do {
             guard try destination.withUnsafeBytes({ try router.sendFrame($0, more: true, dontWait: true) }) else {
                 return queued()
@@ -151,7 +151,7 @@ extension Broker {
     }
 }
 
-extension MessageType {
+extension GatewayMessageType {
     /// Channel traffic the broker forwards between a client and its worker without looking inside.
     var isForwardedChannelTraffic: Bool {
         switch self {
@@ -161,17 +161,18 @@ extension MessageType {
     }
 }
 
-extension ZMQMessage {
-    /// The channel id, if this is a 4-byte channel frame.
-    var channelID: Int32? {
-        withUnsafeBytes { bytes in
-            guard bytes.count == 4 else { return nil }
-            return Int32(bitPattern: UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
+extension Broker {
+    /// The header of a message to forward in place, decoded by the frame codec (``WireCodec``)
+    /// from the received frames; `nil` if it is malformed or not channel traffic (the general
+    /// path then parses the same frames with the same codec, and says why).
+    static func forwardedHeader(_ channel: borrowing ZMQMessage, _ type: borrowing ZMQMessage) -> (Int32, GatewayMessageType)? {
+        channel.withUnsafeBytes { channelBytes in
+            type.withUnsafeBytes { typeBytes in
+                guard let header = try? WireCodec.decodeHeader(channel: channelBytes, type: typeBytes),
+                    case .gateway(let kind) = header.type, kind.isForwardedChannelTraffic
+                else { return nil }
+                return (header.channelID, kind)
+            }
         }
-    }
-
-    /// The message type, if this is a 1-byte type frame of a known type.
-    var messageType: MessageType? {
-        withUnsafeBytes { bytes in bytes.count == 1 ? MessageType(rawValue: bytes[0]) : nil }
     }
 }

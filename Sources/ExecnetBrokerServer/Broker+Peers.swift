@@ -33,7 +33,7 @@ extension Broker {
             rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(record.gatewayID)")
             return
         }
-        if !send([address] + message.frames, to: record.owner) {
+        if !send(message, envelope: address, to: record.owner) {
             logger.debug("the owner of \(record.gatewayID) is not connected; dropped \(message.type)")
         }
     }
@@ -71,7 +71,7 @@ extension Broker {
             sendToPeer(worker.agent, .kill, order.encoded)
         case .exec, .data, .close, .closeError, .credit, .status, .terminate, .farewell:
             table.noteChannelMessage(worker: target, channelID: message.channelID, type: message.type)
-            if !send(message.frames, to: target) {
+            if !send(message, to: target) {
                 logger.debug("worker \(worker.gatewayID) is not connected; dropped \(message.type)")
             }
         default:
@@ -223,7 +223,7 @@ extension Broker {
             case .clientHello:
                 welcome(client: address, message)
             case .brokerStatus:
-                send([[]] + WireMessage(channelID: message.channelID, type: .brokerStatus, payload: statusAnswer()).frames, to: address)
+                send(WireMessage(channelID: message.channelID, type: .brokerStatus, payload: statusAnswer()), envelope: [], to: address)
             default:
                 sendToClient(address, about: [], .unknownPeer)
             }

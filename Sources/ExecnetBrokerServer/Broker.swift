@@ -35,7 +35,9 @@ final class Broker: IOThreadRole {
     /// Where dropped peer input is logged, at most once per kind and interval.
     private(set) lazy var rogue = RateLimitedLogger(logger: logger, timers: nil)
     var router: ZMQSocket?
-    var outbox: RouterOutbox?
+    var outbox: Outbox?
+    /// Peers a message was refused for at the outbox's cap: cut off after this turn.
+    var overCapPeers: [PeerAddress] = []
     var zap: ZAPHandler?
     var table: RoutingTable
     /// Per-channel credit as forwarded (Broker+FlowControl.swift).
@@ -115,8 +117,10 @@ final class Broker: IOThreadRole {
         }
         shared.endpoints.withLock { $0 = endpoints }
         self.router = router
-        self.outbox = RouterOutbox(socket: router, logger: logger)
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        // Past the pipes' mark a peer's messages wait in the outbox, counted; one that leaves more
+        // than its credit allows is cut off (`checkQueues`), and none may hold the whole memory cap.
+        self.outbox = Outbox(socket: router, routed: true, cap: configuration.limits.maxInFlightBytes, logger: logger, loop: loop)
         scheduleTick(loop)
         logger.info("broker listening on \(endpoints.joined(separator: ", "))\(configuration.security == nil ? "" : " (CURVE)")")
     }
@@ -128,7 +132,7 @@ final class Broker: IOThreadRole {
             shuttingDown = true
             logger.info("shutting down: asking \(table.workers.count) workers to exit")
             for address in table.workers.keys.map(\.bytes) {
-                send(WireMessage(channelID: 0, type: .terminate, payload: []).frames, to: address)
+                send(WireMessage(channelID: 0, type: .terminate, payload: []), to: address)
             }
             checkDrained()
         case .reloadKeys(let keys):
@@ -137,11 +141,18 @@ final class Broker: IOThreadRole {
     }
 
     func afterWakeUp(_ loop: IOLoop) {
-        outbox?.flush(loop)
+        if !overCapPeers.isEmpty {
+            let peers = overCapPeers
+            overCapPeers = []
+            for address in peers {
+                cutOff(address, reason: "left more than \(configuration.limits.maxInFlightBytes) bytes unread (the broker's queue cap)")
+            }
+        }
         if outbox?.hasBacklog == true { checkQueues() }
     }
 
     func tearDown(_ loop: IOLoop) {
+        outbox?.close()
         outbox = nil
         router?.close()
         router = nil
@@ -151,23 +162,40 @@ final class Broker: IOThreadRole {
 
     // MARK: - Sending
 
-    /// Sends to a peer and notes it for heartbeat bookkeeping.
+    /// Sends to a peer (after `envelope`, the address frame a client's messages carry) and notes
+    /// it for heartbeat bookkeeping.
+    ///
+    /// - Returns: `false` if the message was not delivered: the peer is not connected, or it was
+    ///   refused at the outbox's cap (the peer is then cut off after this turn).
     @discardableResult
-    func send(_ frames: [[UInt8]], to address: PeerAddress) -> Bool {
+    func send(_ message: WireMessage, envelope: [UInt8]? = nil, to address: PeerAddress) -> Bool {
         guard let outbox else { return false }
         messagesOut += 1
         table.sent(to: address, now: .now)
-        return outbox.send(frames, to: address)
+        return delivered(outbox.send(message, envelope: envelope, to: address), to: address)
+    }
+
+    /// Whether an outbox outcome delivers (now or later); a refusal at the cap marks the peer.
+    func delivered(_ outcome: OutboxOutcome, to address: PeerAddress) -> Bool {
+        switch outcome {
+        case .sent, .queued:
+            return true
+        case .overCap:
+            if !overCapPeers.contains(address) { overCapPeers.append(address) }
+            return false
+        case .unreachable, .failed:
+            return false
+        }
     }
 
     /// Sends a control message to a client: `[address or empty][channel][type][payload]`.
-    func sendToClient(_ client: PeerAddress, about address: PeerAddress, channelID: Int32 = 0, _ type: MessageType, _ payload: [UInt8] = []) {
-        send([address] + WireMessage(channelID: channelID, type: type, payload: payload).frames, to: client)
+    func sendToClient(_ client: PeerAddress, about address: PeerAddress, channelID: Int32 = 0, _ type: BrokerMessageType, _ payload: [UInt8] = []) {
+        send(WireMessage(channelID: channelID, type: .broker(type), payload: payload), envelope: address, to: client)
     }
 
     /// Sends a control message to an agent or worker: `[channel][type][payload]`.
-    func sendToPeer(_ address: PeerAddress, _ type: MessageType, _ payload: [UInt8] = [], channelID: Int32 = 0) {
-        send(WireMessage(channelID: channelID, type: type, payload: payload).frames, to: address)
+    func sendToPeer(_ address: PeerAddress, _ type: BrokerMessageType, _ payload: [UInt8] = [], channelID: Int32 = 0) {
+        send(WireMessage(channelID: channelID, type: .broker(type), payload: payload), to: address)
     }
 
     // MARK: - Receiving

@@ -223,8 +223,8 @@ struct RoutingTable: Sendable {
         let key = PeerKey(address)
         guard channelID != 0, workers[key] != nil else { return }
         switch type {
-        case .exec, .data: workers[key]!.openChannels.insert(channelID)
-        case .close, .closeError: workers[key]!.openChannels.remove(channelID)
+        case .gateway(.exec), .gateway(.data): workers[key]!.openChannels.insert(channelID)
+        case .gateway(.close), .gateway(.closeError): workers[key]!.openChannels.remove(channelID)
         default: break
         }
     }

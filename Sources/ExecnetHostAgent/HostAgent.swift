@@ -1,7 +1,8 @@
 // A host agent: registers this host with a broker and starts one worker process per gateway the
-// broker asks for (the same isolation as popen), applies chdir/env/nice through the worker's
-// environment, reports each worker's exit from its pidfd at once, and kills workers on request.
-// It heartbeats with the broker and registers again when the broker comes back.
+// broker asks for (the same ProcessSupervisor and WorkerEnvironment as popen), applies
+// chdir/env/nice through the worker's environment, reports each worker's exit from its pidfd at
+// once, forwards its output line by line, and kills workers on request. Its BrokerSession
+// heartbeats with the broker and registers again when the broker comes back.
 
 import CExecnetShims
 import ExecnetCore
@@ -67,6 +68,9 @@ public struct AgentConfiguration: Sendable {
     public var clientUsers: [String: WorkerUser] = [:]
     /// The user the workers of clients not in ``clientUsers`` run as; `nil`: the agent's own.
     public var defaultUser: WorkerUser?
+    /// Where the workers' stdout and stderr lines go, on the agent's I/O thread (it must return
+    /// quickly); `nil`: the agent's stderr, each line prefixed with its gateway id (`[gw0] `).
+    public var outputHandler: WorkerOutputHandler?
     /// The logger.
     public var logger: Logger
 
@@ -157,30 +161,21 @@ enum AgentCommand: Sendable {}
 final class AgentConnection: IOThreadRole {
     typealias Command = AgentCommand
 
-    private struct RunningWorker {
-        let address: [UInt8]
-        let gatewayID: String
-        let pid: pid_t
-        let pidfd: Int32
-        var outputs: [Int32]
-    }
-
     let configuration: AgentConfiguration
     let context: ZMQContext
     let shared: AgentShared
     var logger: Logger { configuration.logger }
     private var dealer: ZMQSocket?
-    private var settings: LivenessSettings
-    private var registered = false
-    private var expiry = ContinuousClock.now
-    private var lastSent = ContinuousClock.now
-    private var lastHello = ContinuousClock.now
-    private var workers: [[UInt8]: RunningWorker] = [:]
+    private var session: BrokerSession
+    /// The running workers (by address), set in setUp.
+    private var processes: ProcessSupervisor<[UInt8]>?
+    /// The gateway id of each running worker, by address.
+    private var gatewayIDs: [[UInt8]: String] = [:]
     private weak var loop: IOLoop?
 
     init(configuration: AgentConfiguration, context: ZMQContext, shared: AgentShared) {
         self.configuration = configuration
-        self.settings = configuration.liveness
+        self.session = BrokerSession(settings: configuration.liveness, registers: true, now: .now)
         self.context = context
         self.shared = shared
     }
@@ -190,8 +185,13 @@ final class AgentConnection: IOThreadRole {
         try dealer.connect(configuration.broker)
         self.dealer = dealer
         self.loop = loop
+        let output = configuration.outputHandler ?? defaultOutputHandler
+        processes = ProcessSupervisor(
+            loop: loop,
+            onLine: { [unowned self] address, stream, line in output(self.gatewayIDs[address] ?? "gw", stream, line) },
+            onExit: { [unowned self] address, exit in self.workerExited(address, exit) })
         loop.addSocket(dealer) { [unowned self] in self.handleBroker() }
-        expiry = ContinuousClock.now.advanced(by: settings.expiry)
+        session = BrokerSession(settings: configuration.liveness, registers: true, now: .now)
         sayHello()
         scheduleTick(loop)
     }
@@ -201,26 +201,17 @@ final class AgentConnection: IOThreadRole {
     func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
-        for worker in workers.values {
-            WorkerProcess.killGroup(worker.pid)
-            _ = cexecnet_pidfd_send_signal(worker.pidfd, SIGKILL)
-        }
-        for worker in workers.values {
-            var pfd = pollfd(fd: worker.pidfd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, 1000)
-            _ = WorkerProcess.reap(pidfd: worker.pidfd)
-            close(worker.pidfd)
-            for fd in worker.outputs { close(fd) }
-        }
-        workers = [:]
+        processes?.terminateAll(within: .seconds(1))
+        processes = nil
+        gatewayIDs = [:]
         dealer?.close()
     }
 
     // MARK: - Broker
 
-    private func send(_ type: MessageType, _ payload: [UInt8] = []) {
-        lastSent = .now
-        _ = try? dealer?.send(WireMessage(channelID: 0, type: type, payload: payload).frames, dontWait: true)
+    private func send(_ type: BrokerMessageType, _ payload: [UInt8] = []) {
+        session.sent(now: .now)
+        _ = try? dealer?.send(WireMessage(channelID: 0, type: .broker(type), payload: payload).frames, dontWait: true)
     }
 
     private func sayHello() {
@@ -230,15 +221,26 @@ final class AgentConnection: IOThreadRole {
         hello["slots"] = .int(Int64(configuration.slots))
         hello["hostname"] = .string(hostName())
         hello["pid"] = .int(Int64(getpid()))
-        lastHello = .now
         send(.agentHello, hello.encoded)
+        session.helloSent(now: .now)
+    }
+
+    private func setRegistered(_ registered: Bool) {
+        shared.registered.store(registered, ordering: .releasing)
     }
 
     private func handleBroker() {
         guard let dealer else { return }
+        // Before anything read now is judged, notice a pause of our own.
+        if let gap = session.noticePause(now: .now) { resumed(after: gap) }
+        var received = 0
+        defer {
+            // Any traffic from the broker is a sign of life (one clock read per batch).
+            if received > 0 { session.heard(now: .now) }
+        }
         for _ in 0..<512 {
             guard let frames = try? dealer.receive(dontWait: true) else { return }
-            expiry = ContinuousClock.now.advanced(by: settings.expiry)
+            received += 1
             guard let message = try? WireMessage.parse(frames) else {
                 logger.warning("dropped a malformed message from the broker")
                 continue
@@ -247,17 +249,14 @@ final class AgentConnection: IOThreadRole {
             case .heartbeat:
                 break
             case .welcome:
-                let welcome = ControlPayload(decoding: message.payload)
-                if let milliseconds = welcome?.int("heartbeat_ms"), milliseconds > 0 {
-                    settings = LivenessSettings(interval: .milliseconds(milliseconds), liveness: Int(welcome?.int("liveness") ?? 3))
-                }
-                expiry = ContinuousClock.now.advanced(by: settings.expiry)
-                if !registered { logger.info("registered with broker \(configuration.broker) as \(configuration.name)") }
-                registered = true
-                shared.registered.store(true, ordering: .releasing)
+                let offered = LivenessSettings(welcome: ControlPayload(decoding: message.payload))
+                guard session.welcomed(settings: offered, now: .now) else { break }
+                logger.info("registered with broker \(configuration.broker) as \(configuration.name)")
+                setRegistered(true)
             case .unknownPeer:
-                registered = false
-                shared.registered.store(false, ordering: .releasing)
+                // The broker restarted or forgot this agent: register again.
+                guard session.unknownPeer() else { break }
+                setRegistered(false)
                 sayHello()
             case .spawn:
                 spawn(message.payload)
@@ -267,10 +266,8 @@ final class AgentConnection: IOThreadRole {
                 let reason = ControlPayload(decoding: message.payload)?.string("reason") ?? "no reason given"
                 logger.error("\(reason)")
             case .kill:
-                guard let order = ControlPayload(decoding: message.payload), let address = order.bytes("address"),
-                    let worker = workers[address]
-                else { break }
-                _ = cexecnet_pidfd_send_signal(worker.pidfd, Int32(truncatingIfNeeded: order.int("signal") ?? Int64(SIGKILL)))
+                guard let order = ControlPayload(decoding: message.payload), let address = order.bytes("address") else { break }
+                processes?.signal(address, Int32(truncatingIfNeeded: order.int("signal") ?? Int64(SIGKILL)))
             default:
                 logger.warning("dropped \(message.type) from the broker")
             }
@@ -278,8 +275,7 @@ final class AgentConnection: IOThreadRole {
     }
 
     private func scheduleTick(_ loop: IOLoop) {
-        let period = min(settings.interval / 2, .milliseconds(250))
-        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+        loop.schedule(at: .now.advanced(by: session.tickPeriod)) { [unowned self, unowned loop] in
             self.tick()
             self.scheduleTick(loop)
         }
@@ -287,18 +283,28 @@ final class AgentConnection: IOThreadRole {
 
     /// Heartbeat when idle; a silent broker means registering again (Paranoid Pirate's reconnect).
     private func tick() {
-        let now = ContinuousClock.now
-        if now >= expiry {
-            if registered { logger.warning("broker \(configuration.broker) stopped answering heartbeats; registering again") }
-            registered = false
-            shared.registered.store(false, ordering: .releasing)
-            expiry = now.advanced(by: settings.expiry)
+        let wasReady = session.isReady
+        switch session.tick(now: .now) {
+        case .none:
+            break
+        case .sendHello:
             sayHello()
-        } else if !registered && now >= lastHello.advanced(by: settings.interval) {
-            sayHello()
-        } else if now >= lastSent.advanced(by: settings.interval) {
+        case .sendHeartbeat:
             send(.heartbeat)
+        case .brokerLost:
+            if wasReady { logger.warning("broker \(configuration.broker) stopped answering heartbeats; registering again") }
+            setRegistered(false)
+            sayHello()
+        case .resumedAfterPause(let gap):
+            resumed(after: gap)
         }
+    }
+
+    /// This agent was not scheduled for a whole window: it speaks first, and a broker that forgot
+    /// it meanwhile answers UNKNOWN_PEER.
+    private func resumed(after gap: Duration) {
+        logger.debug("not scheduled for \(gap); liveness of broker \(configuration.broker) starts afresh")
+        send(.heartbeat)
     }
 
     // MARK: - Workers
@@ -315,16 +321,25 @@ final class AgentConnection: IOThreadRole {
             report["reason"] = .string("host \(configuration.name): \(reason)")
             send(.spawnFailed, report.encoded)
         }
-        guard workers.count < configuration.slots else { return fail("no free slot") }
+        guard let processes else { return }
+        guard processes.count < configuration.slots else { return fail("no free slot") }
         let requested = request.string("worker") ?? configuration.allowedWorkers[0]
         guard let executable = resolvedPath(requested), configuration.allowedWorkers.contains(executable) else {
             return fail("worker \(requested) is not on this agent's allow-list")
         }
         let gatewayID = request.string("gateway") ?? "gw"
+        // With CURVE the worker authenticates with the credential the broker minted for this SPAWN
+        // (valid for this worker's address only), read once from an inherited pipe; the agent's
+        // own secret never leaves the agent.
+        let settings = WorkerEnvironment.Settings(
+            endpoint: configuration.broker, routingID: address, gatewayID: gatewayID,
+            chdir: request.string("chdir"), nice: request.int("nice"), liveness: session.settings,
+            execDisabled: !configuration.allowExec, curveServerKey: configuration.keys?.serverKey)
         let environment: [String]
-        switch workerEnvironment(request, address: address, gatewayID: gatewayID) {
-        case .success(let built): environment = built
-        case .failure(let refusal): return fail(refusal.description)
+        do {
+            environment = try WorkerEnvironment.build(client: WorkerEnvironment.clientVariables(request["env"]), settings: settings)
+        } catch {
+            return fail(error.description)
         }
         var credential: [UInt8]?
         if configuration.keys != nil {
@@ -335,111 +350,33 @@ final class AgentConnection: IOThreadRole {
         }
         // The broker names the SPAWN's client key; a client cannot choose it.
         let user = request.string("client_key").flatMap { configuration.clientUsers[$0] } ?? configuration.defaultUser
-        let spawned: SpawnedWorker
+        let pid: pid_t
         do {
-            spawned = try WorkerProcess.spawn(executable: executable, arguments: [], environment: environment,
-                                              newProcessGroup: true, parentDeathSignal: SIGKILL, credential: credential,
-                                              user: user.map { (uid: $0.uid, gid: $0.gid) })
+            pid = try processes.spawn(address, executable: executable, environment: environment, credential: credential,
+                                      user: user.map { (uid: $0.uid, gid: $0.gid) })
         } catch {
             return fail("\(error)")
         }
-        workers[address] = RunningWorker(address: address, gatewayID: gatewayID, pid: spawned.pid, pidfd: spawned.pidfd,
-                                         outputs: [spawned.stdout, spawned.stderr])
-        shared.workerCount.store(workers.count, ordering: .releasing)
-        loop?.addFileDescriptor(spawned.pidfd) { [unowned self] in self.workerExited(address) }
-        for fd in [spawned.stdout, spawned.stderr] {
-            loop?.addFileDescriptor(fd) { [unowned self] in self.forwardOutput(fd, address) }
-        }
+        gatewayIDs[address] = gatewayID
+        shared.workerCount.store(processes.count, ordering: .releasing)
         var report = ControlPayload()
         report["address"] = .bytes(address)
-        report["pid"] = .int(Int64(spawned.pid))
+        report["pid"] = .int(Int64(pid))
         report["host"] = .string(configuration.name)
         send(.spawned, report.encoded)
     }
 
-    /// The environment of the worker a SPAWN asks for: the agent's own (minus `EXECNET_*`), the
-    /// client's variables if the rule allows each (``WorkerEnvironment``), then the agent's settings.
-    private func workerEnvironment(_ request: ControlPayload, address: [UInt8], gatewayID: String)
-        -> Result<[String], WorkerEnvironment.Refusal> {
-        var client: [(name: String, value: String)] = []
-        switch request["env"] {
-        case nil:
-            break
-        case .dict(let extra)?:
-            for (key, value) in extra {
-                guard case .string(let name) = key, case .string(let text) = value else {
-                    return .failure(.init(name: "\(key)", reason: "names and values are strings"))
-                }
-                client.append((name, text))
-            }
-        case let other?:
-            return .failure(.init(name: "\(other)", reason: "env is a dict of strings"))
-        }
-        var own = [
-            "EXECNET_WORKER_MODE=1",
-            "EXECNET_ENDPOINT=\(configuration.broker)",
-            "EXECNET_ROUTING_ID=\(String(decoding: address, as: UTF8.self))",
-            "EXECNET_GATEWAY_ID=\(gatewayID)",
-            "EXECNET_PARENT_PID=\(getpid())",
-            "EXECNET_HEARTBEAT_MS=\(settings.interval.clampedMilliseconds)",
-            "EXECNET_LIVENESS=\(settings.liveness)",
-            // The stock worker's exec task runs any command: only with --allow-exec.
-            "EXECNET_EXEC_DISABLED=\(configuration.allowExec ? 0 : 1)",
-        ]
-        if let chdir = request.string("chdir") { own.append("EXECNET_CHDIR=\(chdir)") }
-        if let nice = request.int("nice") { own.append("EXECNET_NICE=\(nice)") }
-        // With CURVE the worker authenticates with the credential the broker minted for this SPAWN
-        // (valid for this worker's address only), read once from an inherited pipe; the agent's
-        // own secret never leaves the agent.
-        if let keys = configuration.keys {
-            own.append("EXECNET_CURVE_SERVER_KEY=\(keys.serverKey)")
-            own.append("EXECNET_CREDENTIAL_FD=\(WorkerProcess.credentialFD)")
-        }
-        return Result { () throws(WorkerEnvironment.Refusal) in
-            try WorkerEnvironment.build(inherited: WorkerProcess.currentEnvironment(), client: client, own: own)
-        }
-    }
-
-    private func workerExited(_ address: [UInt8]) {
-        guard let worker = workers[address], let exit = WorkerProcess.reap(pidfd: worker.pidfd, killingGroup: worker.pid)
-        else { return }
-        for fd in worker.outputs { forwardOutput(fd, address) }
-        loop?.removeFileDescriptor(worker.pidfd)
-        close(worker.pidfd)
-        workers[address] = nil
-        shared.workerCount.store(workers.count, ordering: .releasing)
-        logger.debug("worker of \(worker.gatewayID) (pid \(worker.pid)) \(exit)")
+    /// A worker has exited and was reaped, its last output lines given: the broker is told.
+    private func workerExited(_ address: [UInt8], _ exit: WorkerExit) {
+        let gatewayID = gatewayIDs.removeValue(forKey: address) ?? "gw"
+        shared.workerCount.store(processes?.count ?? 0, ordering: .releasing)
+        logger.debug("worker of \(gatewayID) \(exit)")
         var report = ControlPayload()
         report["address"] = .bytes(address)
         report.setWorkerExit(exit)
         send(.workerExited, report.encoded)
     }
-
-    /// Copies a worker's output to the agent's stderr, prefixed with its gateway id.
-    private func forwardOutput(_ fd: Int32, _ address: [UInt8]) {
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                let gatewayID = workers[address]?.gatewayID ?? "gw"
-                var text = Array("[\(gatewayID)] ".utf8)
-                text += buffer[0..<count]
-                _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                continue
-            }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            loop?.removeFileDescriptor(fd)
-            close(fd)
-            if var worker = workers[address] {
-                worker.outputs.removeAll { $0 == fd }
-                workers[address] = worker
-            }
-            return
-        }
-    }
 }
-
 /// `path` with symlinks, `.` and `..` resolved (realpath(3)), or `nil` if it does not exist.
 func resolvedPath(_ path: String) -> String? {
     guard let resolved = realpath(path, nil) else { return nil }

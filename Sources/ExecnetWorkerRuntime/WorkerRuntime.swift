@@ -1,7 +1,6 @@
 // The worker side: a DEALER connected to the client's hub on the worker's I/O thread, the hello,
 // task start-up on EXEC, status replies, and the exit handshake (TERMINATE, BYE, FAREWELL).
 
-import DequeModule
 import ExecnetCore
 import ExecnetValue
 import Logging
@@ -89,13 +88,17 @@ final class WorkerConnection: IOThreadRole {
     let runtimeSlot: WorkerRuntimeSlot
     private var cachedRuntime: WorkerRuntime?
     private var dealer: ZMQSocket?
-    private var backlog: Deque<WireMessage> = []
+    /// Everything to the client (or broker) goes through it, in order.
+    private var outbox: Outbox?
     private var exiting = false
-    private var brokerExpiry = ContinuousClock.now
-    private var lastSent = ContinuousClock.now
-    /// Turns of the heartbeat timer: a gap past the window means this worker was stopped (or its
-    /// I/O thread held by a task), not that the broker is gone.
-    private var turns = SchedulingGap()
+    /// With a broker: heartbeats and the broker's liveness (the session does not register: the
+    /// broker knows this worker through its agent's SPAWN). `nil` for a popen worker.
+    private var session: BrokerSession?
+    /// When this worker last sent anything.
+    private var lastSent: ContinuousClock.Instant {
+        get { session?.lastSent ?? .now }
+        set { session?.sent(now: newValue) }
+    }
     /// Where dropped input from the client is logged, at most once per kind and interval.
     private var rogue: RateLimitedLogger?
 
@@ -117,29 +120,30 @@ final class WorkerConnection: IOThreadRole {
         self.dealer = dealer
         rogue = RateLimitedLogger(logger: logger, timers: loop.timers)
         loop.addSocket(dealer) { [unowned self, unowned loop] in self.handleDealer(loop) }
+        outbox = Outbox(socket: dealer, routed: false, logger: logger, loop: loop)
         if let liveness = settings.liveness {
-            brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
-            scheduleHeartbeat(liveness, loop)
+            session = BrokerSession(settings: liveness, registers: false, now: .now)
+            scheduleHeartbeat(loop)
         }
     }
 
     /// With a broker: heartbeat when idle, and exit when the broker has been silent too long (its
     /// session with this worker is gone either way).
-    private func scheduleHeartbeat(_ liveness: LivenessSettings, _ loop: IOLoop) {
-        let period = min(liveness.interval / 2, .milliseconds(250))
+    private func scheduleHeartbeat(_ loop: IOLoop) {
+        guard let period = session?.tickPeriod else { return }
         loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
-            let now = ContinuousClock.now
-            if self.turns.missed(liveness.expiry, now: now) != nil {
-                self.brokerExpiry = now.advanced(by: liveness.expiry)
-            }
-            if now >= self.brokerExpiry {
+            switch self.session?.tick(now: .now) {
+            case .brokerLost?:
                 self.logger.error("the broker stopped answering heartbeats; exiting")
                 self.finishExit(code: 1)
-            }
-            if now >= self.lastSent.advanced(by: liveness.interval) {
+            case .sendHeartbeat?, .resumedAfterPause?:
+                // After a pause of its own (stopped, or its I/O thread held by a task) the worker
+                // speaks first; the broker's silence meanwhile was its own.
                 self.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), loop)
+            case .none?, .sendHello?, nil:
+                break
             }
-            self.scheduleHeartbeat(liveness, loop)
+            self.scheduleHeartbeat(loop)
         }
     }
 
@@ -149,39 +153,28 @@ final class WorkerConnection: IOThreadRole {
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        guard !backlog.isEmpty, let dealer else { return }
-        while let message = backlog.first {
-            guard (try? dealer.sendWire(message, routingID: nil, dontWait: true)) == true else { break }
-            backlog.removeFirst()
-        }
-        loop.retryInterval = backlog.isEmpty ? nil : .milliseconds(1)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
+        outbox?.close()
         dealer?.close()
     }
 
+    /// Sends through the outbox (a full pipe queues; a failure or the cap is logged there).
     func send(_ message: WireMessage, _ loop: IOLoop) {
-        guard let dealer else { return }
+        guard let outbox else { return }
         lastSent = .now
-        if !backlog.isEmpty {
-            backlog.append(message)
-            return
-        }
-        do {
-            if try !dealer.sendWire(message, routingID: nil, dontWait: true) {
-                backlog.append(message)
-                loop.retryInterval = .milliseconds(1)
-            }
-        } catch {
-            logger.error("DEALER send failed: \(error)")
-        }
+        outbox.send(message)
     }
 
     private func handleDealer(_ loop: IOLoop) {
         if cachedRuntime == nil { cachedRuntime = runtimeSlot.runtime.withLock { $0 } }
         guard let dealer, let runtime = cachedRuntime else { return }
+        var arrived = 0
+        defer {
+            // Any traffic from the broker is a sign of life (one clock read per batch).
+            if arrived > 0 { session?.heard(now: .now) }
+        }
         for _ in 0..<512 {
             let received: ReceivedWireMessage
             do {
@@ -191,9 +184,7 @@ final class WorkerConnection: IOThreadRole {
                 logger.error("DEALER receive failed: \(error)")
                 return
             }
-            if let liveness = settings.liveness {
-                brokerExpiry = ContinuousClock.now.advanced(by: liveness.expiry)
-            }
+            arrived += 1
             let message: WireMessage
             do {
                 message = try received.get()

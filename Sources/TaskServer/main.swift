@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Execnet
+import TaskServerOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,27 +33,14 @@ struct TaskServer: AsyncParsableCommand {
         commandName: "taskserver",
         abstract: "Saturate local CPUs with tasks: the seed's taskserver example.")
 
-    @Option(name: .shortAndLong, help: "Number of gateways (worker processes).")
-    var gateways = 4
-
-    @Option(name: .shortAndLong, help: "Number of tasks (the integers 0..<n).")
-    var tasks = 10
-
-    @Option(help: "Longest random sleep per task, in seconds (the seed uses 2).")
-    var maxSleep = 2.0
-
-    @Flag(name: .shortAndLong, help: "Print only the final line.")
-    var quiet = false
-
-    @Option(help: "The gateway spec (default: popen//worker=self). A broker spec must name this program as its worker, e.g. broker=tcp://host:5555//worker=/path/to/taskserver.")
-    var spec = "popen//worker=self"
+    @OptionGroup var options: TaskServerOptions
 
     mutating func run() async throws {
         let started = ContinuousClock.now
-        let group = try await Group(Array(repeating: spec, count: gateways))
-        let channels = try group.remoteExec("task-processor", arguments: [], keywordArguments: ["max_sleep": .float(maxSleep)])
+        let group = try await Group(Array(repeating: options.spec, count: options.gateways))
+        let channels = try group.remoteExec("task-processor", arguments: [], keywordArguments: ["max_sleep": .float(options.maxSleep)])
         let queue = try channels.makeReceiveQueue(endmarker: -1)
-        var pending = Array((0..<tasks).reversed())
+        var pending = Array((0..<options.tasks).reversed())
         var results: [Int64] = []
         var terminated = 0
         var sentStop = false
@@ -60,13 +48,13 @@ struct TaskServer: AsyncParsableCommand {
             let (channel, item) = try await queue.get()
             if item == -1 {
                 terminated += 1
-                if !quiet { print("terminated \(channel.gatewayID)") }
+                if !options.quiet { print("terminated \(channel.gatewayID)") }
                 continue
             }
             if item != "ready" {
                 guard case .int(let result) = item else { continue }
                 results.append(result)
-                if !quiet { print("\(channel.gatewayID) returned \(result)") }
+                if !options.quiet { print("\(channel.gatewayID) returned \(result)") }
             }
             if pending.isEmpty {
                 if !sentStop {
@@ -75,27 +63,17 @@ struct TaskServer: AsyncParsableCommand {
                 }
             } else {
                 let task = pending.removeLast()
-                if !quiet { print("\(channel.gatewayID) gets task \(task)") }
+                if !options.quiet { print("\(channel.gatewayID) gets task \(task)") }
                 try await channel.send(.int(Int64(task)))
             }
         }
         await group.terminate(timeout: .seconds(5))
         let elapsed = started.duration(to: .now)
-        print("results: \(results.count) of \(tasks); sorted: \(results.sorted() == (0..<Int64(tasks)).map { $0 * 10 } ? "complete" : "INCOMPLETE"); elapsed: \(elapsed)")
-        if results.sorted() != (0..<Int64(tasks)).map({ $0 * 10 }) { throw ExitCode.failure }
+        print("results: \(results.count) of \(options.tasks); sorted: \(results.sorted() == (0..<Int64(options.tasks)).map { $0 * 10 } ? "complete" : "INCOMPLETE"); elapsed: \(elapsed)")
+        if results.sorted() != (0..<Int64(options.tasks)).map({ $0 * 10 }) { throw ExitCode.failure }
     }
 
     static func main() async {
-        WorkerMain.runIfWorkerProcess(tasks: processorTasks())
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await runAsWorkerOrCommand(tasks: processorTasks())
     }
 }

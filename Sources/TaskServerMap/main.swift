@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Execnet
+import TaskServerOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,31 +34,18 @@ struct TaskServerMap: AsyncParsableCommand {
         commandName: "taskserver-map",
         abstract: "The taskserver example with group.map: typed calls, pipelining, requeue on worker death.")
 
-    @Option(name: .shortAndLong, help: "Number of gateways (worker processes).")
-    var gateways = 4
-
-    @Option(name: .shortAndLong, help: "Number of tasks (the integers 0..<n).")
-    var tasks = 10
-
-    @Option(help: "Longest random sleep per task, in seconds (the seed uses 2).")
-    var maxSleep = 2.0
+    @OptionGroup var options: TaskServerOptions
 
     @Option(help: "Calls in flight per gateway.")
     var inFlight = 4
 
-    @Flag(name: .shortAndLong, help: "Print only the final line.")
-    var quiet = false
-
-    @Option(help: "The gateway spec (default: popen//worker=self).")
-    var spec = "popen//worker=self"
-
     mutating func run() async throws {
         let started = ContinuousClock.now
-        let group = try await Group(Array(repeating: spec, count: gateways))
-        let maxSleep = self.maxSleep
-        let inputs = (0..<tasks).lazy.map { TimesTen.Input(number: $0, maxSleep: maxSleep) }
+        let group = try await Group(Array(repeating: options.spec, count: options.gateways))
+        let maxSleep = options.maxSleep
+        let inputs = (0..<options.tasks).lazy.map { TimesTen.Input(number: $0, maxSleep: maxSleep) }
         let map = group.map(TimesTen.self, Array(inputs), inFlightPerGateway: inFlight)
-        let terminal = isatty(1) == 1 && !quiet
+        let terminal = isatty(1) == 1 && !options.quiet
         var results: [Int] = []
         var failures = 0
         for try await item in map {
@@ -65,33 +53,23 @@ struct TaskServerMap: AsyncParsableCommand {
             case .success(let output): results.append(output)
             case .failure(let failure):
                 failures += 1
-                if !quiet { print("task \(item.index) failed: \(failure)") }
+                if !options.quiet { print("task \(item.index) failed: \(failure)") }
             }
             if terminal {
                 print("\r\(map.progress.current)", terminator: "")
                 fflush(nil)
-            } else if !quiet {
+            } else if !options.quiet {
                 print("\(item.gatewayID ?? "-") returned \(item.result) for task \(item.index)")
             }
         }
         if terminal { print("") }
         await group.terminate(timeout: .seconds(5))
-        let complete = results.sorted() == (0..<tasks).map { $0 * 10 }
-        print("results: \(results.count) of \(tasks); sorted: \(complete ? "complete" : "INCOMPLETE"); failures: \(failures); elapsed: \(started.duration(to: .now))")
+        let complete = results.sorted() == (0..<options.tasks).map { $0 * 10 }
+        print("results: \(results.count) of \(options.tasks); sorted: \(complete ? "complete" : "INCOMPLETE"); failures: \(failures); elapsed: \(started.duration(to: .now))")
         if !complete { throw ExitCode.failure }
     }
 
     static func main() async {
-        WorkerMain.runIfWorkerProcess(tasks: workerTasks())
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await runAsWorkerOrCommand(tasks: workerTasks())
     }
 }

@@ -28,8 +28,16 @@ struct ChildProcess: Sendable {
     let pidfd: Int32
 }
 
+/// Starts `executable` and returns it with the first stdout line (within 20 s), waiting on a
+/// thread of its own.
+func startChild(_ executable: String, _ arguments: [String], environment extra: [String] = []) async throws -> (ChildProcess, String) {
+    try await offPool { try startChildBlocking(executable, arguments, environment: extra) }
+}
+
 /// Starts `executable` and returns it with the first stdout line (within 20 s).
-func startChild(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws -> (ChildProcess, String) {
+///
+/// - Important: Blocks the calling thread.
+func startChildBlocking(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws -> (ChildProcess, String) {
     // An entry of `extra` replaces an inherited one of the same name.
     let names = Set(extra.map { $0.prefix { $0 != "=" } })
     let environment = WorkerProcess.currentEnvironment().filter {
@@ -101,16 +109,22 @@ final class BrokerFixture: Sendable {
     }
 
     private init() throws {
-        let (broker, endpoint) = try startBroker()
+        let (broker, endpoint) = try startBrokerBlocking()
         self.broker = broker
         self.endpoint = endpoint
-        agent = try startAgent(endpoint, name: "testhost", slots: 300, ["--allow-exec"])
+        agent = try startAgentBlocking(endpoint, name: "testhost", slots: 300, ["--allow-exec"])
     }
 }
 
-/// Starts an execnet-broker with short liveness timings (0.2 s × 3) on `bind`.
-func startBroker(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) throws -> (ChildProcess, String) {
-    let (broker, ready) = try startChild("\(buildDirectory())/execnet-broker", [
+/// Starts an execnet-broker with short liveness timings (0.2 s × 3) on `bind`, waiting on a thread
+/// of its own.
+func startBroker(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) async throws -> (ChildProcess, String) {
+    try await offPool { try startBrokerBlocking(bind: bind, extra) }
+}
+
+/// Starts an execnet-broker as ``startBroker(bind:_:)`` does, blocking the calling thread.
+func startBrokerBlocking(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) throws -> (ChildProcess, String) {
+    let (broker, ready) = try startChildBlocking("\(buildDirectory())/execnet-broker", [
         "serve", "--bind", bind, "--heartbeat-interval", "0.2", "--liveness", "3", "--log-level", "error",
     ] + extra)
     guard ready.hasPrefix("execnet-broker: listening on "), let endpoint = ready.split(separator: " ").last else {
@@ -120,10 +134,18 @@ func startBroker(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) thr
     return (broker, String(endpoint))
 }
 
-/// Starts an execnet-agent for the test workers and waits until the broker lists it.
-func startAgent(_ endpoint: String, name: String, slots: Int = 8, _ extra: [String] = [], statusKeys: CurveClientKeys? = nil) throws -> ChildProcess {
+/// Starts an execnet-agent for the test workers and waits (on a thread of its own) until the
+/// broker lists it.
+func startAgent(_ endpoint: String, name: String, slots: Int = 8, _ extra: [String] = [],
+                statusKeys: CurveClientKeys? = nil) async throws -> ChildProcess {
+    try await offPool { try startAgentBlocking(endpoint, name: name, slots: slots, extra, statusKeys: statusKeys) }
+}
+
+/// Starts an execnet-agent as ``startAgent(_:name:slots:_:statusKeys:)`` does, blocking the calling thread.
+func startAgentBlocking(_ endpoint: String, name: String, slots: Int = 8, _ extra: [String] = [],
+                        statusKeys: CurveClientKeys? = nil) throws -> ChildProcess {
     let bin = buildDirectory()
-    let (agent, ready) = try startChild("\(bin)/execnet-agent", [
+    let (agent, ready) = try startChildBlocking("\(bin)/execnet-agent", [
         "--connect", endpoint, "--name", name, "--slots", "\(slots)",
         "--allow", "\(bin)/ExecnetTestWorker", "--allow", "\(bin)/execnet-worker", "--log-level", "error",
     ] + extra)
@@ -134,7 +156,7 @@ func startAgent(_ endpoint: String, name: String, slots: Int = 8, _ extra: [Stri
     let deadline = ContinuousClock.now.advanced(by: .seconds(20))
     while ContinuousClock.now < deadline {
         if brokerLists(host: name, endpoint, keys: statusKeys) { return agent }
-        usleep(20_000)
+        usleep(20_000)  // The poll interval of a bounded wait, on a blocking caller's own thread.
     }
     stopChild(agent)
     throw ExecnetError(.timeout, "agent \(name) never registered with the broker")
@@ -170,9 +192,5 @@ func withTestGroup(_ count: Int, kind: GatewayKind, _ body: (Group) async throws
 
 /// Asks the broker for its status from a thread of its own (the query blocks).
 func fetchBrokerStatus(_ endpoint: String, keys: CurveClientKeys? = nil, timeout: Duration = .seconds(5)) async throws -> Value {
-    try await withCheckedThrowingContinuation { continuation in
-        OSThread(name: "test-status") {
-            continuation.resume(with: Result { try BrokerStatusQuery.fetch(endpoint: endpoint, keys: keys, timeout: timeout) })
-        }.detach()
-    }
+    try await offPool { try BrokerStatusQuery.fetch(endpoint: endpoint, keys: keys, timeout: timeout) }
 }

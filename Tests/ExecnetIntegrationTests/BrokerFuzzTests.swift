@@ -20,9 +20,9 @@ import Glibc
 extension ProcessTests {
     @Suite struct BrokerFuzzTests {
         @Test func aHundredThousandHostileMessagesLeaveTheBrokerServingAndOtherClientsUntouched() async throws {
-            let (broker, endpoint) = try startBroker(["--max-message-size", "65536"])
+            let (broker, endpoint) = try await startBroker(["--max-message-size", "65536"])
             defer { stopChild(broker) }
-            let agent = try startAgent(endpoint, name: "fuzzhost", slots: 64)
+            let agent = try await startAgent(endpoint, name: "fuzzhost", slots: 64)
             defer { stopChild(agent) }
             let victims = try Group()
             let victimGateway = try await victims.makeGateway(
@@ -42,7 +42,7 @@ extension ProcessTests {
                     try client.send(to: own, channel: 1, .exec, encodePlain(.tuple(["echo", .list([]), .dict([:])])))
                     attackers.append((client, own))
                 }
-                let fakeAgent = try FuzzAgent(endpoint)
+                let fakeAgent = try fuzzAgent(endpoint)
                 for (client, own) in attackers {
                     for _ in 0..<perPeer {
                         let frames = random.clientMessage(own: own, victim: victimAddress)
@@ -86,26 +86,14 @@ extension ProcessTests {
 }
 
 /// A raw peer registered as an agent with no slots (it is never given a worker).
-private struct FuzzAgent {
-    let context: ZMQContext
-    let socket: ZMQSocket
-
-    init(_ endpoint: String) throws {
-        context = try ZMQContext()
-        socket = try ZMQSocket(context: context, type: .dealer)
-        try socket.setLinger(milliseconds: 0)
-        try socket.connect(endpoint)
-        var hello = ControlPayload()
-        hello["protocol"] = .int(wireProtocolVersion)
-        hello["name"] = "fuzzagent"
-        hello["slots"] = 0
-        try socket.send(WireMessage(channelID: 0, type: .agentHello, payload: hello.encoded).frames)
-    }
-
-    func close() {
-        socket.close()
-        context.terminate()
-    }
+private func fuzzAgent(_ endpoint: String) throws -> RawDealer {
+    let agent = try RawDealer(endpoint)
+    var hello = ControlPayload()
+    hello["protocol"] = .int(wireProtocolVersion)
+    hello["name"] = "fuzzagent"
+    hello["slots"] = 0
+    try agent.socket.send(WireMessage(channelID: 0, type: .agentHello, payload: hello.encoded).frames)
+    return agent
 }
 
 /// A seeded generator of hostile messages (SplitMix64), so a failing batch can be replayed.

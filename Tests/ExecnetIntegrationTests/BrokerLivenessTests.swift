@@ -37,7 +37,7 @@ extension ProcessTests {
 
         @Test func aKilledAgentEndsItsGatewaysAndTheRestOfTheGroupKeepsWorking() async throws {
             let fixture = try BrokerFixture.current()
-            let agent = try startAgent(fixture.endpoint, name: "doomedhost")
+            let agent = try await startAgent(fixture.endpoint, name: "doomedhost")
             defer { stopChild(agent, grace: .milliseconds(10)) }
             let specs = [try testWorkerSpec(.broker, "//host=doomedhost"), try testWorkerSpec(.broker, "//host=testhost")]
             try await withTestGroup(0, specs: specs) { group in
@@ -71,7 +71,7 @@ extension ProcessTests {
             try await withTestGroup(1, kind: .broker) { group in
                 let mine = try group[0].remoteExec("echo")
                 let spec = try testWorkerSpec(.broker)
-                let (client, ready) = try startChild("\(buildDirectory())/ExecnetTestClient", [spec, "echo"])
+                let (client, ready) = try await startChild("\(buildDirectory())/ExecnetTestClient", [spec, "echo"])
                 let words = ready.split(separator: " ")
                 #expect(words.first == "READY")
                 let pids = words.dropFirst().compactMap { Int32($0) }
@@ -86,8 +86,8 @@ extension ProcessTests {
         }
 
         @Test func aRestartedBrokerEndsGatewaysInFlightAndServesNewOnes() async throws {
-            let (broker, endpoint) = try startBroker()
-            let agent = try startAgent(endpoint, name: "restarthost")
+            let (broker, endpoint) = try await startBroker()
+            let agent = try await startAgent(endpoint, name: "restarthost")
             defer { stopChild(agent) }
             let spec = "broker=\(endpoint)//worker=\(buildDirectory())/ExecnetTestWorker"
             let group = try Group()
@@ -96,7 +96,7 @@ extension ProcessTests {
             let queue = try MultiChannel([channel]).makeReceiveQueue(endmarker: "lost")
             _ = cexecnetSignal(broker.pidfd, SIGKILL)
             stopChild(broker)
-            let (restarted, sameEndpoint) = try startBroker(bind: endpoint)
+            let (restarted, sameEndpoint) = try await startBroker(bind: endpoint)
             defer { stopChild(restarted) }
             #expect(sameEndpoint == endpoint)
             // The gateway in flight ends with a clear error; nothing hangs.
@@ -109,10 +109,7 @@ extension ProcessTests {
                 #expect(error.peerEnd?.reason.contains("broker") == true)
             }
             // The agent registers again and new gateways work.
-            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-            while !brokerLists(host: "restarthost", endpoint) && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            try await eventually(every: .milliseconds(50)) { try await offPool { brokerLists(host: "restarthost", endpoint) } }
             let fresh = try await group.makeGateway(spec, startupTimeout: .seconds(10))
             let echo = try fresh.remoteExec("echo")
             try await echo.send("after restart")
@@ -126,7 +123,7 @@ extension ProcessTests {
         }
 
         @Test func garbageFramesDoNotStopTheBroker() async throws {
-            let raw = try RawPeer(try BrokerFixture.current().endpoint)
+            let raw = try RawDealer(try BrokerFixture.current().endpoint)
             let garbage: [[[UInt8]]] = [
                 [[1]], [[], [0, 0, 0, 1]], [[], [0, 0, 0, 1], [99], []], [[9, 9], [0, 0, 0, 1], [3], [0xff]],
                 [[0, 0, 0, 1], [MessageType.agentHello.rawValue], [0xde, 0xad]], [[], [0, 0, 1], [12], []],
@@ -141,12 +138,12 @@ extension ProcessTests {
         /// A registered client's frames take the broker's forwarding path: malformed ones are dropped
         /// there, and a well-formed one for a gateway the broker does not know is answered with PEER_LOST.
         @Test func garbageFramesFromARegisteredClientAreDropped() async throws {
-            let raw = try RawPeer(try BrokerFixture.current().endpoint)
+            let raw = try RawDealer(try BrokerFixture.current().endpoint)
             defer { raw.close() }
             var hello = ControlPayload()
             hello["protocol"] = .int(wireProtocolVersion)
             try raw.socket.send([[]] + WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded).frames)
-            #expect(try await raw.receive(.welcome) != nil)
+            #expect(try await raw.receiveAddressed(.welcome, within: .seconds(5)) != nil)
             let gone = Array("w.1.gone".utf8)
             let garbage: [[[UInt8]]] = [
                 [gone], [gone, [0, 0, 0, 1]], [gone, [0, 0, 0, 1], [3]], [gone, [0, 0, 1], [3], [0x51]],
@@ -155,7 +152,7 @@ extension ProcessTests {
             ]
             for frames in garbage { try raw.socket.send(frames) }
             try raw.socket.send([gone] + WireMessage(channelID: 1, type: .data, payload: encodePlain(.int(1))).frames)
-            let lost = try #require(try await raw.receive(.peerLost))
+            let lost = try #require(try await raw.receiveAddressed(.peerLost, within: .seconds(5)))
             #expect(lost.first == gone)
             try await expectTheBrokerServes()
         }
@@ -163,11 +160,11 @@ extension ProcessTests {
         /// After a broker restart, a client's first frames may be addressed to a gateway of the old
         /// broker: the answer must tell the client that the client itself is unknown.
         @Test func aStrangerWritingToAGatewayIsToldToRegisterAgain() async throws {
-            let raw = try RawPeer(try BrokerFixture.current().endpoint)
+            let raw = try RawDealer(try BrokerFixture.current().endpoint)
             defer { raw.close() }
             let message = WireMessage(channelID: 3, type: .data, payload: encodePlain(.int(1)))
             try raw.socket.send([Array("w.1.gone".utf8)] + message.frames)
-            let frames = try #require(try await raw.receive(.unknownPeer))
+            let frames = try #require(try await raw.receiveAddressed(.unknownPeer, within: .seconds(5)))
             #expect(frames.first == [])
         }
 
@@ -225,8 +222,8 @@ extension ProcessTests {
             }
         }
 
-        @Test func aNonLoopbackBindWithoutCurveIsRefused() throws {
-            let (child, ready) = try startChild("\(buildDirectory())/execnet-broker", ["serve", "--bind", "tcp://0.0.0.0:0"])
+        @Test func aNonLoopbackBindWithoutCurveIsRefused() async throws {
+            let (child, ready) = try await startChild("\(buildDirectory())/execnet-broker", ["serve", "--bind", "tcp://0.0.0.0:0"])
             stopChild(child)
             #expect(!ready.hasPrefix("execnet-broker: listening"))
             #expect(throws: ExecnetError(.invalidSpec, "")) {
@@ -239,22 +236,24 @@ extension ProcessTests {
             let keys = try Keys()
             defer { keys.remove() }
             let dir = keys.directory
-            let (broker, endpoint) = try startBroker([
+            let (broker, endpoint) = try await startBroker([
                 "--secret-key", "\(dir)/broker.key", "--authorized-keys", "\(dir)/authorized_keys",
             ])
             defer { stopChild(broker) }
             let clientKeys = CurveClientKeys(serverKey: keys.broker.publicKey, keyPair: keys.client)
             // An agent with the authorized key registers; one with an unknown key does not.
-            let agent = try startAgent(endpoint, name: "securehost",
+            let agent = try await startAgent(endpoint, name: "securehost",
                                        ["--server-key", "\(dir)/broker.pub", "--secret-key", "\(dir)/agent.key"], statusKeys: clientKeys)
             defer { stopChild(agent) }
-            let (intruder, _) = try startChild("\(buildDirectory())/execnet-agent", [
+            let (intruder, _) = try await startChild("\(buildDirectory())/execnet-agent", [
                 "--connect", endpoint, "--name", "intruder", "--allow", "\(buildDirectory())/ExecnetTestWorker",
                 "--server-key", "\(dir)/broker.pub", "--secret-key", "\(dir)/stranger.key",
             ])
             defer { stopChild(intruder) }
+            // The intruder is given time to try: a deliberate window for something that must not
+            // happen, not a synchronisation.
             try await Task.sleep(for: .milliseconds(500))
-            #expect(!brokerLists(host: "intruder", endpoint, keys: clientKeys))
+            #expect(try await offPool { !brokerLists(host: "intruder", endpoint, keys: clientKeys) })
             // Status without a key, or with an unknown key, gets no answer (bounded wait).
             await #expect(throws: ExecnetError(.timeout, "")) { try await fetchBrokerStatus(endpoint, timeout: .milliseconds(500)) }
             await #expect(throws: ExecnetError(.timeout, "")) {
@@ -296,37 +295,6 @@ extension ProcessTests {
             await group.terminate(timeout: .seconds(2))
             #expect(await waitUntilGone(pids))
         }
-    }
-}
-
-/// A raw DEALER at the broker, as a hostile or confused peer would use one.
-private struct RawPeer {
-    let context: ZMQContext
-    let socket: ZMQSocket
-
-    init(_ endpoint: String) throws {
-        context = try ZMQContext()
-        socket = try ZMQSocket(context: context, type: .dealer)
-        try socket.setLinger(milliseconds: 0)
-        try socket.connect(endpoint)
-    }
-
-    /// The next `[address][channel][type][payload]` message of `type` within 5 s (others are skipped).
-    func receive(_ type: MessageType) async throws -> [[UInt8]]? {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
-        while ContinuousClock.now < deadline {
-            if let frames = try socket.receive(dontWait: true) {
-                if frames.count == 4, (try? WireMessage.parse(frames.dropFirst()))?.type == type { return frames }
-            } else {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-        }
-        return nil
-    }
-
-    func close() {
-        socket.close()
-        context.terminate()
     }
 }
 

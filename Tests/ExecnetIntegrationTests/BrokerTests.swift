@@ -38,9 +38,14 @@ extension ProcessTests {
             let fixture = try BrokerFixture.current()
             try await withTestGroup(1, kind: .broker) { group in
                 let channel = try group[0].remoteExec("wait-release")
-                try await Task.sleep(for: .milliseconds(100))
-                guard case .dict(let status) = try await fetchBrokerStatus(fixture.endpoint) else {
-                    Issue.record("status is not a dict")
+                // The broker counts the channel once the EXEC has passed it (bounded wait).
+                let listed = try await pollFor(within: .seconds(10), every: .milliseconds(20)) { () -> ValueDictionary? in
+                    guard case .dict(let status) = try await fetchBrokerStatus(fixture.endpoint),
+                        (status[.string("channels")]?.intValue ?? 0) >= 1 else { return nil }
+                    return status
+                }
+                guard let status = listed else {
+                    Issue.record("the broker's status never counted the channel")
                     return
                 }
                 guard case .list(let hosts)? = status[.string("hosts")], case .list(let gateways)? = status[.string("gateways")] else {

@@ -25,7 +25,7 @@ extension ProcessTests {
                     try channel.close()
                 }
                 // The client forgets a channel when the worker's close arrives.
-                try await waitFor { gateway.channelCount == clientBaseline }
+                try await eventually { gateway.channelCount == clientBaseline }
                 #expect(gateway.channelCount == clientBaseline)
                 // The worker forgets it when the client's close arrives, which went before this STATUS.
                 let status = try await gateway.remoteStatus()
@@ -108,7 +108,7 @@ extension ProcessTests {
                 for try await item in side { items.append(item) }
                 #expect(items == [1, "two", 3])
                 try await channel.waitClose(timeout: .seconds(10))
-                try await waitFor { group[0].channelCount == 0 }
+                try await eventually { group[0].channelCount == 0 }
                 #expect(group[0].channelCount == 0)
             }
         }
@@ -140,10 +140,4 @@ extension ProcessTests {
             }
         }
     }
-}
-
-/// Waits (with a bound of 10 s) until `condition` holds.
-private func waitFor(_ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-    while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
 }

@@ -13,8 +13,13 @@ import Testing
 import Glibc
 #endif
 
-/// Runs an executable to completion and returns its exit status and stdout+stderr.
-func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs an executable to completion (waiting on a thread of its own) and returns its exit status
+/// and stdout+stderr.
+func runToCompletion(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await offPool { try runToCompletionBlocking(executable, arguments) }
+}
+
+private func runToCompletionBlocking(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments,
                                           environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
     var output: [UInt8] = []
@@ -44,20 +49,20 @@ extension ProcessTests {
             ["execnet-broker", "--help"], ["execnet-broker", "serve", "--help"], ["execnet-broker", "keygen", "--help"],
             ["execnet-broker", "status", "--help"], ["execnet-agent", "--help"], ["taskserver", "--help"],
         ])
-        func everyEntrypointHasHelp(_ command: [String]) throws {
-            let (status, output) = try runToCompletion("\(buildDirectory())/\(command[0])", Array(command.dropFirst()))
+        func everyEntrypointHasHelp(_ command: [String]) async throws {
+            let (status, output) = try await runToCompletion("\(buildDirectory())/\(command[0])", Array(command.dropFirst()))
             #expect(status == 0)
             #expect(output.contains("USAGE"))
         }
 
-        @Test func theAgentRefusesANonPositiveHeartbeatInterval() throws {
+        @Test func theAgentRefusesANonPositiveHeartbeatInterval() async throws {
             let agent = "\(buildDirectory())/execnet-agent"
-            let refused = try runToCompletion(agent, ["--connect", "tcp://127.0.0.1:1", "--heartbeat-interval", "0"])
+            let refused = try await runToCompletion(agent, ["--connect", "tcp://127.0.0.1:1", "--heartbeat-interval", "0"])
             #expect(refused.status != 0)
             #expect(refused.output.contains("heartbeat-interval"))
         }
 
-        @Test func keygenWritesAPairAndRefusesToOverwrite() throws {
+        @Test func keygenWritesAPairAndRefusesToOverwrite() async throws {
             let directory = "/tmp/execnet-keygen-\(getpid())"
             mkdir(directory, 0o700)
             defer {
@@ -66,27 +71,27 @@ extension ProcessTests {
                 rmdir(directory)
             }
             let bin = "\(buildDirectory())/execnet-broker"
-            let first = try runToCompletion(bin, ["keygen", "--secret", "\(directory)/k.key", "--public", "\(directory)/k.pub"])
+            let first = try await runToCompletion(bin, ["keygen", "--secret", "\(directory)/k.key", "--public", "\(directory)/k.pub"])
             #expect(first.status == 0)
             let pair = try CurveKeyPair.load(secretKeyFile: "\(directory)/k.key")
             #expect(try loadCurvePublicKey("\(directory)/k.pub") == pair.publicKey)
             var info = stat()
             stat("\(directory)/k.key", &info)
             #expect(info.st_mode & 0o777 == 0o600)
-            let second = try runToCompletion(bin, ["keygen", "--secret", "\(directory)/k.key", "--public", "\(directory)/k.pub"])
+            let second = try await runToCompletion(bin, ["keygen", "--secret", "\(directory)/k.key", "--public", "\(directory)/k.pub"])
             #expect(second.status != 0)
         }
 
-        @Test func statusPrintsATableAndJSON() throws {
+        @Test func statusPrintsATableAndJSON() async throws {
             let fixture = try BrokerFixture.current()
             let bin = "\(buildDirectory())/execnet-broker"
-            let table = try runToCompletion(bin, ["status", "--connect", fixture.endpoint])
+            let table = try await runToCompletion(bin, ["status", "--connect", fixture.endpoint])
             #expect(table.status == 0)
             #expect(table.output.contains("HOST") && table.output.contains("testhost"))
-            let json = try runToCompletion(bin, ["status", "--connect", fixture.endpoint, "--json"])
+            let json = try await runToCompletion(bin, ["status", "--connect", fixture.endpoint, "--json"])
             #expect(json.status == 0)
             #expect(json.output.hasPrefix("{") && json.output.contains("\"hosts\": ["))
-            let down = try runToCompletion(bin, ["status", "--connect", "tcp://127.0.0.1:1", "--timeout", "0.3"])
+            let down = try await runToCompletion(bin, ["status", "--connect", "tcp://127.0.0.1:1", "--timeout", "0.3"])
             #expect(down.status != 0)
         }
     }

@@ -36,7 +36,7 @@ extension ProcessTests {
         @Test(arguments: GatewayKind.allCases) func waitCloseBlockingThenIterateWorksPastTheWindow(kind: GatewayKind) async throws {
             try await withTestGroup(1, kind: kind) { group in
                 let channel = try group[0].remoteExec("count", .int(5000))
-                try await runOnThread { try channel.waitCloseBlocking(timeout: .seconds(60)) }
+                try await offPool { try channel.waitCloseBlocking(timeout: .seconds(60)) }
                 var received = 0
                 for try await _ in channel { received += 1 }
                 #expect(received == 5000)
@@ -82,9 +82,9 @@ extension ProcessTests {
         // MARK: - The broker checks credit
 
         @Test func aClientThatGrantsCreditItWasNotOwedIsCutOffAndTheBrokerDoesNotGrow() async throws {
-            let (broker, endpoint) = try startBroker()
+            let (broker, endpoint) = try await startBroker()
             defer { stopChild(broker) }
-            let agent = try startAgent(endpoint, name: "flowhost")
+            let agent = try await startAgent(endpoint, name: "flowhost")
             defer { stopChild(agent) }
             let liar = try await RawClient(endpoint)
             defer { liar.close() }
@@ -117,9 +117,9 @@ extension ProcessTests {
         /// extra DATA. The receiver side of the same rule is covered by
         /// ChannelStateTests.theReceiverRefusesItemsBeyondTheWindowItGranted.
         @Test func aClientThatSendsBeyondItsCreditIsCutOff() async throws {
-            let (broker, endpoint) = try startBroker()
+            let (broker, endpoint) = try await startBroker()
             defer { stopChild(broker) }
-            let agent = try startAgent(endpoint, name: "floodhost")
+            let agent = try await startAgent(endpoint, name: "floodhost")
             defer { stopChild(agent) }
             let liar = try await RawClient(endpoint)
             defer { liar.close() }
@@ -142,7 +142,7 @@ extension ProcessTests {
         /// Control answers are not covered by credit: a client that asks for status without end
         /// and never reads is cut off once its queue passes the allowance.
         @Test func aClientThatLeavesTooMuchUnreadIsCutOff() async throws {
-            let (broker, endpoint) = try startBroker()
+            let (broker, endpoint) = try await startBroker()
             defer { stopChild(broker) }
             let reader = try await RawClient(endpoint)
             defer { reader.close() }
@@ -166,9 +166,9 @@ extension ProcessTests {
         }
 
         @Test func pastItsMemoryCapTheBrokerRefusesNewGateways() async throws {
-            let (broker, endpoint) = try startBroker(["--max-in-flight-mib", "1"])
+            let (broker, endpoint) = try await startBroker(["--max-in-flight-mib", "1"])
             defer { stopChild(broker) }
-            let agent = try startAgent(endpoint, name: "caphost")
+            let agent = try await startAgent(endpoint, name: "caphost")
             defer { stopChild(agent) }
             let client = try await RawClient(endpoint)
             defer { client.close() }
@@ -188,83 +188,6 @@ extension ProcessTests {
 }
 
 // MARK: - Helpers
-
-/// A client written with a raw DEALER, as a lying client would write one.
-final class RawClient {
-    let context: ZMQContext
-    let socket: ZMQSocket
-
-    init(_ endpoint: String) async throws {
-        context = try ZMQContext()
-        socket = try ZMQSocket(context: context, type: .dealer)
-        try socket.setLinger(milliseconds: 0)
-        try socket.connect(endpoint)
-        var hello = ControlPayload()
-        hello["protocol"] = .int(wireProtocolVersion)
-        try socket.send([[]] + WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded).frames)
-        guard try await receive(.welcome) != nil else { throw ExecnetError(.timeout, "no WELCOME") }
-    }
-
-    /// Spawns a test worker at `address` and waits for its HELLO.
-    func spawn(_ name: String) async throws -> PeerAddress {
-        let address = try requestSpawn(name)
-        guard try await receive(.hello, from: address, within: .seconds(20)) != nil else {
-            throw ExecnetError(.timeout, "worker \(name) did not say hello")
-        }
-        return address
-    }
-
-    /// Asks for a test worker and returns the reason it was refused.
-    func spawnRefusal(_ name: String) async throws -> String {
-        try requestSpawn(name)
-        guard let frames = try await receive(.spawnFailed) else { throw ExecnetError(.timeout, "no SPAWN_FAILED") }
-        return decodeString(frames[3]) ?? ""
-    }
-
-    @discardableResult
-    private func requestSpawn(_ name: String) throws -> PeerAddress {
-        let address = Array(name.utf8)
-        var request = ControlPayload()
-        request["address"] = .bytes(address)
-        request["gateway"] = .string(name)
-        request["worker"] = .string("\(buildDirectory())/ExecnetTestWorker")
-        request["env"] = .dict([:])
-        try socket.send([[]] + WireMessage(channelID: 0, type: .spawn, payload: request.encoded).frames)
-        return address
-    }
-
-    /// Keeps this client registered (the tests' broker expires a silent peer after 0.6 s).
-    func heartbeat() throws {
-        try socket.send([[]] + WireMessage(channelID: 0, type: .heartbeat, payload: []).frames)
-    }
-
-    func send(to worker: PeerAddress, channel: Int32, _ type: MessageType, _ payload: [UInt8]) throws {
-        try socket.send([worker] + WireMessage(channelID: channel, type: type, payload: payload).frames)
-    }
-
-    /// The next `[address][channel][type][payload]` message of `type` (others are skipped).
-    func receive(_ type: MessageType, from address: PeerAddress? = nil, within bound: Duration = .seconds(10)) async throws -> [[UInt8]]? {
-        let deadline = ContinuousClock.now.advanced(by: bound)
-        while ContinuousClock.now < deadline {
-            if let frames = try socket.receive(dontWait: true) {
-                if frames.count == 4, (try? WireMessage.parse(frames.dropFirst()))?.type == type,
-                    address == nil || frames[0] == address
-                {
-                    return frames
-                }
-            } else {
-                try heartbeat()
-                try await Task.sleep(for: .milliseconds(5))
-            }
-        }
-        return nil
-    }
-
-    func close() {
-        socket.close()
-        context.terminate()
-    }
-}
 
 /// The resident set size of a process, from /proc.
 func residentBytes(_ pid: Int32) throws -> Int {
@@ -307,11 +230,4 @@ func expectBrokerServes(_ endpoint: String) async throws {
     #expect(try await echo.receive(timeout: .seconds(10)) == "fresh")
     try echo.close()
     await group.terminate(timeout: .seconds(2))
-}
-
-/// Runs blocking code on a thread of its own.
-func runOnThread(_ body: @escaping @Sendable () throws -> Void) async throws {
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        OSThread(name: "test-blocking") { continuation.resume(with: Result { try body() }) }.detach()
-    }
 }

@@ -100,11 +100,7 @@ extension ProcessTests {
             let group = try Group()
             let started = ContinuousClock.now
             let starting = Task { try await group.makeGateway("popen//worker=\(sleeper)", startupTimeout: .milliseconds(300)) }
-            var pid: Int32?
-            while pid == nil && ContinuousClock.now < started.advanced(by: .seconds(5)) {
-                pid = group.gateways.first?.pid
-                if pid == nil { try await Task.sleep(for: .milliseconds(2)) }
-            }
+            let pid = try await pollFor(within: .seconds(5), every: .milliseconds(2)) { group.gateways.first?.pid }
             await expectExecnetError(.timeout) { try await starting.value }
             #expect(started.duration(to: .now) < .seconds(5))
             // The silent process was killed.
@@ -222,10 +218,9 @@ extension ProcessTests {
             let group = try Group()
             let runtime = try ClientRuntime.current()
             let starting = Task { try await group.makeGateway("popen//worker=\(sleeper)", startupTimeout: .seconds(20)) }
-            while group.count == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            let fakePid = try #require(try await pollFor(within: .seconds(10), every: .milliseconds(2)) { group.gateways.first?.pid },
+                                        "the silent worker did not start")
             let fake = group[0]
-            while fake.pid == nil { try await Task.sleep(for: .milliseconds(2)) }
-            let fakePid = try #require(fake.pid)
             let context = try ZMQContext()
             let stranger = try ZMQSocket(context: context, type: .dealer)
             try stranger.setLinger(milliseconds: 0)

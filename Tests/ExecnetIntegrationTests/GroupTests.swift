@@ -190,7 +190,7 @@ extension ProcessTests {
                 let mch = try group.remoteExec("wait-release")
                 let queue = try mch.makeReceiveQueue()
                 let waiting = Task { try await queue.get() }
-                try await Task.sleep(for: .milliseconds(50))
+                #expect(try await eventually { queue.waiterCount == 1 })
                 waiting.cancel()
                 await #expect(throws: CancellationError.self) { try await waiting.value }
                 try await mch.sendEach("x")
@@ -200,7 +200,8 @@ extension ProcessTests {
 
         @Test func aKilledClientTakesItsWorkersWithItAndLeavesNoStaleDirectory() async throws {
             let base = ClientRuntime.baseDirectory()
-            func spawnClient() throws -> (pid: Int32, pids: [Int32]) {
+            // Reads the client's first line on a thread of its own.
+            @Sendable func spawnClient() throws -> (pid: Int32, pids: [Int32]) {
                 let worker = try WorkerProcess.spawn(
                     executable: "\(buildDirectory())/ExecnetTestClient", arguments: [],
                     environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
@@ -221,15 +222,14 @@ extension ProcessTests {
                 guard words.first == "READY" else { return (worker.pid, []) }
                 return (worker.pid, words.dropFirst().compactMap { Int32($0) })
             }
-            let first = try spawnClient()
+            let first = try await offPool { try spawnClient() }
             #expect(first.pids.count == 2)
             #expect(first.pids.allSatisfy(processExists))
             kill(first.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(first.pid, &status, 0)
+            try await reap(first.pid)
             #expect(await waitUntilGone(first.pids, timeout: .seconds(2)))
             // The killed client's hub directory is stale until the next client starts.
-            let second = try spawnClient()
+            let second = try await offPool { try spawnClient() }
             #expect(second.pids.count == 2)
             #expect(access("\(base)/", F_OK) == 0)
             var stale = false
@@ -242,7 +242,7 @@ extension ProcessTests {
             }
             #expect(!stale, "the killed client's directory was not cleaned up")
             kill(second.pid, SIGTERM)
-            waitpid(second.pid, &status, 0)
+            try await reap(second.pid)
             #expect(await waitUntilGone(second.pids, timeout: .seconds(2)))
         }
 
@@ -251,19 +251,8 @@ extension ProcessTests {
                 executable: "\(buildDirectory())/taskserver", arguments: ["--tasks", "40", "--max-sleep", "0.05"],
                 environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
             defer { close(server.pidfd); close(server.stderr) }
-            var output: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var pfd = pollfd(fd: server.stdout, events: Int16(POLLIN), revents: 0)
-            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            while ContinuousClock.now < deadline {
-                if poll(&pfd, 1, 100) <= 0 { continue }
-                let count = read(server.stdout, &buffer, buffer.count)
-                if count <= 0 { break }
-                output += buffer[0..<count]
-            }
-            close(server.stdout)
-            var status: Int32 = 0
-            waitpid(server.pid, &status, 0)
+            let output = try await readToEnd(server.stdout, within: .seconds(60))
+            let status = try await reap(server.pid)
             let text = String(decoding: output, as: UTF8.self)
             var results: [Int] = []
             var workerPids: Set<String> = []

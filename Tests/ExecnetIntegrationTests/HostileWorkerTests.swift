@@ -196,8 +196,8 @@ private func encodeInternal(_ value: Value) throws -> [UInt8] {
 
 /// The DEALER that plays a worker.
 private struct RogueWorker {
-    let context: ZMQContext
-    let socket: ZMQSocket
+    let dealer: RawDealer
+    var socket: ZMQSocket { dealer.socket }
 
     func send(_ type: MessageType, _ channelID: Int32, _ payload: [UInt8] = []) throws {
         try sendRaw(WireMessage(channelID: channelID, type: type, payload: payload).frames)
@@ -209,19 +209,13 @@ private struct RogueWorker {
 
     /// The next message of `type` within 10 s (others are skipped).
     func receive(_ type: MessageType) async throws -> WireMessage? {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-        while ContinuousClock.now < deadline {
-            if let frames = try socket.receive(dontWait: true) {
-                if let message = try? WireMessage.parse(frames), message.type == type { return message }
-            } else {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-        }
-        return nil
+        try await dealer.receive(within: .seconds(10)) { (try? WireMessage.parse($0))?.type == type }
+            .flatMap { try? WireMessage.parse($0) }
     }
 
-    /// Every message that arrives within `duration` (a bound on what may still come, not a
-    /// synchronisation: the messages asserted on were sent before the client's answer awaited).
+    /// Every message that arrives within `duration`: a deliberate listening window, a bound on what
+    /// may still come, not a synchronisation (the messages asserted on were sent before the
+    /// client's answer awaited).
     func collect(for duration: Duration) async throws -> [WireMessage] {
         var result: [WireMessage] = []
         let deadline = ContinuousClock.now.advanced(by: duration)
@@ -238,56 +232,20 @@ private struct RogueWorker {
 
 /// Runs `body` with a gateway whose worker is a DEALER in this process.
 private func withRogueWorker(_ body: (Gateway, RogueWorker) async throws -> Void) async throws {
-    let directory = "/tmp/execnet-rogue-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    mkdir(directory, 0o700)
-    defer {
-        unlink(directory + "/worker.sh")
-        unlink(directory + "/address")
-        rmdir(directory)
-    }
-    let script = directory + "/worker.sh"
-    let text = "#!/bin/sh\nprintf '%s\\n%s\\n' \"$EXECNET_ENDPOINT\" \"$EXECNET_ROUTING_ID\" > \"$ROGUE_DIR/address.tmp\"\n"
-        + "mv \"$ROGUE_DIR/address.tmp\" \"$ROGUE_DIR/address\"\nexec sleep 600\n"
-    let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-    _ = text.utf8CString.withUnsafeBytes { write(fd, $0.baseAddress, $0.count - 1) }
-    close(fd)
-    let starting = Task { try await Group(["popen//worker=\(script)//env:ROGUE_DIR=\(directory)"]) }
-    var address: [String] = []
-    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-    while address.count < 2 && ContinuousClock.now < deadline {
-        address = readLines(directory + "/address")
-        if address.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
-    }
-    try #require(address.count >= 2, "the rogue worker script did not start")
-    let context = try ZMQContext()
-    let socket = try ZMQSocket(context: context, type: .dealer)
-    try socket.setLinger(milliseconds: 0)
-    try socket.setRoutingID(Array(address[1].utf8))
-    try socket.connect(address[0])
-    let rogue = RogueWorker(context: context, socket: socket)
-    try rogue.send(.hello, 0, ControlPayload(["protocol": .int(wireProtocolVersion), "pid": .int(Int64(getpid()))]).encoded)
+    let script = RogueWorkerScript(label: "rogue")
+    defer { script.remove() }
+    let starting = Task { try await Group([script.spec(report: "address")]) }
+    let rogue = RogueWorker(dealer: try await script.connect("address", within: .seconds(10)))
     let group = try await starting.value
     do {
         try await body(group[0], rogue)
     } catch {
         await group.terminate(timeout: .milliseconds(100))
-        socket.close()
-        context.terminate()
+        rogue.dealer.close()
         throw error
     }
     await group.terminate(timeout: .milliseconds(100))
-    socket.close()
-    context.terminate()
-}
-
-private func readLines(_ path: String) -> [String] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-    guard count > 0 else { return [] }
-    return String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").map(String.init)
+    rogue.dealer.close()
 }
 
 /// A well-behaved gateway in this same client still runs a task end to end.

@@ -30,9 +30,8 @@ extension ProcessTests {
             let group = try await Group([testWorkerSpec()])
             let honest = group[0]
             let echo = try honest.remoteExec("echo")
-            let directory = "/tmp/execnet-hubfuzz-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            mkdir(directory, 0o700)
-            defer { removeImpersonatorFiles(directory) }
+            let script = RogueWorkerScript(label: "hubfuzz")
+            defer { script.remove() }
             let baseline = try residentBytes(getpid())
             let batches = 20, perBatch = 5_000
             var rogue: Impersonator?
@@ -48,7 +47,7 @@ extension ProcessTests {
                                 reasons[await endReason(old.gateway), default: 0] += 1
                                 old.close()
                             }
-                            rogue = try await Impersonator(group: group, directory: directory, index: started)
+                            rogue = try await Impersonator(group: group, script: script, index: started)
                             started += 1
                         }
                         if try await rogue!.send(random.workerMessage(ids: [rogue!.channel.id, echo.id])) { sent += 1 }
@@ -92,38 +91,16 @@ extension ProcessTests {
 
 /// A raw DEALER that speaks for the worker of a gateway of `group`.
 private struct Impersonator {
-    let context: ZMQContext
-    let socket: ZMQSocket
+    let dealer: RawDealer
+    var socket: ZMQSocket { dealer.socket }
     let gateway: Gateway
     /// A channel the client opened to the impersonator (an exec it never answers).
     let channel: Channel
 
-    init(group: Group, directory: String, index: Int) async throws {
-        let address = directory + "/address\(index)"
-        let script = directory + "/worker.sh"
-        let text = "#!/bin/sh\nprintf '%s\\n%s\\n' \"$EXECNET_ENDPOINT\" \"$EXECNET_ROUTING_ID\" > \"$ROGUE_FILE.tmp\"\n"
-            + "mv \"$ROGUE_FILE.tmp\" \"$ROGUE_FILE\"\nexec sleep 600\n"
-        let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-        _ = text.utf8CString.withUnsafeBytes { write(fd, $0.baseAddress, $0.count - 1) }
-        Glibc.close(fd)
-        let starting = Task { try await group.makeGateway("popen//worker=\(script)//env:ROGUE_FILE=\(address)", startupTimeout: .seconds(20)) }
-        var lines: [String] = []
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-        while lines.count < 2 && ContinuousClock.now < deadline {
-            lines = readAddress(address)
-            if lines.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        unlink(address)
-        try #require(lines.count >= 2, "the impersonated worker script did not start")
-        context = try ZMQContext()
-        socket = try ZMQSocket(context: context, type: .dealer)
-        try socket.setLinger(milliseconds: 0)
-        try socket.setRoutingID(Array(lines[1].utf8))
-        try socket.connect(lines[0])
-        var hello = ControlPayload()
-        hello["protocol"] = .int(wireProtocolVersion)
-        hello["pid"] = .int(Int64(getpid()))
-        _ = try socket.send(WireMessage(channelID: 0, type: .hello, payload: hello.encoded).frames)
+    init(group: Group, script: RogueWorkerScript, index: Int) async throws {
+        let report = "address\(index)"
+        let starting = Task { try await group.makeGateway(script.spec(report: report), startupTimeout: .seconds(20)) }
+        dealer = try await script.connect(report, within: .seconds(20))
         gateway = try await starting.value
         channel = try gateway.remoteExec("anything")
     }
@@ -147,8 +124,7 @@ private struct Impersonator {
 
     func close() {
         gateway.kill(signal: SIGKILL)
-        socket.close()
-        context.terminate()
+        dealer.close()
     }
 }
 
@@ -223,19 +199,4 @@ private func endReason(_ gateway: Gateway) async -> String {
     } catch {
         return "\(error)"
     }
-}
-
-private func readAddress(_ path: String) -> [String] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-    guard count > 0 else { return [] }
-    return String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").map(String.init)
-}
-
-private func removeImpersonatorFiles(_ directory: String) {
-    unlink(directory + "/worker.sh")
-    rmdir(directory)
 }

@@ -67,7 +67,7 @@ extension ProcessTests {
                     #expect(try await childHere)
                     // A cancelled receive consumes nothing.
                     let waiting = Task { try await channel.receive() }
-                    try await Task.sleep(for: .milliseconds(50))
+                    #expect(try await eventually { channel.core.state.withLock { $0.receivers.count } == 1 })
                     waiting.cancel()
                     await #expect(throws: CancellationError.self) { try await waiting.value }
                     try await channel.send("after")
@@ -90,6 +90,8 @@ extension ProcessTests {
                 var maxBuffered = 0
                 for expected in 0..<count {
                     if expected % 20_000 == 0 {
+                        // Lets the sender run ahead as far as the window allows: a deliberate pause, not
+                        // a synchronisation (the bound asserted holds however far it got).
                         try await Task.sleep(for: .milliseconds(2))
                         maxBuffered = max(maxBuffered, sender.core.state.withLock { $0.items.count })
                     }

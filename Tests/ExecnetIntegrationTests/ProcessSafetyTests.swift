@@ -30,12 +30,7 @@ func isRunning(_ pid: Int32) -> Bool {
 
 /// Waits up to `timeout` until none of `pids` runs; true if none does.
 func waitUntilNotRunning(_ pids: [Int32], timeout: Duration = .seconds(10)) async -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < deadline {
-        if !pids.contains(where: isRunning) { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return !pids.contains(where: isRunning)
+    (try? await eventually(within: timeout, every: .milliseconds(10)) { !pids.contains(where: isRunning) }) ?? false
 }
 
 /// A new private (0700) directory under /tmp.
@@ -68,8 +63,8 @@ func removeTree(_ path: String) {
 }
 
 /// Runs ExecnetTestClient with `arguments` and `environment`; returns its first line and stops it.
-func runTestClient(_ arguments: [String] = [], environment: [String]) throws -> String {
-    let (client, line) = try startChild("\(buildDirectory())/ExecnetTestClient", arguments, environment: environment)
+func runTestClient(_ arguments: [String] = [], environment: [String]) async throws -> String {
+    let (client, line) = try await startChild("\(buildDirectory())/ExecnetTestClient", arguments, environment: environment)
     stopChild(client)
     return line
 }
@@ -138,7 +133,7 @@ extension ProcessTests {
 
         @Test func execRunsOnlyInWorkersOfAnAgentStartedWithAllowExec() async throws {
             let fixture = try BrokerFixture.current()
-            let agent = try startAgent(fixture.endpoint, name: "noexechost")
+            let agent = try await startAgent(fixture.endpoint, name: "noexechost")
             defer { stopChild(agent) }
             let group = try Group()
             for worker in ["execnet-worker", "ExecnetTestWorker"] {
@@ -171,7 +166,7 @@ extension ProcessTests {
 
         // MARK: - The runtime directory
 
-        @Test func aRuntimeDirectoryAnotherUserCouldEnterIsRefused() throws {
+        @Test func aRuntimeDirectoryAnotherUserCouldEnterIsRefused() async throws {
             let runtime = try makePrivateDirectory("execnet-xdg")
             defer { removeTree(runtime) }
             let base = "\(runtime)/execnet"
@@ -180,30 +175,30 @@ extension ProcessTests {
             if geteuid() == 0 {
                 #expect(mkdir(base, 0o700) == 0)
                 #expect(chown(base, 65534, 65534) == 0)
-                let line = try runTestClient(environment: environment)
+                let line = try await runTestClient(environment: environment)
                 #expect(line.hasPrefix("ERROR") && line.contains(base) && line.contains("owned by uid 65534"), "\(line)")
                 rmdir(base)
             }
             // Ours, but open to everyone.
             #expect(mkdir(base, 0o700) == 0)
             #expect(chmod(base, 0o777) == 0)
-            var line = try runTestClient(environment: environment)
+            var line = try await runTestClient(environment: environment)
             #expect(line.hasPrefix("ERROR") && line.contains(base) && line.contains("mode 0777"), "\(line)")
             rmdir(base)
             // A link to a directory elsewhere.
             let elsewhere = try makePrivateDirectory("execnet-elsewhere")
             defer { removeTree(elsewhere) }
             #expect(symlink(elsewhere, base) == 0)
-            line = try runTestClient(environment: environment)
+            line = try await runTestClient(environment: environment)
             #expect(line.hasPrefix("ERROR") && line.contains("symbolic link"), "\(line)")
             unlink(base)
             // A private one is used.
-            line = try runTestClient(environment: environment)
+            line = try await runTestClient(environment: environment)
             #expect(line.hasPrefix("READY"), "\(line)")
             #expect(privateDirectoryProblem(base, owner: geteuid()) == nil)
         }
 
-        @Test func staleDirectoryCleanupNeverFollowsALink() throws {
+        @Test func staleDirectoryCleanupNeverFollowsALink() async throws {
             let runtime = try makePrivateDirectory("execnet-xdg")
             defer { removeTree(runtime) }
             let base = "\(runtime)/execnet"
@@ -221,7 +216,7 @@ extension ProcessTests {
             #expect(mkdir("\(base)/\(deadPid)-stale", 0o700) == 0)
             let socket = open("\(base)/\(deadPid)-stale/hub", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
             close(socket)
-            let line = try runTestClient(environment: ["XDG_RUNTIME_DIR=\(runtime)"])
+            let line = try await runTestClient(environment: ["XDG_RUNTIME_DIR=\(runtime)"])
             #expect(line.hasPrefix("READY"), "\(line)")
             #expect(access("\(base)/\(deadPid)-stale", F_OK) != 0, "the stale directory was not removed")
             #expect(access(precious, F_OK) == 0, "cleanup deleted a file through a link")
@@ -248,7 +243,7 @@ extension ProcessTests {
             let script = makeScript("\(worker) \"$@\"\nexit $?")
             defer { unlink(script) }
             let spec = "popen//worker=\(wrapper ? script : worker)"
-            let (client, line) = try startChild("\(buildDirectory())/ExecnetTestClient", ["exec-child", spec])
+            let (client, line) = try await startChild("\(buildDirectory())/ExecnetTestClient", ["exec-child", spec])
             let words = line.split(separator: " ")
             guard words.first == "READY", words.count == 4 else {
                 stopChild(client)
@@ -260,8 +255,7 @@ extension ProcessTests {
             #expect(wrapper == (pids[0] != pids[1]), "spawned \(pids[0]), said hello \(pids[1])")
             #expect(pids.allSatisfy(isRunning))
             _ = cexecnetSignal(client.pidfd, SIGKILL)
-            var status: Int32 = 0
-            waitpid(client.pid, &status, 0)
+            try await reap(client.pid)
             close(client.pidfd)
             #expect(await waitUntilNotRunning(pids), "survivors: \(pids.filter(isRunning))")
         }

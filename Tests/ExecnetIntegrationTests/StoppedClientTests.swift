@@ -50,14 +50,23 @@ extension ProcessTests {
                 close(spawned.stdout)
                 close(spawned.stderr)
             }
-            var seen: [String] = []
-            let ready = readLine(startingWith: "READY", from: spawned.stdout, timeout: .seconds(20), seen: &seen)
+            // The pipe is read on a thread of its own, not on the cooperative pool.
+            let stdout = spawned.stdout
+            let (ready, early) = try await offPool { () -> (String?, [String]) in
+                var seen: [String] = []
+                return (readLine(startingWith: "READY", from: stdout, timeout: .seconds(20), seen: &seen), seen)
+            }
+            var seen = early
             try #require(ready != nil, "the client did not start: \(seen)")
             // Stopped for about three times the broker's window (0.2 s x 3): the stimulus, not a wait.
             kill(spawned.pid, SIGSTOP)
             try await Task.sleep(for: .seconds(2))
             kill(spawned.pid, SIGCONT)
-            let ended = readLine(startingWith: "ENDED", from: spawned.stdout, timeout: .seconds(20), seen: &seen)
+            let (ended, later) = try await offPool { () -> (String?, [String]) in
+                var seen: [String] = []
+                return (readLine(startingWith: "ENDED", from: stdout, timeout: .seconds(20), seen: &seen), seen)
+            }
+            seen += later
             var status: Int32 = 0
             let exited = waitpid(spawned.pid, &status, WNOHANG) == spawned.pid
             try #require(ended != nil, "no ENDED line; output \(seen), exited \(exited) with status \(status)")

@@ -34,12 +34,7 @@ func processExists(_ pid: Int32) -> Bool {
 
 /// Waits up to `timeout` for every pid to be gone; true if they all are.
 func waitUntilGone(_ pids: [Int32], timeout: Duration = .seconds(5)) async -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < deadline {
-        if !pids.contains(where: processExists) { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return !pids.contains(where: processExists)
+    (try? await eventually(within: timeout, every: .milliseconds(10)) { !pids.contains(where: processExists) }) ?? false
 }
 
 /// Runs `body` with a group of `count` test-worker gateways; terminates it afterwards and checks

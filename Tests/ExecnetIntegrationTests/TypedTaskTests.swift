@@ -1,6 +1,6 @@
 // Typed tasks and group.map against real worker processes: round trips of Codable values, typed
 // remote errors, cancellation reaching the worker's Task, and a map that loses nothing and reports
-// nothing twice when workers are SIGKILLed. The task types mirror Sources/ExecnetTestWorker/TypedTasks.swift.
+// nothing twice when workers are SIGKILLed. The task types are the test worker's own (ExecnetTestTasks).
 
 import Execnet
 @testable import ExecnetBrokerServer
@@ -9,89 +9,14 @@ import Execnet
 @testable import ExecnetHostAgent
 @testable import ExecnetValue
 @testable import ExecnetWorkerRuntime
+import ExecnetTestTasks
 import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// MARK: - The test worker's typed tasks, as a client declares them
-
-enum Square: TypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-square"
-}
-
-struct Record: Codable, Sendable, Equatable {
-    enum Shape: Codable, Sendable, Equatable {
-        case circle(radius: Double)
-        case rectangle(width: Int, height: Int)
-        case none
-    }
-    struct Inner: Codable, Sendable, Equatable {
-        var label: String
-        var tags: [String]
-        var weight: Double?
-    }
-    var id: Int
-    var name: String?
-    var shape: Shape
-    var inner: Inner
-    var children: [Inner]
-    var timestamp: Double
-    var flags: [String: Bool]
-    var samples: [Int]
-}
-
-enum EchoRecord: TypedTask {
-    typealias Input = Record
-    typealias Output = Record
-    static let name = "typed-echo-record"
-}
-
-enum FailWith: TypedTask {
-    typealias Input = String
-    typealias Output = Int
-    static let name = "typed-fail"
-}
-
-struct HangCounters: Codable, Sendable, Equatable {
-    var started: Int
-    var cancelled: Int
-}
-
-enum Hang: TypedTask {
-    typealias Input = Int
-    typealias Output = Int
-    static let name = "typed-hang"
-}
-
-enum HangStats: TypedTask {
-    typealias Input = HangCounters
-    typealias Output = HangCounters
-    static let name = "typed-hang-stats"
-}
-
-struct CrashyInput: Codable, Sendable {
-    var value: Int
-    var crashOnceMarker: String?
-    var delayMilliseconds: Int
-}
-
-enum Crashy: TypedTask {
-    typealias Input = CrashyInput
-    typealias Output = Int
-    static let name = "typed-crashy"
-}
-
-/// The test worker's `Flaky`: its `Transient` error is declared retryable here, on the client.
-enum Flaky: TypedTask {
-    typealias Input = CrashyInput
-    typealias Output = Int
-    static let name = "typed-flaky"
-    static func isRetryable(_ error: RemoteTaskError) -> Bool { error.typeName.hasSuffix("Transient") }
-}
+// MARK: - Tasks only a client declares
 
 /// The same task, with no error retryable.
 enum FlakyStrict: TypedTask {
@@ -568,19 +493,8 @@ extension ProcessTests {
                 executable: "\(buildDirectory())/TaskServerMap", arguments: ["--tasks", "40", "--max-sleep", "0.05"],
                 environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
             defer { close(server.pidfd); close(server.stderr) }
-            var output: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var pfd = pollfd(fd: server.stdout, events: Int16(POLLIN), revents: 0)
-            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            while ContinuousClock.now < deadline {
-                if poll(&pfd, 1, 100) <= 0 { continue }
-                let count = read(server.stdout, &buffer, buffer.count)
-                if count <= 0 { break }
-                output += buffer[0..<count]
-            }
-            close(server.stdout)
-            var status: Int32 = 0
-            waitpid(server.pid, &status, 0)
+            let output = try await readToEnd(server.stdout, within: .seconds(60))
+            let status = try await reap(server.pid)
             let text = String(decoding: output, as: UTF8.self)
             var tasks: [Int] = []
             for line in text.split(separator: "\n") {

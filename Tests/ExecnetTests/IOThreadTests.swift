@@ -16,8 +16,8 @@ private final class RecordingRole: IOThreadRole {
         case record(Int)
         /// Records `first`, then submits `.record(then)` from the I/O thread itself.
         case recordThenSubmit(first: Int, then: Int)
-        /// Holds the I/O thread until the signal is raised.
-        case block(ThreadSignal)
+        /// Raises `started`, then holds the I/O thread until `release` is raised.
+        case block(started: ThreadSignal, release: ThreadSignal)
     }
 
     let log: RecordingLog
@@ -33,8 +33,9 @@ private final class RecordingRole: IOThreadRole {
         case .recordThenSubmit(let first, let then):
             log.append(first)
             log.thread.withLock { $0 }?.submit(.record(then))
-        case .block(let signal):
-            _ = signal.wait(deadline: nil)
+        case .block(let started, let release):
+            started.raise()
+            _ = release.wait(deadline: nil)
         }
     }
 
@@ -90,9 +91,9 @@ private func eventually(_ condition: () -> Bool) async throws -> Bool {
         let (thread, log) = try makeThread()
         // While the I/O thread is held, 1, 3 and 4 queue up and are then drained as one batch; 1
         // submits 2 from the I/O thread while 3 and 4 are still to be handled.
-        let release = ThreadSignal()
-        thread.submit(.block(release))
-        try await Task.sleep(for: .milliseconds(20))
+        let started = ThreadSignal(), release = ThreadSignal()
+        thread.submit(.block(started: started, release: release))
+        #expect(try await eventually { started.isRaised })
         thread.submit(.recordThenSubmit(first: 1, then: 2))
         thread.submit(.record(3))
         thread.submit(.record(4))
@@ -109,7 +110,7 @@ private func eventually(_ condition: () -> Bool) async throws -> Bool {
             await gate.wait()
             return thread.isCurrent
         }
-        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await eventually { gate.hasWaiter })
         await thread.stopAndWait()
         gate.open()
         // Resumed after the thread stopped: it runs on the global executor instead of hanging.
@@ -131,6 +132,8 @@ private final class AsyncGate: Sendable {
             if openAlready { continuation.resume() }
         }
     }
+
+    var hasWaiter: Bool { state.withLock { $0.waiter != nil } }
 
     func open() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in

@@ -30,6 +30,22 @@ import Testing
         #expect(connection.hasPeerEnded)
     }
 
+    /// The client's hub learns of a violation from `dispatch` itself (it then kills the worker):
+    /// no handler, no call back from the connection. Reported once, on the frame that broke the cap.
+    @Test func dispatchTellsTheCallerOfAViolationOnce() throws {
+        let connection = PeerConnection(gatewayID: "gw0", side: .client, transport: RecordingTransport(),
+                                        logger: Logger(label: "test"), maxUnnamedChannels: 4)
+        var item: [UInt8] = []
+        try Serializer.encodeInternal(.int(1), into: &item)
+        // Even ids: channels the worker "opened".
+        var reports: [Int] = []
+        for index in 0..<20 where connection.dispatch(WireMessage(channelID: Int32(2 + 2 * index), type: .data, payload: item)) {
+            reports.append(index)
+        }
+        #expect(reports == [4])
+        #expect(connection.hasPeerEnded)
+    }
+
     @Test func namingAChannelGivesBackItsCountAndBytes() throws {
         let connection = PeerConnection(gatewayID: "gw0", side: .worker, transport: RecordingTransport(),
                                         logger: Logger(label: "test"), maxUnnamedChannels: 2, maxUnnamedBytes: 1_000)

@@ -65,6 +65,46 @@ import ZeroMQ
         #expect(throws: ExecnetError(.invalidSpec, "")) { try XSpec("popen//_hello=1") }
     }
 
+    @Test func theKindIsDecidedWhenParsed() throws {
+        #expect(try XSpec("popen//id=w1").kind == .popen)
+        let spec = try XSpec("broker=h:5555//serverkey=/k/b.pub//secretkey=/k/c.key")
+        #expect(spec.kind == .broker(BrokerBinding(endpoint: "tcp://h:5555", serverKeyFile: "/k/b.pub", secretKeyFile: "/k/c.key")))
+        #expect(spec.type == "broker" && spec.broker == "tcp://h:5555")
+    }
+
+    @Test func aGroupsBrokerIsTakenAsGivenNotReadBackFromText() throws {
+        // Key files whose names hold `//` (and one that looks like another key): the group's specs
+        // carry them as given, because the default spec is made from the binding, not from its text.
+        let binding = BrokerBinding(endpoint: "tcp://h:5555", serverKeyFile: "/keys//b.pub",
+                                    secretKeyFile: "/keys/c.key//secretkey=/other")
+        let group = try Group(broker: binding)
+        let spec = try group.resolve("id=w1//host=h2")
+        #expect(spec.kind == .broker(binding))
+        #expect(spec.serverKeyFile == "/keys//b.pub" && spec.secretKeyFile == "/keys/c.key//secretkey=/other")
+        #expect(spec.id == "w1" && spec.host == "h2")
+        #expect(spec.text == group.defaultSpec + "//id=w1//host=h2")
+        #expect(try group.resolve("").kind == .broker(binding))
+        // A spec that names its type keeps it; one that names none may not repeat a default key.
+        #expect(try group.resolve("popen//id=w2").kind == .popen)
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try group.resolve("host=a//host=b") }
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try group.resolve("serverkey=/k") }
+    }
+
+    @Test func aSpecNamingNoTypeGetsTheDefaultSpecsParts() throws {
+        let group = try Group()
+        group.defaultSpec = "popen//chdir=/tmp//env:A=1"
+        let spec = try group.resolve("id=w3//env:B=2")
+        #expect(spec.kind == .popen && spec.chdir == "/tmp" && spec.id == "w3")
+        #expect(Array(spec.environment.keys) == ["A", "B"])
+        #expect(spec.keys == ["popen", "chdir", "env:A", "id", "env:B"])
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try group.resolve("chdir=/x") }
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try group.resolve("host=h1") }
+        // A default spec with no type fails only the specs that need it.
+        group.defaultSpec = "id=x"
+        #expect(throws: ExecnetError(.invalidSpec, "")) { try group.resolve("") }
+        #expect(try group.resolve("popen").kind == .popen)
+    }
+
     @Test func unsupportedHostGatewaysPointToTheBroker() {
         do {
             _ = try XSpec("ssh=somehost")

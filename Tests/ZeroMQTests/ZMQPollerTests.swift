@@ -26,6 +26,8 @@ import ZeroMQ
         let pipeIndex = poller.add(fileDescriptor: readEnd, events: .readable)
 
         let writer = TestThread {
+            // Gives the poll below time to block first, so the write wakes it: a deliberate delay on
+            // the writer's own thread, not a synchronisation (the poll sees the byte either way).
             sleep(for: .milliseconds(50))
             var byte: UInt8 = 1
             _ = write(writeEnd, &byte, 1)

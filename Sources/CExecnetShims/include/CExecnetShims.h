@@ -1,5 +1,5 @@
 // POSIX and Linux calls that Swift cannot import as they are: variadic syscalls (pidfd_open),
-// variadic prctl, and the wait-status macros. Each wrapper is a direct pass-through that returns
+// variadic prctl, and calls a vfork child must make. Each wrapper is a direct pass-through that returns
 // -1 and sets errno on failure, exactly like the call it wraps; the exceptions (spawning, the
 // parent-death handler) say what they do.
 #ifndef CEXECNET_SHIMS_H
@@ -14,9 +14,6 @@ int cexecnet_pidfd_open(pid_t pid);
 /// pidfd_send_signal(2): signal a process through its pidfd (no pid-reuse race).
 int cexecnet_pidfd_send_signal(int pidfd, int sig);
 
-/// prctl(PR_SET_PDEATHSIG, sig): the calling thread's parent's death sends `sig` to us.
-int cexecnet_set_parent_death_signal(int sig);
-
 /// prctl(PR_SET_NAME): names the calling thread (at most 15 bytes are kept).
 int cexecnet_set_thread_name(const char *name);
 
@@ -28,12 +25,6 @@ int cexecnet_eventfd_signal(int fd);
 
 /// Drains an eventfd counter; returns 0 (also when it was already empty).
 int cexecnet_eventfd_drain(int fd);
-
-/// The wait(2) status macros.
-int cexecnet_wifexited(int status);
-int cexecnet_wexitstatus(int status);
-int cexecnet_wifsignaled(int status);
-int cexecnet_wtermsig(int status);
 
 /// waitid(P_PIDFD, pidfd, WEXITED | WNOHANG): 1 and the status if exited, 0 if still running, -1 on error.
 /// `*code` gets the exit code or the signal; `*signaled` is 1 if killed by a signal.

@@ -138,22 +138,6 @@ final class ClientRuntime: Sendable {
     }
 }
 
-/// Writes each worker output line to this process's stderr, prefixed with the gateway id.
-@Sendable
-func defaultOutputHandler(_ gatewayID: String, _ stream: WorkerOutputStream, _ line: [UInt8]) {
-    var bytes = Array("[\(gatewayID)] ".utf8)
-    bytes.append(contentsOf: line)
-    bytes.append(UInt8(ascii: "\n"))
-    bytes.withUnsafeBytes { raw in
-        var offset = 0
-        while offset < raw.count {
-            let written = write(2, raw.baseAddress! + offset, raw.count - offset)
-            if written <= 0 { if errno == EINTR { continue }; return }
-            offset += written
-        }
-    }
-}
-
 /// Why `path` is not a private directory of `owner` (a directory, not a symbolic link, owned by
 /// `owner`, with no access for group or others), or `nil` if it is one. Uses `lstat`: ownership
 /// is what counts, since root passes every `access` check.

@@ -5,10 +5,6 @@ import ExecnetCore
 import Logging
 import Synchronization
 
-/// Where a worker's stdout and stderr lines go: the gateway id, the stream, and the line's bytes
-/// (without the newline).
-public typealias WorkerOutputHandler = @Sendable (_ gatewayID: String, _ stream: WorkerOutputStream, _ line: [UInt8]) -> Void
-
 /// Process-wide settings for gateways made in this process.
 public enum ExecnetSettings {
     private struct Values {

@@ -92,8 +92,8 @@ extension Gateway {
     /// said, the host agent's name; `nil` for a `popen` gateway (execnet's `remoteaddress`, which
     /// only socket gateways have).
     public var remoteAddress: RemoteAddress? {
-        guard let broker = spec.broker else { return nil }
-        return RemoteAddress(broker: broker, host: state.withLock { $0.agentHost })
+        guard case .broker(let binding) = spec.kind else { return nil }
+        return RemoteAddress(broker: binding.endpoint, host: state.withLock { $0.agentHost })
     }
 }
 

@@ -1,5 +1,7 @@
 // How a gateway moves through its life: launch and the wait for the worker's hello, then the
-// hub's notifications (hello, bye, process exit) that it receives on the I/O thread.
+// events the hub posts (hello, bye, process exit) on the I/O thread. The gateway sends the hub
+// commands (launch, send, kill); the hub answers only with these events, and handling one never
+// sends anything back to the hub.
 
 import ExecnetCore
 import ExecnetValue
@@ -8,10 +10,29 @@ import OrderedCollections
 import Glibc
 #endif
 
+/// What the hub tells a gateway about its worker, on the I/O thread.
+///
+/// One way only: the hub has already done what the event calls for (it kills a worker that broke
+/// the protocol itself), and the gateway, handling the event, changes only its own state and ends
+/// its own channels; it never sends to the hub in return.
+enum GatewayEvent {
+    /// The process started (for a broker gateway, on the host agent named `host`).
+    case spawned(pid: pid_t, host: String?)
+    /// The worker said hello.
+    case hello(RemoteInfo)
+    /// Start-up failed; the caller of ``Gateway/start(timeout:)`` gets the error.
+    case startFailed(any Error)
+    /// The worker said bye: everything it sent has arrived, and it is exiting.
+    case bye
+    /// The process has exited and was reaped (or, for a broker gateway, the broker says it is
+    /// gone); `cause` is the text for its channels' ends (a default names the gateway and the exit).
+    case exited(WorkerExit, cause: String?, stderr: [String] = [])
+}
+
 /// Everything the hub needs to ask a broker for a worker.
 struct RemoteLaunch: Sendable {
     let gateway: Gateway
-    let link: BrokerLinkKey
+    let link: BrokerBinding
     let keys: CurveClientKeys?
     /// The SPAWN payload.
     let request: [UInt8]
@@ -30,25 +51,17 @@ extension Gateway {
     /// - Throws: ``ExecnetError`` `timeout` if no hello came in time (the process is killed),
     ///   `workerDied` if it exited first, `protocolVersionMismatch`, `workerNotFound`, `transport`.
     func start(timeout: Duration) async throws {
-        if spec.broker != nil {
-            try await startRemote(timeout: timeout)
+        if case .broker(let binding) = spec.kind {
+            try await startRemote(binding, timeout: timeout)
             return
         }
         let executable = try WorkerProcess.resolveExecutable(spec: spec)
-        var own = [
-            "EXECNET_WORKER_MODE=1",
-            "EXECNET_ENDPOINT=\(runtime.endpoint)",
-            "EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))",
-            "EXECNET_GATEWAY_ID=\(id)",
-            "EXECNET_PARENT_PID=\(getpid())",
-        ]
-        if let chdir = spec.chdir { own.append("EXECNET_CHDIR=\(chdir)") }
-        if let nice = spec.nice { own.append("EXECNET_NICE=\(nice)") }
+        let settings = WorkerEnvironment.Settings(
+            endpoint: runtime.endpoint, routingID: routingID, gatewayID: id, chdir: spec.chdir, nice: spec.nice.map(Int64.init))
         let environment: [String]
         do {
             environment = try WorkerEnvironment.build(
-                inherited: WorkerProcess.currentEnvironment(),
-                client: spec.environment.map { (name: $0.key, value: $0.value) }, own: own)
+                client: spec.environment.map { (name: $0.key, value: $0.value) }, settings: settings)
         } catch {
             throw ExecnetError(.invalidSpec, "env:\(error.name) is refused: \(error.reason)", gatewayID: id)
         }
@@ -57,9 +70,9 @@ extension Gateway {
     }
 
     /// Asks the broker for a worker on one of its hosts and waits for the worker's hello.
-    private func startRemote(timeout: Duration) async throws {
+    private func startRemote(_ binding: BrokerBinding, timeout: Duration) async throws {
         var keys: CurveClientKeys?
-        if let serverKeyFile = spec.serverKeyFile, let secretKeyFile = spec.secretKeyFile {
+        if let serverKeyFile = binding.serverKeyFile, let secretKeyFile = binding.secretKeyFile {
             keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverKeyFile),
                                    keyPair: try CurveKeyPair.load(secretKeyFile: secretKeyFile))
         }
@@ -73,8 +86,7 @@ extension Gateway {
         var environment = ValueDictionary()
         for (name, value) in spec.environment { environment[.string(name)] = .string(value) }
         request["env"] = .dict(environment)
-        let launch = RemoteLaunch(gateway: self, link: BrokerLinkKey(spec: spec, endpoint: spec.broker!), keys: keys,
-                                  request: request.encoded)
+        let launch = RemoteLaunch(gateway: self, link: binding, keys: keys, request: request.encoded)
         try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launchRemote(launch)) }
     }
 
@@ -102,8 +114,18 @@ extension Gateway {
 
     // MARK: - From the hub (I/O thread)
 
-    /// The process started (for a broker gateway, on the host agent named `host`).
-    func spawned(pid: pid_t, host: String? = nil) {
+    /// Takes an event from the hub (see ``GatewayEvent``).
+    func post(_ event: GatewayEvent) {
+        switch event {
+        case .spawned(let pid, let host): spawned(pid: pid, host: host)
+        case .hello(let info): helloReceived(info)
+        case .startFailed(let error): failStart(error)
+        case .bye: byeReceived()
+        case .exited(let exit, let cause, let stderr): processExited(exit, cause: cause, stderr: stderr)
+        }
+    }
+
+    private func spawned(pid: pid_t, host: String?) {
         state.withLock { state in
             state.pid = pid
             if let host { state.agentHost = host }
@@ -111,7 +133,7 @@ extension Gateway {
     }
 
     /// Start-up failed; the caller of ``start(timeout:)`` gets `error`.
-    func failStart(_ error: any Error) {
+    private func failStart(_ error: any Error) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             state.startFailure = state.startFailure ?? error
             defer { state.startWaiter = nil }
@@ -120,8 +142,7 @@ extension Gateway {
         waiter?.resume(throwing: error)
     }
 
-    /// The worker said hello.
-    func helloReceived(_ info: RemoteInfo) {
+    private func helloReceived(_ info: RemoteInfo) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             state.info = info
             if case .starting = state.phase { state.phase = .running }
@@ -131,8 +152,7 @@ extension Gateway {
         waiter?.resume()
     }
 
-    /// The worker said bye: everything it sent has arrived, and it is exiting.
-    func byeReceived() {
+    private func byeReceived() {
         let requested = state.withLock { state -> Bool in
             state.byeReceived = true
             if case .running = state.phase { state.phase = .exiting }
@@ -142,12 +162,7 @@ extension Gateway {
             requested ? "gateway \(id) was terminated" : "the worker of gateway \(id) exited on its own", gatewayID: id))
     }
 
-    /// The process has exited and was reaped (or, for a broker gateway, the broker says it is gone).
-    ///
-    /// - Parameters:
-    ///   - exit: How it ended.
-    ///   - cause: The text for channels' remote errors; a default names the gateway and the exit.
-    func processExited(_ exit: WorkerExit, cause: String? = nil, stderr: [String] = []) {
+    private func processExited(_ exit: WorkerExit, cause: String?, stderr: [String]) {
         let (waiters, bye, startWaiter) = state.withLock { state in
             state.phase = .exited(exit)
             let waiters = state.exitWaiters.map(\.1)

@@ -65,6 +65,8 @@ public final class Gateway: Sendable {
     /// The spec the gateway was made from.
     public let spec: XSpec
     let routingID: [UInt8]
+    /// How the hub reaches the worker: decided once, from the spec's kind.
+    let route: WorkerRoute
     let connection: PeerConnection
     let runtime: ClientRuntime
     let state = Mutex(State())
@@ -75,16 +77,15 @@ public final class Gateway: Sendable {
         self.spec = spec
         self.routingID = routingID
         self.runtime = runtime
-        let transport: any FrameTransport
-        if let broker = spec.broker {
-            transport = BrokerTransport(hub: runtime.io, link: BrokerLinkKey(spec: spec, endpoint: broker), address: routingID)
-        } else {
-            transport = HubTransport(hub: runtime.io, routingID: routingID)
+        switch spec.kind {
+        case .popen: route = .local(routingID)
+        case .broker(let binding): route = .broker(binding, address: routingID)
         }
-        self.connection = PeerConnection(gatewayID: id, side: .client, transport: transport, logger: runtime.logger)
+        // A worker that breaks the protocol is killed by the hub, which sees the violation when it
+        // hands the frame over (no handler here: the connection does not call back into the hub).
+        self.connection = PeerConnection(gatewayID: id, side: .client, transport: HubTransport(hub: runtime.io, route: route),
+                                         logger: runtime.logger)
         state.withLock { $0.group = group }
-        // A worker that breaks the unnamed-channel cap is lying: its channels have ended; kill it.
-        connection.onProtocolViolation { [weak self] _ in self?.kill() }
     }
 
     // MARK: - Tasks and channels
@@ -215,12 +216,14 @@ public final class Gateway: Sendable {
     ///
     /// - Parameter signal: The signal number.
     public func kill(signal: Int32 = SIGKILL) {
-        if let broker = spec.broker {
-            runtime.io.submit(.killRemote(link: BrokerLinkKey(spec: spec, endpoint: broker), address: routingID,
-                                          signal: signal))
-        } else {
-            runtime.io.submit(.signal(routingID: routingID, signal: signal))
-        }
+        runtime.io.submit(.kill(route, signal: signal))
+    }
+
+    /// Ends the channels of a gateway whose worker was killed but not reaped in time
+    /// (``Group/terminate(timeout:)`` gives up on it): they end as terminated, and the gateway is
+    /// not reported as gone. The hub still reaps the worker and reports its exit.
+    func abandon() {
+        connection.peerEnded(PeerEnd("gateway \(id) was terminated", gatewayID: id))
     }
 
     /// Waits until the worker process has exited.
@@ -273,27 +276,14 @@ extension Gateway: Hashable {
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 
-/// The transport of a broker gateway's connection: the hub's link to that broker, by worker address.
-struct BrokerTransport: FrameTransport {
-    let hub: IOThread<Hub>
-    let link: BrokerLinkKey
-    let address: [UInt8]
-
-    func submit(_ message: WireMessage) -> Bool {
-        hub.submit(.sendRemote(link: link, address: address, message: message))
-    }
-
-    var isOnIOThread: Bool { hub.isCurrent }
-    var timers: TimerQueue? { hub.timers }
-}
-
-/// The transport of a client-side connection: the hub's ROUTER, addressed by routing id.
+/// The transport of a client-side connection: the hub, which sends on its ROUTER (a popen
+/// gateway) or on its link to the gateway's broker.
 struct HubTransport: FrameTransport {
     let hub: IOThread<Hub>
-    let routingID: [UInt8]
+    let route: WorkerRoute
 
     func submit(_ message: WireMessage) -> Bool {
-        hub.submit(.send(routingID: routingID, message: message))
+        hub.submit(.send(route, message))
     }
 
     var isOnIOThread: Bool { hub.isCurrent }

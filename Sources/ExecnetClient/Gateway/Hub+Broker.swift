@@ -1,7 +1,7 @@
 // The client hub's links to brokers: a DEALER per broker (and key set), the client's registration
 // (CLIENT_HELLO, WELCOME), SPAWN requests, routing of `[address][channel][type][payload]` frames
-// to broker gateways, heartbeats both ways, and what a lost or restarted broker means for them.
-// Everything here runs on the client's I/O thread.
+// to broker gateways, heartbeats both ways (each link's BrokerSession), and what a lost or
+// restarted broker means for them. Everything here runs on the client's I/O thread.
 
 import ExecnetCore
 import Logging
@@ -10,42 +10,26 @@ import ZeroMQ
 import Glibc
 #endif
 
-/// Identifies a broker link: the endpoint and the key files used to reach it.
-struct BrokerLinkKey: Hashable, Sendable {
-    let endpoint: String
-    let serverKeyFile: String?
-    let secretKeyFile: String?
-
-    init(spec: XSpec, endpoint: String) {
-        self.endpoint = endpoint
-        self.serverKeyFile = spec.serverKeyFile
-        self.secretKeyFile = spec.secretKeyFile
-    }
-}
+/// Identifies a broker link: the endpoint and the key files used to reach it (a broker gateway's
+/// spec kind, as parsed).
+typealias BrokerLinkKey = BrokerBinding
 
 /// One client's connection to one broker.
 ///
 /// - Important: Used on the client's I/O thread only.
 final class BrokerLink {
-    enum Phase {
-        /// CLIENT_HELLO sent at this instant; waiting for WELCOME.
-        case registering(since: ContinuousClock.Instant)
-        /// Registered.
-        case ready
-    }
-
     let key: BrokerLinkKey
     let socket: ZMQSocket
     let logger: Logger
-    var phase: Phase
-    var settings: LivenessSettings = .default
-    var expiry: ContinuousClock.Instant
-    var lastSent: ContinuousClock.Instant
-    /// Turns of the link's timer: a gap past the window means this client was stopped, not the broker.
-    var turns = SchedulingGap()
-    /// Set when such a gap was seen, until the next WELCOME: the broker may have forgotten this
-    /// client meanwhile, and an UNKNOWN_PEER then says so rather than that the broker restarted.
-    var pausedFor: Duration?
+    /// Registration, heartbeats and the broker's liveness.
+    var session: BrokerSession
+    /// Everything to the broker goes through it, in order.
+    let outbox: Outbox
+    /// When this client last sent the broker anything.
+    var lastSent: ContinuousClock.Instant {
+        get { session.lastSent }
+        set { session.sent(now: newValue) }
+    }
     /// Gateways on this broker, by worker address.
     var gateways: [PeerKey: Gateway] = [:] {
         didSet {
@@ -58,25 +42,19 @@ final class BrokerLink {
     /// SPAWN requests waiting for WELCOME, with the address of the gateway each is for.
     var pendingSpawns: [(address: [UInt8], request: [UInt8])] = []
 
-    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger) {
+    init(key: BrokerLinkKey, socket: ZMQSocket, logger: Logger, loop: IOLoop?) {
         self.key = key
         self.socket = socket
         self.logger = logger
-        let now = ContinuousClock.now
-        phase = .registering(since: now)
-        expiry = now.advanced(by: settings.expiry)
-        lastSent = now
+        session = BrokerSession(settings: .default, registers: true, now: .now)
+        self.outbox = Outbox(socket: socket, routed: false, logger: logger, loop: loop)
     }
 
-    /// Sends `[address][channel][type][payload]` to the broker.
+    /// Sends `[address][channel][type][payload]` to the broker, through the outbox (a full pipe
+    /// queues; a failure or the cap is logged there).
     func send(_ message: WireMessage, to address: [UInt8]) {
         lastSent = .now
-        do {
-            // The DEALER's pipe is unlimited (HWM 0), so a send never blocks or fails for space.
-            _ = try socket.send([address] + message.frames, dontWait: true)
-        } catch {
-            logger.error("send to broker \(key.endpoint) failed: \(error)")
-        }
+        outbox.send(message, envelope: address)
     }
 
     func sayHello() {
@@ -84,11 +62,14 @@ final class BrokerLink {
         hello["protocol"] = .int(wireProtocolVersion)
         hello["pid"] = .int(Int64(getpid()))
         hello["hostname"] = .string(hostName())
-        phase = .registering(since: .now)
         send(WireMessage(channelID: 0, type: .clientHello, payload: hello.encoded), to: [])
+        session.helloSent(now: .now)
     }
 
-    func close() { socket.close() }
+    func close() {
+        outbox.close()
+        socket.close()
+    }
 }
 
 extension Hub {
@@ -98,11 +79,11 @@ extension Hub {
         do {
             link = try self.link(for: launch.link, keys: launch.keys, loop)
         } catch {
-            launch.gateway.failStart(error)
+            launch.gateway.post(.startFailed(error))
             return
         }
         link.gateways[PeerKey(launch.gateway.routingID)] = launch.gateway
-        if case .ready = link.phase {
+        if link.session.isReady {
             link.send(WireMessage(channelID: 0, type: .spawn, payload: launch.request), to: [])
         } else {
             link.pendingSpawns.append((launch.gateway.routingID, launch.request))
@@ -117,7 +98,7 @@ extension Hub {
         } catch {
             throw ExecnetError(.transport, "cannot connect to broker \(key.endpoint): \(error)", cause: error)
         }
-        let link = BrokerLink(key: key, socket: socket, logger: logger)
+        let link = BrokerLink(key: key, socket: socket, logger: logger, loop: loop)
         links[key] = link
         loop.addSocket(socket) { [unowned self, unowned link] in self.handleLink(link) }
         scheduleLinkTick(link, loop)
@@ -130,11 +111,11 @@ extension Hub {
     /// Drains a broker link: control messages (empty address) and broker gateways' messages.
     private func handleLink(_ link: BrokerLink) {
         // Before anything read now is judged (an UNKNOWN_PEER among it), notice a pause of our own.
-        noticePause(link, now: .now)
+        if let gap = link.session.noticePause(now: .now) { resumed(link, after: gap) }
         var received = 0
         defer {
             // Any traffic from the broker is a sign of life (one clock read per batch).
-            if received > 0 { link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry) }
+            if received > 0 { link.session.heard(now: .now) }
         }
         for _ in 0..<512 {
             let next: ReceivedWireMessage
@@ -155,10 +136,10 @@ extension Hub {
                 handleBrokerControl(link, message)
             } else if let recent = link.recentGateway, recent.routingID == address {
                 // A stream from one gateway skips the hash of its address.
-                handleRemoteGateway(link, recent, address, message)
+                dispatch(message, from: recent, link: link)
             } else if let gateway = link.gateways[PeerKey(address)] {
                 link.recentGateway = gateway
-                handleRemoteGateway(link, gateway, address, message)
+                dispatch(message, from: gateway, link: link)
             }
         }
     }
@@ -168,14 +149,9 @@ extension Hub {
         case .heartbeat:
             break
         case .welcome:
-            let welcome = ControlPayload(decoding: message.payload)
-            if let milliseconds = welcome?.int("heartbeat_ms"), milliseconds > 0 {
-                link.settings = LivenessSettings(interval: .milliseconds(milliseconds),
-                                                 liveness: Int(welcome?.int("liveness") ?? 3))
-            }
-            link.expiry = ContinuousClock.now.advanced(by: link.settings.expiry)
-            link.pausedFor = nil
-            link.phase = .ready
+            // Only an answer to an open hello counts; a second one (to a repeated hello) changes nothing.
+            let offered = LivenessSettings(welcome: ControlPayload(decoding: message.payload))
+            guard link.session.welcomed(settings: offered, now: .now) else { break }
             for pending in link.pendingSpawns {
                 link.send(WireMessage(channelID: 0, type: .spawn, payload: pending.request), to: [])
             }
@@ -184,10 +160,10 @@ extension Hub {
             // The broker restarted (or forgot us): every gateway it carried is gone; register again.
             // While registering, more of these are answers to what was sent before the new hello
             // (the broker answers in order, so they come before its WELCOME): ignore them.
-            if case .registering = link.phase { break }
-            if let paused = link.pausedFor {
+            guard link.session.unknownPeer() else { break }
+            if let paused = link.session.pausedFor {
                 loseGateways(link, cause: "this client was not running for \(paused) (stopped?), longer than broker "
-                    + "\(link.key.endpoint)'s liveness window of \(link.settings.expiry), so the broker forgot this client")
+                    + "\(link.key.endpoint)'s liveness window of \(link.session.settings.expiry), so the broker forgot this client")
             } else {
                 loseGateways(link, cause: "broker \(link.key.endpoint) restarted or forgot this client")
             }
@@ -195,48 +171,43 @@ extension Hub {
         case .spawnFailed:
             let reason = decodeString(message.payload) ?? "refused"
             for gateway in link.gateways.values {
-                gateway.failStart(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id))
+                gateway.post(.startFailed(ExecnetError(.spawnFailed, "broker \(link.key.endpoint): \(reason)", gatewayID: gateway.id)))
             }
         default:
             rogue.warning("dropped a control message not for a client", "\(message.type) from broker \(link.key.endpoint)")
         }
     }
 
-    private func handleRemoteGateway(_ link: BrokerLink, _ gateway: Gateway, _ address: [UInt8], _ message: WireMessage) {
+    /// A broker's report about one of its gateways (SPAWNED, SPAWN_FAILED, PEER_LOST), from the
+    /// hub's one dispatch. Returns whether `message` was one.
+    func handleBrokerReport(_ message: WireMessage, _ gateway: Gateway, _ link: BrokerLink) -> Bool {
         switch message.type {
-        case .hello:
-            handleHello(message, gateway)
         case .spawned:
             if let report = ControlPayload(decoding: message.payload), let pid = report.int("pid") {
-                gateway.spawned(pid: Int32(truncatingIfNeeded: pid), host: report.string("host"))
+                gateway.post(.spawned(pid: Int32(truncatingIfNeeded: pid), host: report.string("host")))
             }
         case .spawnFailed:
-            link.gateways[PeerKey(address)] = nil
-            gateway.failStart(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
-                                           gatewayID: gateway.id))
-            gateway.processExited(.exited(-1), cause: "the worker never started")
-        case .bye:
-            link.send(WireMessage(channelID: 0, type: .farewell, payload: []), to: address)
-            gateway.byeReceived()
+            link.gateways[PeerKey(gateway.routingID)] = nil
+            gateway.post(.startFailed(ExecnetError(.spawnFailed, decodeString(message.payload) ?? "the broker could not start a worker",
+                                                   gatewayID: gateway.id)))
+            gateway.post(.exited(.exited(-1), cause: "the worker never started"))
         case .peerLost:
-            link.gateways[PeerKey(address)] = nil
+            link.gateways[PeerKey(gateway.routingID)] = nil
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
-            gateway.processExited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)")
-        case .data, .close, .closeError, .credit:
-            gateway.connection.dispatch(message)
+            gateway.post(.exited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)"))
         default:
-            rogue.warning("dropped a message not for a client's gateway", "\(message.type) for \(gateway.id) from the broker")
+            return false
         }
+        return true
     }
 
     // MARK: - Liveness
 
     private func scheduleLinkTick(_ link: BrokerLink, _ loop: IOLoop) {
-        let period = min(link.settings.interval / 2, .milliseconds(250))
         // The timer holds the link until it fires; a link that was replaced or closed is let go
         // then. (No weak captures: they would slow every retain of the hub and the link.)
-        loop.schedule(at: .now.advanced(by: period)) { [unowned self, unowned loop] in
+        loop.schedule(at: .now.advanced(by: link.session.tickPeriod)) { [unowned self, unowned loop] in
             guard self.links[link.key] === link else { return }
             self.linkTick(link)
             self.scheduleLinkTick(link, loop)
@@ -245,9 +216,16 @@ extension Hub {
 
     /// Heartbeats an idle link; a silent broker ends its gateways, and registration is retried.
     private func linkTick(_ link: BrokerLink) {
-        let now = ContinuousClock.now
-        if noticePause(link, now: now) { return }
-        if now >= link.expiry {
+        switch link.session.tick(now: .now) {
+        case .none:
+            break
+        case .sendHello:
+            link.sayHello()
+        case .sendHeartbeat:
+            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
+        case .resumedAfterPause(let gap):
+            resumed(link, after: gap)
+        case .brokerLost:
             if link.gateways.isEmpty && link.pendingSpawns.isEmpty {
                 // Nothing depends on this broker: close the link; the next gateway opens a new one.
                 logger.debug("closing the idle link to silent broker \(link.key.endpoint)")
@@ -260,28 +238,16 @@ extension Hub {
                            metadata: ["gateways": "\(link.gateways.values.map(\.id).sorted())",
                                       "pending_spawns": "\(link.pendingSpawns.count)"])
             loseGateways(link, cause: "broker \(link.key.endpoint) stopped answering heartbeats")
-            link.expiry = now.advanced(by: link.settings.expiry)
             link.sayHello()
-            return
-        }
-        if case .registering(let since) = link.phase, now >= since.advanced(by: link.settings.interval) {
-            link.sayHello()
-        } else if now >= link.lastSent.advanced(by: link.settings.interval) {
-            link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
         }
     }
 
-    /// Notices that this client was not running for a whole window since the link's last turn (it was
-    /// stopped itself): the broker's silence is ours. Counts afresh and speaks first; a broker that
-    /// forgot this client meanwhile answers UNKNOWN_PEER, which then says so. Returns whether it was.
-    @discardableResult
-    private func noticePause(_ link: BrokerLink, now: ContinuousClock.Instant) -> Bool {
-        guard let gap = link.turns.missed(link.settings.expiry, now: now) else { return false }
+    /// This client was not running for a whole window since the link's last turn (it was stopped
+    /// itself): the broker's silence is ours. It speaks first; a broker that forgot this client
+    /// meanwhile answers UNKNOWN_PEER, which then says so.
+    private func resumed(_ link: BrokerLink, after gap: Duration) {
         logger.debug("not scheduled for \(gap); liveness of broker \(link.key.endpoint) starts afresh")
-        link.pausedFor = gap
-        link.expiry = now.advanced(by: link.settings.expiry)
         link.send(WireMessage(channelID: 0, type: .heartbeat, payload: []), to: [])
-        return true
     }
 
     /// Kills a broker gateway's worker; one whose SPAWN has not left yet (the link is still
@@ -291,7 +257,7 @@ extension Hub {
         if let index = link.pendingSpawns.firstIndex(where: { $0.address == address }) {
             link.pendingSpawns.remove(at: index)
             if let gateway = link.gateways.removeValue(forKey: PeerKey(address)) {
-                gateway.processExited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started")
+                gateway.post(.exited(.exited(-1), cause: "the worker of gateway \(gateway.id) was never started"))
             }
             return
         }
@@ -306,8 +272,8 @@ extension Hub {
         // Their SPAWN requests must not start workers once the broker answers again.
         link.pendingSpawns = []
         for gateway in lost.values {
-            gateway.failStart(ExecnetError(.workerDied, cause, gatewayID: gateway.id))
-            gateway.processExited(.heartbeatLost, cause: cause)
+            gateway.post(.startFailed(ExecnetError(.workerDied, cause, gatewayID: gateway.id)))
+            gateway.post(.exited(.heartbeatLost, cause: cause))
         }
     }
 }

@@ -49,7 +49,7 @@ extension Hub {
             return true
         }
         var any = false
-        for (key, peer) in peers where peer.pidfd >= 0 && peer.pid > 0 {
+        for (key, peer) in peers where peer.pid > 0 {
             any = true
             guard peer.unresponsive == nil else { continue }
             guard let state = processState(peer.pid), state == UInt8(ascii: "T") || state == UInt8(ascii: "t") else {
@@ -64,7 +64,7 @@ extension Hub {
             logger.warning("\(cause)")
             peers[key]?.unresponsive = cause
             // The pidfd reports the death; the exit handler ends the channels with the cause.
-            _ = cexecnetSignal(peer.pidfd, SIGKILL)
+            processes?.signal(key, SIGKILL)
         }
         return any
     }

@@ -1,6 +1,11 @@
 // The client's embedded hub: a ROUTER bound to a private ipc endpoint, on the I/O thread. It
-// launches workers, routes their frames to gateway connections, watches each worker's pidfd and
-// forwards its stdout/stderr. Everything here runs on the I/O thread only.
+// launches workers, routes their frames to gateway connections, and has its ProcessSupervisor
+// watch each worker's pidfd and forward its stdout/stderr lines. Everything here runs on the I/O
+// thread only.
+//
+// Gateways talk to the hub one way, with commands (`HubCommand`); the hub answers with events
+// (`GatewayEvent`) and hands channel frames to the gateway's connection, and acts itself on what
+// it learns (a worker that broke the protocol, or speaks another version, is killed here).
 
 import CExecnetShims
 import ExecnetCore
@@ -12,26 +17,23 @@ import Glibc
 
 /// Commands to the hub.
 enum HubCommand: Sendable {
-    /// Send a message to the worker with this routing id.
-    case send(routingID: [UInt8], message: WireMessage)
-    /// Spawn a worker for a gateway.
+    /// Send a message to a gateway's worker.
+    case send(WorkerRoute, WireMessage)
+    /// Spawn a worker for a popen gateway.
     case launch(WorkerLaunch)
-    /// Send a signal to a gateway's worker process.
-    case signal(routingID: [UInt8], signal: Int32)
-    /// Ask a broker for a worker for a gateway.
+    /// Ask a broker for a worker for a broker gateway.
     case launchRemote(RemoteLaunch)
-    /// Send a message to a broker gateway's worker, through its broker link.
-    case sendRemote(link: BrokerLinkKey, address: [UInt8], message: WireMessage)
-    /// Kill a broker gateway's worker (or cancel its SPAWN if it has not been sent yet).
-    case killRemote(link: BrokerLinkKey, address: [UInt8], signal: Int32)
+    /// Send a signal to a gateway's worker process (a broker gateway's agent sends it; a worker
+    /// whose SPAWN has not been sent yet is never started).
+    case kill(WorkerRoute, signal: Int32)
 }
 
-/// Which output stream of a worker a line came from.
-public enum WorkerOutputStream: Sendable {
-    /// The worker's standard output.
-    case stdout
-    /// The worker's standard error.
-    case stderr
+/// How the hub reaches a gateway's worker, decided once from the gateway's spec.
+enum WorkerRoute: Sendable, Hashable {
+    /// A popen worker, on the hub's ROUTER, by routing id.
+    case local([UInt8])
+    /// A worker behind a broker, on the hub's link to that broker, by worker address.
+    case broker(BrokerBinding, address: [UInt8])
 }
 
 /// The hub role of the client's I/O thread. See the file comment.
@@ -40,9 +42,7 @@ final class Hub: IOThreadRole {
 
     struct Peer {
         let gateway: Gateway
-        var pidfd: Int32 = -1
         var pid: pid_t = 0
-        var outputFDs: [Int32] = []
         /// The worker's last standard-error lines, for the cause its channels end with.
         var stderrTail: [String] = []
         /// When the worker was first seen stopped, in the current run of stopped states (Hub+Liveness).
@@ -66,9 +66,9 @@ final class Hub: IOThreadRole {
     }
     /// The gateway whose message came last: a stream from one worker skips the hash of its address.
     private var recentGateway: Gateway?
-    private var outbox: RouterOutbox?
-    /// Partial output lines per pipe fd.
-    private var partialLines: [Int32: [UInt8]] = [:]
+    private var outbox: Outbox?
+    /// The local workers' processes, by routing id (set in setUp).
+    var processes: ProcessSupervisor<PeerKey>?
     /// The loop this role runs on (set in setUp). Held strongly: the loop's handlers hold the hub
     /// unowned, so there is no cycle, and a weak reference would slow every retain of the loop.
     private(set) var loop: IOLoop?
@@ -95,42 +95,36 @@ final class Hub: IOThreadRole {
         try router.setReceiveHighWaterMark(0)
         try router.bind(endpoint)
         self.router = router
-        self.outbox = RouterOutbox(socket: router, logger: logger)
         self.loop = loop
+        processes = ProcessSupervisor(
+            loop: loop,
+            onLine: { [unowned self] key, stream, line in self.workerWrote(line, stream, key) },
+            onExit: { [unowned self] key, exit in self.handleExit(key, exit) })
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
-        case .send(let routingID, let message):
-            send(message.frames, to: routingID, loop)
+        case .send(let route, let message):
+            deliver(message, to: route, loop)
         case .launch(let launch):
             handleLaunch(launch, loop)
-        case .signal(let routingID, let signal):
-            if let peer = peers[PeerKey(routingID)], peer.pidfd >= 0 {
-                _ = cexecnetSignal(peer.pidfd, signal)
-            }
         case .launchRemote(let launch):
             handleRemoteLaunch(launch, loop)
-        case .sendRemote(let key, let address, let message):
-            links[key]?.send(message, to: address)
-        case .killRemote(let key, let address, let signal):
-            killRemote(key, address: address, signal: signal)
+        case .kill(let route, let signal):
+            kill(route, signal: signal)
         }
     }
 
-    func afterWakeUp(_ loop: IOLoop) {
-        outbox?.flush(loop)
-    }
+    func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
         for link in links.values { link.close() }
         links = [:]
-        for (_, peer) in peers where peer.pidfd >= 0 {
-            // Not reaped yet, so the group id is still the worker's.
-            WorkerProcess.killGroup(peer.pid)
-            _ = cexecnetSignal(peer.pidfd, SIGKILL)
-        }
+        processes?.terminateAll(within: .seconds(1))
+        processes = nil
+        outbox?.close()
         outbox = nil
         router?.close()
         router = nil
@@ -138,12 +132,31 @@ final class Hub: IOThreadRole {
 
     // MARK: - Sending
 
-    private func send(_ frames: [[UInt8]], to routingID: [UInt8], _ loop: IOLoop) {
-        guard let outbox else { return }
-        if !outbox.send(frames, to: routingID) {
-            logger.debug("dropped a message for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+    /// Sends a message to a gateway's worker, on the ROUTER or on its broker link.
+    private func deliver(_ message: WireMessage, to route: WorkerRoute, _ loop: IOLoop) {
+        switch route {
+        case .local(let routingID):
+            send(message, to: routingID)
+        case .broker(let key, let address):
+            links[key]?.send(message, to: address)
         }
-        if outbox.hasBacklog { loop.retryInterval = .milliseconds(1) }
+    }
+
+    /// Signals a gateway's worker: through its pidfd, or its broker.
+    private func kill(_ route: WorkerRoute, signal: Int32) {
+        switch route {
+        case .local(let routingID):
+            processes?.signal(PeerKey(routingID), signal)
+        case .broker(let key, let address):
+            killRemote(key, address: address, signal: signal)
+        }
+    }
+
+    /// Sends to a local worker through the outbox (a full pipe queues; the cap is logged there).
+    private func send(_ message: WireMessage, to routingID: [UInt8]) {
+        if outbox?.send(message, to: routingID) == .unreachable {
+            logger.debug("dropped \(message.type) for \(String(decoding: routingID, as: UTF8.self)): peer not connected")
+        }
     }
 
     // MARK: - Receiving
@@ -179,132 +192,81 @@ final class Hub: IOThreadRole {
                 rogue.warning("dropped a malformed message from a worker", "\(gateway.id): \(error)")
                 continue
             }
-            switch message.type {
-            case .hello:
-                handleHello(message, gateway)
-            case .bye:
-                if let loop { send(WireMessage(channelID: 0, type: .farewell, payload: []).frames, to: routingID, loop) }
-                gateway.byeReceived()
-            case .data, .close, .closeError, .credit:
-                gateway.connection.dispatch(message)
-            default:
-                rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
-            }
+            dispatch(message, from: gateway, link: nil)
         }
     }
 
-    func handleHello(_ message: WireMessage, _ gateway: Gateway) {
-        guard case .dict(let dict)? = try? gateway.connection.decode(message.payload) else {
+    /// What a gateway's worker sent, read from the ROUTER or from `link` (a broker gateway's): one
+    /// dispatch for both kinds of gateway. Channel frames go to the gateway's connection, the rest
+    /// become events for the gateway.
+    func dispatch(_ message: WireMessage, from gateway: Gateway, link: BrokerLink?) {
+        switch message.type {
+        case .data, .close, .closeError, .credit:
+            // A worker that broke the protocol (the connection has ended its channels) is lying: kill it.
+            if gateway.connection.dispatch(message) { kill(gateway.route, signal: SIGKILL) }
+        case .hello:
+            handleHello(message, gateway)
+        case .bye:
+            if let loop { deliver(WireMessage(channelID: 0, type: .farewell, payload: []), to: gateway.route, loop) }
+            gateway.post(.bye)
+        default:
+            // SPAWNED, SPAWN_FAILED and PEER_LOST come from a broker, about its gateways.
+            if let link, handleBrokerReport(message, gateway, link) { return }
+            rogue.warning("dropped a message that is not a worker message", "\(message.type) from \(gateway.id)")
+        }
+    }
+
+    private func handleHello(_ message: WireMessage, _ gateway: Gateway) {
+        guard let hello = ControlPayload(decoding: message.payload) else {
             rogue.warning("dropped a malformed hello", "from \(gateway.id): \(hexDump(message.payload))")
             return
         }
-        func text(_ key: String) -> String {
-            if case .string(let value)? = dict[.string(key)] { return value }
-            return ""
-        }
-        guard case .int(let version)? = dict[.string("protocol")], version == wireProtocolVersion else {
-            let theirs = dict[.string("protocol")].map { "\($0)" } ?? "none"
-            gateway.failStart(ExecnetError(
+        guard hello.int("protocol") == wireProtocolVersion else {
+            let theirs = hello["protocol"].map { "\($0)" } ?? "none"
+            gateway.post(.startFailed(ExecnetError(
                 .protocolVersionMismatch,
                 "worker speaks protocol version \(theirs), this client speaks version \(wireProtocolVersion)",
-                gatewayID: gateway.id))
-            gateway.kill(signal: SIGKILL)
+                gatewayID: gateway.id)))
+            kill(gateway.route, signal: SIGKILL)
             return
         }
-        var pid: Int64 = 0
-        if case .int(let value)? = dict[.string("pid")] { pid = value }
-        gateway.helloReceived(RemoteInfo(
-            pid: pid, cwd: text("cwd"), hostname: text("hostname"),
-            executable: text("executable"), platform: text("platform")))
+        gateway.post(.hello(RemoteInfo(fields: hello.fields)))
     }
 
     // MARK: - Processes
 
     private func handleLaunch(_ launch: WorkerLaunch, _ loop: IOLoop) {
         let gateway = launch.gateway
-        let spawned: SpawnedWorker
+        guard let processes else { return gateway.failStart(ExecnetError(.invalidState, "the hub has stopped")) }
+        let key = PeerKey(gateway.routingID)
+        let pid: pid_t
         do {
-            // A process group of its own, killed when it exits; SIGKILL when this (I/O) thread ends.
-            spawned = try WorkerProcess.spawn(
-                executable: launch.executable, arguments: [], environment: launch.environment,
-                newProcessGroup: true, parentDeathSignal: SIGKILL)
+            pid = try processes.spawn(key, executable: launch.executable, environment: launch.environment)
         } catch {
-            gateway.failStart(error)
+            gateway.post(.startFailed(error))
             return
         }
-        gateway.spawned(pid: spawned.pid)
-        peers[PeerKey(gateway.routingID)] = Peer(
-            gateway: gateway, pidfd: spawned.pidfd, pid: spawned.pid, outputFDs: [spawned.stdout, spawned.stderr])
-        loop.addFileDescriptor(spawned.pidfd) { [unowned self, unowned loop] in
-            self.handleExit(gateway.routingID, loop)
-        }
-        for (fd, stream) in [(spawned.stdout, WorkerOutputStream.stdout), (spawned.stderr, .stderr)] {
-            loop.addFileDescriptor(fd) { [unowned self, unowned loop] in
-                self.handleOutput(fd, stream, gateway, loop)
-            }
-        }
+        gateway.post(.spawned(pid: pid, host: nil))
+        peers[key] = Peer(gateway: gateway, pid: pid)
         startLocalLiveness(loop)
     }
 
-    private func handleExit(_ routingID: [UInt8], _ loop: IOLoop) {
-        guard let found = peers[PeerKey(routingID)], found.pidfd >= 0 else { return }
-        // What the worker started dies with it (its process group), then it is reaped.
-        guard let exit = WorkerProcess.reap(pidfd: found.pidfd, killingGroup: found.pid) else { return }
+    /// The worker has exited and was reaped, its last output lines given.
+    private func handleExit(_ key: PeerKey, _ exit: WorkerExit) {
         // Whatever the worker sent before it died is taken first.
         handleRouter()
-        for (index, fd) in found.outputFDs.enumerated() where peers[PeerKey(routingID)]?.outputFDs.contains(fd) == true {
-            handleOutput(fd, index == 0 ? .stdout : .stderr, found.gateway, loop)
-        }
-        var peer = peers[PeerKey(routingID)] ?? found
-        loop.removeFileDescriptor(peer.pidfd)
-        close(peer.pidfd)
-        peer.pidfd = -1
-        peers[PeerKey(routingID)] = nil
-        outbox?.forget(routingID)
+        guard let peer = peers.removeValue(forKey: key) else { return }
+        outbox?.forget(peer.gateway.routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
-        peer.gateway.processExited(exit, cause: peer.unresponsive, stderr: peer.stderrTail)
+        peer.gateway.post(.exited(exit, cause: peer.unresponsive, stderr: peer.stderrTail))
     }
 
-    private func handleOutput(_ fd: Int32, _ stream: WorkerOutputStream, _ gateway: Gateway, _ loop: IOLoop) {
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                var pending = partialLines[fd, default: []]
-                pending.append(contentsOf: buffer[0..<count])
-                let outputHandler = ExecnetSettings.outputHandler
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = Array(pending[..<newline])
-                    outputHandler(gateway.id, stream, line)
-                    if stream == .stderr { keepStderrLine(line, gateway) }
-                    pending.removeSubrange(...newline)
-                }
-                partialLines[fd] = pending
-                continue
-            }
-            if count < 0 && (errno == EINTR) { continue }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            // End of file (or an error): flush the last partial line and stop watching.
-            if let rest = partialLines.removeValue(forKey: fd), !rest.isEmpty {
-                ExecnetSettings.outputHandler(gateway.id, stream, rest)
-                if stream == .stderr { keepStderrLine(rest, gateway) }
-            }
-            loop.removeFileDescriptor(fd)
-            close(fd)
-            if var peer = peers[PeerKey(gateway.routingID)] {
-                peer.outputFDs.removeAll { $0 == fd }
-                peers[PeerKey(gateway.routingID)] = peer
-            }
-            return
-        }
-    }
-}
-
-extension Hub {
-    /// Keeps a worker's last few standard-error lines (each at most 500 bytes).
-    private func keepStderrLine(_ line: [UInt8], _ gateway: Gateway) {
-        let key = PeerKey(gateway.routingID)
+    /// A line of a worker's output: to the output handler, and a stderr line to the worker's tail.
+    private func workerWrote(_ line: [UInt8], _ stream: WorkerOutputStream, _ key: PeerKey) {
         guard var peer = peers[key] else { return }
+        ExecnetSettings.outputHandler(peer.gateway.id, stream, line)
+        guard stream == .stderr else { return }
+        // The last few standard-error lines, each at most 500 bytes.
         peer.stderrTail.append(String(decoding: line.prefix(500), as: UTF8.self))
         if peer.stderrTail.count > Hub.stderrTailLines { peer.stderrTail.removeFirst() }
         peers[key] = peer

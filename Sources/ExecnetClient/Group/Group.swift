@@ -10,36 +10,6 @@ import Synchronization
 import Glibc
 #endif
 
-/// A broker a ``Group`` makes its gateways on by default, and the key files to reach it.
-public struct BrokerBinding: Sendable, Hashable {
-    /// The broker's endpoint, e.g. `tcp://broker:5555`.
-    public var endpoint: String
-    /// The broker's CURVE public key file, for a CURVE broker.
-    public var serverKeyFile: String?
-    /// This client's CURVE secret key file, for a CURVE broker.
-    public var secretKeyFile: String?
-
-    /// Creates a binding.
-    ///
-    /// - Parameters:
-    ///   - endpoint: The broker's endpoint.
-    ///   - serverKeyFile: The broker's public key file (CURVE).
-    ///   - secretKeyFile: This client's secret key file (CURVE).
-    public init(endpoint: String, serverKeyFile: String? = nil, secretKeyFile: String? = nil) {
-        self.endpoint = endpoint
-        self.serverKeyFile = serverKeyFile
-        self.secretKeyFile = secretKeyFile
-    }
-
-    /// The spec parts that send a gateway to this broker.
-    var specPrefix: String {
-        var text = "broker=\(endpoint)"
-        if let serverKeyFile { text += "//serverkey=\(serverKeyFile)" }
-        if let secretKeyFile { text += "//secretkey=\(secretKeyFile)" }
-        return text
-    }
-}
-
 /// How one gateway ended in ``Group/terminate(timeout:)``.
 public struct TerminationReport: Sendable, Hashable, CustomStringConvertible {
     /// How the worker was stopped.
@@ -68,7 +38,10 @@ public final class Group: Sendable {
     private struct State {
         var gateways: [Gateway] = []
         var nextNumber = 0
+        /// The default spec as set (or as the broker's spec parts read).
         var defaultSpec: String
+        /// The default spec, parsed once when set (a broker's is made from the binding, not from text).
+        var defaults: Result<XSpec, any Error>
 
         /// The next automatic id (`gw0`, `gw1`, …) that no gateway of the group has.
         mutating func nextFreeID() -> String {
@@ -93,7 +66,8 @@ public final class Group: Sendable {
     ///   that configuration checks can be added without breaking callers).
     public init(broker: BrokerBinding? = nil) throws {
         self.broker = broker
-        self.state = Mutex(State(defaultSpec: broker?.specPrefix ?? "popen"))
+        let defaults = Result<XSpec, any Error> { try broker.map { try XSpec(broker: $0) } ?? XSpec("popen") }
+        self.state = Mutex(State(defaultSpec: broker?.specPrefix ?? "popen", defaults: defaults))
     }
 
     /// The spec ``makeGateway(_:startupTimeout:)`` uses when given none (execnet's `defaultspec`).
@@ -102,7 +76,13 @@ public final class Group: Sendable {
     /// gateway type (`"id=w1"`) gets these parts in front of its own.
     public var defaultSpec: String {
         get { state.withLock { $0.defaultSpec } }
-        set { state.withLock { $0.defaultSpec = newValue } }
+        set {
+            let defaults = Result<XSpec, any Error> { try XSpec(newValue) }
+            state.withLock {
+                $0.defaultSpec = newValue
+                $0.defaults = defaults
+            }
+        }
     }
 
     /// Gives `spec` the group's next automatic id (`gw0`, `gw1`, …) if it has none (execnet's
@@ -147,12 +127,8 @@ public final class Group: Sendable {
     }
 
     /// Parses a spec; one that names no gateway type goes to the group's broker, or is `popen`.
-    private func resolve(_ text: String) throws -> XSpec {
-        let parts = text.split(separator: "//").map(String.init)
-        let named = parts.contains { $0 == "popen" || $0.hasPrefix("broker=") || $0.hasPrefix("ssh=") || $0.hasPrefix("socket=") }
-        if named { return try XSpec(text) }
-        let prefix = defaultSpec
-        return try XSpec(text.isEmpty ? prefix : prefix + "//" + text)
+    func resolve(_ text: String) throws -> XSpec {
+        try XSpec(text) { try state.withLock { $0.defaults }.get() }
     }
 
     /// Makes a gateway in this group and waits until its worker is ready.
@@ -320,10 +296,9 @@ public final class Group: Sendable {
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .killed(exit)))
             } else {
                 // Not reaped yet: its channels end now; it is not reported as gone.
-                gateway.connection.peerEnded(PeerEnd("gateway \(gateway.id) was terminated", gatewayID: gateway.id))
+                gateway.abandon()
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .stillRunning))
             }
-            if gateway.exitStatus != nil { gateway.runtime.untrack(gateway) }
         }
         return reports
     }

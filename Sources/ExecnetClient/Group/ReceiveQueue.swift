@@ -65,6 +65,9 @@ public final class ReceiveQueue: Sendable {
     /// The number of items waiting in the queue.
     public var count: Int { state.withLock { $0.items.count } }
 
+    /// The number of callers waiting in ``get(timeout:)`` or iteration.
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+
     /// Takes the next `(channel, item)` pair.
     ///
     /// - Parameter timeout: How long to wait; `nil` waits indefinitely.

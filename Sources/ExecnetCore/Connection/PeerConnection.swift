@@ -63,9 +63,11 @@ package enum ConnectionSide: Sendable {
     /// The most payload bytes queued on such channels (see ``defaultMaxUnnamedPeerBytes``).
     package let maxUnnamedBytes: Int
     private let registry: Mutex<Registry>
-    /// Called once, outside every lock, when the peer breaks the unnamed-channel cap: the client
-    /// kills the worker, a worker exits.
+    /// Called once, outside every lock, when the peer breaks the unnamed-channel cap: a worker
+    /// exits. (The client's hub needs none: ``dispatch(_:)`` tells it.)
     private let violationHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Set when the peer breaks the protocol, until ``dispatch(_:)`` reports it.
+    private let violationToReport = Atomic<Bool>(false)
 
     package init(gatewayID: String, side: ConnectionSide, transport: any FrameTransport, logger: Logger,
          maxMessageSize: Int = defaultMaxMessageSize, maxUnnamedChannels: Int = defaultMaxUnnamedPeerChannels,
@@ -238,6 +240,7 @@ package enum ConnectionSide: Sendable {
     private func endForViolation(_ violation: String) {
         logger.error("\(violation) from \(gatewayID); ending the connection")
         peerEnded(PeerEnd(violation, gatewayID: gatewayID))
+        violationToReport.store(true, ordering: .releasing)
         violationHandler.withLock { $0 }?(violation)
     }
 
@@ -304,7 +307,17 @@ package enum ConnectionSide: Sendable {
     ///
     /// A frame for an id this side never opened (or that is not a channel id at all) is logged and
     /// dropped; so is anything for a channel that has ended. Nothing a peer sends ends this process.
-    package func dispatch(_ message: WireMessage) {
+    ///
+    /// - Returns: Whether the peer broke the protocol (this frame, or one before it that no call
+    ///   reported yet): every channel has ended, and the caller should cut the peer off. Reported once.
+    @discardableResult
+    package func dispatch(_ message: WireMessage) -> Bool {
+        dispatchFrame(message)
+        guard violationToReport.load(ordering: .relaxed) else { return false }
+        return violationToReport.exchange(false, ordering: .acquiring)
+    }
+
+    private func dispatchFrame(_ message: WireMessage) {
         let id = message.channelID
         switch message.type {
         case .data:

@@ -24,6 +24,10 @@ package final class IOLoop {
     private struct Source {
         let kind: SourceKind
         let handler: () -> Void
+        /// Called when the socket can take a message, while someone waits for that (``watchWritable(_:_:)``).
+        var onWritable: (() -> Void)?
+
+        var events: ZMQEvents { onWritable == nil ? .readable : [.readable, .writable] }
     }
     private let mailboxFD: Int32
     private var sources: [Source] = []
@@ -31,8 +35,6 @@ package final class IOLoop {
     private var pollerIsStale = true
     /// The thread's timers: the role's own (``schedule(at:_:)``) and timed waits from other threads.
     package let timers: TimerQueue
-    /// Set by a role that has queued output to retry; the next poll waits at most this long.
-    package var retryInterval: Duration?
 
     package init(mailboxFD: Int32, timers: TimerQueue) {
         self.mailboxFD = mailboxFD
@@ -60,6 +62,21 @@ package final class IOLoop {
         pollerIsStale = true
     }
 
+    /// Calls `handler` whenever `socket`, one of this loop's sources, can take a message (its
+    /// pipe has room), until called again with `nil`.
+    ///
+    /// - Returns: `false` if `socket` is not one of the loop's sources (nothing is watched).
+    @discardableResult
+    package func watchWritable(_ socket: ZMQSocket, _ handler: (() -> Void)?) -> Bool {
+        guard let index = sources.firstIndex(where: { source in
+            if case .socket(let other) = source.kind { return other === socket }
+            return false
+        }) else { return false }
+        sources[index].onWritable = handler
+        if !pollerIsStale { poller.setEvents(sources[index].events, at: index + 1) }
+        return true
+    }
+
     /// Stops polling `socket`. The caller closes it.
     package func removeSocket(_ socket: ZMQSocket) {
         sources.removeAll { source in
@@ -82,7 +99,7 @@ package final class IOLoop {
         _ = poller.add(fileDescriptor: mailboxFD, events: .readable)
         for source in sources {
             switch source.kind {
-            case .socket(let socket): _ = poller.add(socket, events: .readable)
+            case .socket(let socket): _ = poller.add(socket, events: source.events)
             case .fileDescriptor(let fd): _ = poller.add(fileDescriptor: fd, events: .readable)
             }
         }
@@ -90,9 +107,8 @@ package final class IOLoop {
     }
 
     private func pollTimeout(now: ContinuousClock.Instant) -> Duration? {
-        guard let wake = timers.nextWake(now: now) else { return retryInterval }
-        let untilDue = max(.zero, now.duration(to: wake))
-        return min(retryInterval ?? untilDue, untilDue)
+        guard let wake = timers.nextWake(now: now) else { return nil }
+        return max(.zero, now.duration(to: wake))
     }
 
     /// Polls and dispatches until `shouldStop` says so.
@@ -117,18 +133,15 @@ package final class IOLoop {
                 // Handlers may add or remove sources; dispatch over the sources this poll saw.
                 let snapshot = sources
                 if poller.readyEvents(at: 0).contains(.readable) { onMailbox() }
-                for (index, source) in snapshot.enumerated()
-                where poller.readyEvents(at: index + 1).contains(.readable) || isHangUp(index + 1) {
-                    source.handler()
+                for (index, source) in snapshot.enumerated() {
+                    let events = poller.readyEvents(at: index + 1)
+                    if events.contains(.readable) || events.contains(.error) { source.handler() }
+                    if events.contains(.writable), let onWritable = source.onWritable { onWritable() }
                 }
             }
             timers.runDue()
             afterWakeUp()
             jobsWaiting = runJobs()
         }
-    }
-
-    private func isHangUp(_ index: Int) -> Bool {
-        poller.readyEvents(at: index).contains(.error)
     }
 }

@@ -1,7 +1,11 @@
 // The environment a worker process starts with, built the same way by popen gateways and host
 // agents: what the spawner inherited (minus execnet's internal names), then the variables the
-// client asked for (checked against one rule), then the spawner's own EXECNET_* settings, which
-// always win.
+// client asked for (checked against one rule), then the spawner's own EXECNET_* settings
+// (WorkerEnvironment.Settings, one list for both spawners), which always win.
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 import ExecnetValue
 
@@ -104,5 +108,93 @@ package enum WorkerEnvironment {
         }
         environment += own
         return environment
+    }
+
+    /// The settings a spawner gives its worker: the `EXECNET_*` variables, the same names for a
+    /// popen gateway's worker and a host agent's.
+    package struct Settings: Sendable {
+        /// Where the worker connects: the hub's ipc endpoint or the broker's.
+        package var endpoint: String
+        /// The worker's routing id (its address).
+        package var routingID: [UInt8]
+        /// The gateway id, for the worker's logs and output.
+        package var gatewayID: String
+        /// The directory the worker changes to (created if missing).
+        package var chdir: String?
+        /// The niceness increment.
+        package var nice: Int64?
+        /// Heartbeats with a broker; `nil` for a popen worker, which its client watches by pidfd.
+        package var liveness: LivenessSettings?
+        /// Whether the stock worker's `exec` task is off; `nil` says nothing (a host agent says).
+        package var execDisabled: Bool?
+        /// The broker's CURVE server key: the worker then reads its credential once from fd
+        /// ``WorkerProcess/credentialFD``.
+        package var curveServerKey: String?
+
+        /// Creates settings; the optional ones default to saying nothing.
+        package init(endpoint: String, routingID: [UInt8], gatewayID: String, chdir: String? = nil, nice: Int64? = nil,
+                     liveness: LivenessSettings? = nil, execDisabled: Bool? = nil, curveServerKey: String? = nil) {
+            self.endpoint = endpoint
+            self.routingID = routingID
+            self.gatewayID = gatewayID
+            self.chdir = chdir
+            self.nice = nice
+            self.liveness = liveness
+            self.execDisabled = execDisabled
+            self.curveServerKey = curveServerKey
+        }
+
+        /// The settings as `NAME=value` strings.
+        package var variables: [String] {
+            var own = [
+                "EXECNET_WORKER_MODE=1",
+                "EXECNET_ENDPOINT=\(endpoint)",
+                "EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))",
+                "EXECNET_GATEWAY_ID=\(gatewayID)",
+                "EXECNET_PARENT_PID=\(getpid())",
+            ]
+            if let liveness {
+                own.append("EXECNET_HEARTBEAT_MS=\(liveness.interval.clampedMilliseconds)")
+                own.append("EXECNET_LIVENESS=\(liveness.liveness)")
+            }
+            // The stock worker's exec task runs any command: a host agent allows it only with --allow-exec.
+            if let execDisabled { own.append("EXECNET_EXEC_DISABLED=\(execDisabled ? 1 : 0)") }
+            if let chdir { own.append("EXECNET_CHDIR=\(chdir)") }
+            if let nice { own.append("EXECNET_NICE=\(nice)") }
+            if let curveServerKey {
+                own.append("EXECNET_CURVE_SERVER_KEY=\(curveServerKey)")
+                own.append("EXECNET_CREDENTIAL_FD=\(WorkerProcess.credentialFD)")
+            }
+            return own
+        }
+    }
+
+    /// The environment for a worker: this process's own (minus execnet's internal names), the
+    /// client's variables if the rule allows each, then `settings`.
+    ///
+    /// - Throws: The ``Refusal`` of the first client variable the rule refuses.
+    package static func build(client: [(name: String, value: String)], settings: Settings) throws(Refusal) -> [String] {
+        try build(inherited: WorkerProcess.currentEnvironment(), client: client, own: settings.variables)
+    }
+
+    /// The client's variables as a SPAWN request carries them (`env`: a dict of strings), in order.
+    ///
+    /// - Throws: A ``Refusal`` if `env` is not a dict of strings.
+    package static func clientVariables(_ env: Value?) throws(Refusal) -> [(name: String, value: String)] {
+        switch env {
+        case nil:
+            return []
+        case .dict(let extra)?:
+            var client: [(name: String, value: String)] = []
+            for (key, value) in extra {
+                guard case .string(let name) = key, case .string(let text) = value else {
+                    throw Refusal(name: "\(key)", reason: "names and values are strings")
+                }
+                client.append((name, text))
+            }
+            return client
+        case let other?:
+            throw Refusal(name: "\(other)", reason: "env is a dict of strings")
+        }
     }
 }

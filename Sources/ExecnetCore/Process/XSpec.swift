@@ -16,18 +16,33 @@ import OrderedCollections
 /// As in execnet, a key this port does not know is kept, not refused, so plugins can carry their
 /// own settings in a spec: every key is readable by name (`spec["hello"]`).
 public struct XSpec: Sendable, Hashable, CustomStringConvertible {
+    /// Where a gateway's worker runs: decided once, when the spec is parsed, and passed along as is.
+    public enum Kind: Sendable, Hashable {
+        /// A worker process this client starts.
+        case popen
+        /// A worker on a host agent of a broker, reached with these key files.
+        case broker(BrokerBinding)
+    }
+
     /// The spec as written.
     public let text: String
+    /// Where the worker runs.
+    public let kind: Kind
     /// The gateway type (`popen` or `broker`).
-    public let type: String
+    public var type: String {
+        switch kind {
+        case .popen: "popen"
+        case .broker: "broker"
+        }
+    }
     /// The broker endpoint, for `broker=` gateways.
-    public let broker: String?
+    public var broker: String? { binding?.endpoint }
     /// The host agent's name, for `broker=` gateways (any host with a free slot if `nil`).
     public let host: String?
     /// The file holding the broker's CURVE public key.
-    public let serverKeyFile: String?
+    public var serverKeyFile: String? { binding?.serverKeyFile }
     /// The file holding this client's CURVE secret key.
-    public let secretKeyFile: String?
+    public var secretKeyFile: String? { binding?.secretKeyFile }
     /// The gateway id, if the spec sets one (or ``Group/allocateID(_:)`` gave one).
     public package(set) var id: String?
     /// The working directory for the worker, created if missing.
@@ -41,50 +56,170 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     /// Every part of the spec by key, in spec order: `true` for a bare key, else the value as text.
     private let entries: OrderedDictionary<String, Value>
 
+    private var binding: BrokerBinding? {
+        if case .broker(let binding) = kind { return binding }
+        return nil
+    }
+
     /// Parses a spec.
     ///
     /// - Parameter text: The spec, e.g. `popen//id=w1//env:MODE=fast`.
     /// - Throws: ``ExecnetError`` `invalidSpec` naming the offending part.
     public init(_ text: String) throws {
-        self.text = text
-        var seen = Set<String>()
-        var type: String?
-        var id: String?, chdir: String?, nice: Int32?, worker: String?
-        var broker: String?, host: String?, serverKeyFile: String?, secretKeyFile: String?
-        var environment = OrderedDictionary<String, String>()
-        var entries = OrderedDictionary<String, Value>()
+        try self.init(text: text, Parts(text))
+    }
+
+    /// Parses a spec as a group reads it: one that names no gateway type gets the parts of the
+    /// group's default spec in front of its own (and an empty one is the default spec).
+    ///
+    /// - Parameters:
+    ///   - text: The spec, e.g. `id=w1`.
+    ///   - defaults: The group's default spec, asked for only when `text` names no type.
+    /// - Throws: ``ExecnetError`` `invalidSpec`, or what `defaults` throws.
+    package init(_ text: String, defaults: () throws -> XSpec) throws {
+        if text.isEmpty {
+            self = try defaults()
+            return
+        }
+        let own = try Parts(text)
+        if own.type != nil {
+            try self.init(text: text, own)
+            return
+        }
+        let base = try defaults()
+        let combined = base.text + "//" + text
+        try self.init(text: combined, base.parts.merged(with: own, text: combined))
+    }
+
+    /// A spec that sends gateways to `broker` (a group's default spec).
+    ///
+    /// - Throws: ``ExecnetError`` `invalidSpec` for an endpoint that is not one.
+    package init(broker: BrokerBinding) throws {
+        var parts = Parts(text: broker.specPrefix)
+        try parts.add("broker", broker.endpoint)
+        if let file = broker.serverKeyFile { try parts.add("serverkey", file) }
+        if let file = broker.secretKeyFile { try parts.add("secretkey", file) }
+        try self.init(text: broker.specPrefix, parts)
+    }
+
+    /// The parts of the spec as parsed: what the initializers above combine.
+    private var parts: Parts {
+        // Rebuilt from the typed fields, never from text.
+        var parts = Parts(text: text)
+        parts.type = type
+        parts.broker = broker
+        parts.host = host
+        parts.serverKeyFile = serverKeyFile
+        parts.secretKeyFile = secretKeyFile
+        parts.id = entries["id"] == nil ? nil : id
+        parts.chdir = chdir
+        parts.nice = nice
+        parts.worker = worker
+        parts.environment = environment
+        parts.entries = entries
+        return parts
+    }
+
+    private init(text: String, _ parts: Parts) throws {
         func fail(_ why: String) -> ExecnetError {
             ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': \(why)")
         }
-        // A value that is an endpoint (`broker=tcp://host:5555`) contains `//` itself: a part
-        // ending in `scheme:` joins the part after it.
-        var parts: [String] = []
-        for piece in text.split(separator: "//", omittingEmptySubsequences: false).map(String.init) {
-            if let last = parts.last, last.contains("="), last.hasSuffix("tcp:") || last.hasSuffix("ipc:") {
-                parts[parts.count - 1] = last + "//" + piece
-            } else {
-                parts.append(piece)
+        guard let type = parts.type else { throw fail("no gateway type (expected popen or broker=ENDPOINT)") }
+        if type == "popen", parts.host != nil || parts.serverKeyFile != nil || parts.secretKeyFile != nil {
+            throw fail("host, serverkey and secretkey need broker=ENDPOINT")
+        }
+        if (parts.serverKeyFile == nil) != (parts.secretKeyFile == nil) {
+            throw fail("serverkey and secretkey go together")
+        }
+        self.text = text
+        if let endpoint = parts.broker {
+            self.kind = .broker(BrokerBinding(endpoint: endpoint, serverKeyFile: parts.serverKeyFile,
+                                              secretKeyFile: parts.secretKeyFile))
+        } else {
+            self.kind = .popen
+        }
+        self.host = parts.host
+        self.id = parts.id
+        self.chdir = parts.chdir
+        self.nice = parts.nice
+        self.environment = parts.environment
+        self.worker = parts.worker
+        self.entries = parts.entries
+    }
+
+    /// The parts of a spec, read with execnet's rules; the gateway type may be missing.
+    private struct Parts {
+        /// The text errors name.
+        let text: String
+        var type: String?
+        var broker: String?, host: String?, serverKeyFile: String?, secretKeyFile: String?
+        var id: String?, chdir: String?, nice: Int32?, worker: String?
+        var environment = OrderedDictionary<String, String>()
+        var entries = OrderedDictionary<String, Value>()
+
+        init(text: String) {
+            self.text = text
+        }
+
+        /// Reads every part of `text`.
+        init(_ text: String) throws {
+            self.init(text: text)
+            // A value that is an endpoint (`broker=tcp://host:5555`) contains `//` itself: a part
+            // ending in `scheme:` joins the part after it.
+            var pieces: [String] = []
+            for piece in text.split(separator: "//", omittingEmptySubsequences: false).map(String.init) {
+                if let last = pieces.last, last.contains("="), last.hasSuffix("tcp:") || last.hasSuffix("ipc:") {
+                    pieces[pieces.count - 1] = last + "//" + piece
+                } else {
+                    pieces.append(piece)
+                }
+            }
+            for piece in pieces {
+                guard !piece.isEmpty else { throw fail("empty part") }
+                if let eq = piece.firstIndex(of: "=") {
+                    try add(String(piece[..<eq]), String(piece[piece.index(after: eq)...]), part: piece)
+                } else {
+                    try add(piece, nil, part: piece)
+                }
             }
         }
-        for part in parts {
-            guard !part.isEmpty else { throw fail("empty part") }
-            let key: String, value: String?
-            if let eq = part.firstIndex(of: "=") {
-                key = String(part[..<eq])
-                value = String(part[part.index(after: eq)...])
-            } else {
-                key = part
-                value = nil
+
+        func fail(_ why: String) -> ExecnetError {
+            ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': \(why)")
+        }
+
+        /// `base`'s parts, then `own`'s (which name no gateway type); a key in both is an error.
+        func merged(with own: Parts, text: String) throws -> Parts {
+            var merged = self
+            for (key, value) in own.entries {
+                guard merged.entries[key] == nil else {
+                    throw ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': duplicate key '\(key)'")
+                }
+                merged.entries[key] = value
             }
+            merged.host = own.host ?? host
+            merged.serverKeyFile = own.serverKeyFile ?? serverKeyFile
+            merged.secretKeyFile = own.secretKeyFile ?? secretKeyFile
+            merged.id = own.id ?? id
+            merged.chdir = own.chdir ?? chdir
+            merged.nice = own.nice ?? nice
+            merged.worker = own.worker ?? worker
+            merged.environment.merge(own.environment) { _, new in new }
+            return merged
+        }
+
+        /// Reads one part: `key=value`, or a bare `key` (`value` `nil`).
+        mutating func add(_ key: String, _ value: String?, part: String? = nil) throws {
+            let part = part ?? value.map { "\(key)=\($0)" } ?? key
             guard !key.isEmpty else { throw fail("empty key in '\(part)'") }
             guard !key.hasPrefix("_") else { throw fail("keys may not start with '_' ('\(key)')") }
-            guard seen.insert(key).inserted else { throw fail("duplicate key '\(key)'") }
+            guard entries[key] == nil else { throw fail("duplicate key '\(key)'") }
             entries[key] = value.map { .string($0) } ?? .bool(true)
             if key.hasPrefix("env:") {
                 let name = String(key.dropFirst(4))
                 guard !name.isEmpty, !name.contains("=") else { throw fail("bad environment variable name in '\(part)'") }
                 environment[name] = value ?? ""
-                continue
+                return
             }
             switch key {
             case "popen":
@@ -132,24 +267,6 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
                 break
             }
         }
-        guard let type else { throw fail("no gateway type (expected popen or broker=ENDPOINT)") }
-        if type == "popen", host != nil || serverKeyFile != nil || secretKeyFile != nil {
-            throw fail("host, serverkey and secretkey need broker=ENDPOINT")
-        }
-        if (serverKeyFile == nil) != (secretKeyFile == nil) {
-            throw fail("serverkey and secretkey go together")
-        }
-        self.type = type
-        self.broker = broker
-        self.host = host
-        self.serverKeyFile = serverKeyFile
-        self.secretKeyFile = secretKeyFile
-        self.id = id
-        self.chdir = chdir
-        self.nice = nice
-        self.environment = environment
-        self.worker = worker
-        self.entries = entries
     }
 
     /// The value of any key of the spec, as execnet's `spec.key` reads it.

@@ -5,49 +5,44 @@
 import ZeroMQ
 
 /// Payloads from this size on are handed to libzmq without a copy.
-@usableFromInline let zeroCopyPayloadSize = 32 << 10
+let zeroCopyPayloadSize = 32 << 10
 
 /// One message received from a socket: its routing id (ROUTER only) and the parsed message, or
 /// why the frames after the routing id were not a protocol message.
-@usableFromInline package struct ReceivedWireMessage {
-    @inlinable package init(routingID: [UInt8], message: WireMessage?, problem: ExecnetError?) {
-        self.routingID = routingID
-        self.message = message
-        self.problem = problem
-    }
-
-    @usableFromInline package var routingID: [UInt8]
+package struct ReceivedWireMessage {
+    package var routingID: [UInt8]
     /// The message, or `nil` if its frames were malformed (see `problem`). Two optionals rather
     /// than a `Result`: a multi-payload enum of two large structs is handled through the runtime
     /// on every message.
-    @usableFromInline package var message: WireMessage?
-    @usableFromInline package var problem: ExecnetError?
+    package var message: WireMessage?
+    package var problem: WireFormatError?
 
     /// The message, or the problem with its frames.
-    @inlinable package func get() throws(ExecnetError) -> WireMessage {
+    package func get() throws(WireFormatError) -> WireMessage {
         if let message { return message }
-        throw problem ?? ExecnetError(.protocolViolation, "malformed message")
+        throw problem ?? .frameCount(0)
     }
 }
 
 extension ZMQSocket {
-    /// Sends `message` as its three frames, after `routingID` on a ROUTER.
+    /// Sends `message` as its three frames, after `routingID` on a ROUTER and after `envelope`
+    /// (a broker's address frame) if given.
     ///
     /// - Returns: `false` if the first frame would have blocked (`dontWait`); nothing was sent.
     /// - Throws: ``ZMQError`` as ``ZMQSocket/send(_:dontWait:)`` does.
-    @inlinable package func sendWire(_ message: WireMessage, routingID: [UInt8]?, dontWait: Bool) throws -> Bool {
+    package func sendWire(_ message: WireMessage, routingID: [UInt8]?, envelope: [UInt8]? = nil, dontWait: Bool) throws -> Bool {
+        // Only the first frame may meet a full pipe: libzmq takes the rest of a message whose
+        // first frame it took.
         var first = true
-        if let routingID {
-            let sent = try routingID.withUnsafeBytes { try sendFrame($0, more: true, dontWait: dontWait) }
-            if !sent { return false }
+        func lead(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
+            let sent = try sendFrame(bytes, more: true, dontWait: first && dontWait)
+            precondition(sent || first, "libzmq refused a later frame of a multipart message it had accepted.")
             first = false
+            return sent
         }
-        let raw = UInt32(bitPattern: message.channelID).bigEndian
-        let sent = try withUnsafeBytes(of: raw) { try sendFrame($0, more: true, dontWait: first && dontWait) }
-        if !sent {
-            precondition(!first, "libzmq refused a later frame of a multipart message it had accepted.")
-            return false
-        }
+        if let routingID, try !routingID.withUnsafeBytes(lead) { return false }
+        if let envelope, try !envelope.withUnsafeBytes(lead) { return false }
+        if try !withUnsafeBytes(of: WireCodec.channelFrameValue(message.channelID), lead) { return false }
         var type = message.type.rawValue
         try withUnsafeBytes(of: &type) { _ = try sendFrame($0, more: true, dontWait: false) }
         if message.payload.count >= zeroCopyPayloadSize {
@@ -59,53 +54,39 @@ extension ZMQSocket {
     }
 
     /// Receives one whole message: a routing id frame first if `routed`, then channel id, type
-    /// and payload.
+    /// and payload, decoded in place by ``WireCodec/Decoder``.
     ///
     /// - Returns: The message (or the protocol error its frames make), or `nil` if none was waiting.
     /// - Throws: ``ZMQError`` from the socket.
-    @inlinable package func receiveWire(routed: Bool) throws -> ReceivedWireMessage? {
+    package func receiveWire(routed: Bool) throws -> ReceivedWireMessage? {
         var routingID: [UInt8] = []
-        var channelID: Int32 = 0
-        var type: MessageType?
+        var decoder = WireCodec.Decoder()
         var payload: [UInt8] = []
-        var problem: ExecnetError?
-        var index = routed ? -1 : 0
+        var expectRoutingID = routed
+        var first = true
         var more = true
         while more {
-            let received = try visitReceivedFrame(dontWait: index == (routed ? -1 : 0)) { bytes, hasMore in
-                switch index {
-                case -1:
+            let received = try visitReceivedFrame(dontWait: first) { bytes, hasMore in
+                if expectRoutingID {
                     routingID = Array(bytes)
-                case 0:
-                    if bytes.count == 4 {
-                        channelID = Int32(bitPattern: UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16
-                                          | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
-                    } else if problem == nil {
-                        problem = ExecnetError(.protocolViolation, "channel id frame has \(bytes.count) bytes, expected 4")
-                    }
-                case 1:
-                    type = bytes.count == 1 ? MessageType(rawValue: bytes[0]) : nil
-                    if type == nil && problem == nil {
-                        problem = ExecnetError(.protocolViolation, "unknown message type frame \(hexDump(bytes))")
-                    }
-                case 2:
+                    expectRoutingID = false
+                } else if decoder.take(bytes) {
                     payload = Array(bytes)
-                default:
-                    break
                 }
                 more = hasMore
             }
             guard received else {
-                precondition(index == (routed ? -1 : 0), "libzmq delivered part of a multipart message.")
+                precondition(first, "libzmq delivered part of a multipart message.")
                 return nil
             }
-            index += 1
+            first = false
         }
-        if index != 3 {
-            problem = ExecnetError(.protocolViolation, "expected 3 frames (channel, type, payload), got \(max(index, 0))")
+        do {
+            let (channelID, type) = try decoder.finish()
+            return ReceivedWireMessage(
+                routingID: routingID, message: WireMessage(channelID: channelID, type: type, payload: payload), problem: nil)
+        } catch {
+            return ReceivedWireMessage(routingID: routingID, message: nil, problem: error)
         }
-        if let problem { return ReceivedWireMessage(routingID: routingID, message: nil, problem: problem) }
-        return ReceivedWireMessage(
-            routingID: routingID, message: WireMessage(channelID: channelID, type: type!, payload: payload), problem: nil)
     }
 }

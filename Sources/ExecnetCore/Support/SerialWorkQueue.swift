@@ -8,9 +8,8 @@ import DequeModule
 
 /// A named thread running jobs in submission order.
 final class SerialWorkQueue: @unchecked Sendable {
-    // Protected by `mutex`.
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
     private var jobs: Deque<@Sendable () -> Void> = []
     private var thread: OSThread?
 
@@ -19,27 +18,26 @@ final class SerialWorkQueue: @unchecked Sendable {
 
     /// Starts the thread.
     init(name: String) {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-        thread = OSThread(name: name) { [unowned(unsafe) self] in
+        // The thread holds the queue: it runs for the life of the process, and so does the queue.
+        thread = OSThread(name: name) { [self] in
             self.runLoop()
         }
     }
 
     /// Queues `job`; it runs after every job queued before it.
     func submit(_ job: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(&mutex)
-        jobs.append(job)
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
+        lock.withLock {
+            jobs.append(job)
+            lock.signal()
+        }
     }
 
     private func runLoop() {
         while true {
-            pthread_mutex_lock(&mutex)
-            while jobs.isEmpty { pthread_cond_wait(&condition, &mutex) }
-            let job = jobs.removeFirst()
-            pthread_mutex_unlock(&mutex)
+            let job = lock.withLock {
+                while jobs.isEmpty { lock.wait() }
+                return jobs.removeFirst()
+            }
             job()
         }
     }

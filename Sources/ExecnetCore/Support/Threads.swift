@@ -40,43 +40,92 @@ package final class OSThread: @unchecked Sendable {
     }
 }
 
-/// A signal that one thread waits for and another raises, once. Waiting can have a deadline.
+/// A pthread mutex and condition variable, each in heap memory of its own.
 ///
-/// - Important: ``wait(deadline:)`` blocks the calling thread; never call it from async code.
-final class ThreadSignal: @unchecked Sendable {
-    // Protected by `mutex`.
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private var raised = false
+/// A pthread object must not move once initialised, and a stored property of a class has no
+/// address Swift promises to keep (`&property` may be a temporary copy), so both live behind
+/// pointers allocated here. The condition waits on the monotonic clock. What the lock guards is
+/// the owner's business.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
 
     init() {
-        pthread_mutex_init(&mutex, nil)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
+        pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
     }
+
+    /// Runs `body` holding the lock.
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Wakes one waiter. Call it holding the lock.
+    func signal() { pthread_cond_signal(condition) }
+
+    /// Wakes every waiter. Call it holding the lock.
+    func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Waits for a wake-up (or a spurious one), holding the lock before and after.
+    @available(*, noasync, message: "blocks the calling thread")
+    func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Waits for a wake-up (or a spurious one) until `deadline`, holding the lock before and after.
+    ///
+    /// - Returns: `false` once the deadline has passed.
+    @available(*, noasync, message: "blocks the calling thread")
+    func wait(until deadline: ContinuousClock.Instant) -> Bool {
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        if remaining <= .zero { return false }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let (seconds, attoseconds) = remaining.components
+        var nanos = Int(now.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        var secs = Int(now.tv_sec) + Int(seconds)
+        if nanos >= 1_000_000_000 { nanos -= 1_000_000_000; secs += 1 }
+        var until = timespec(tv_sec: secs, tv_nsec: nanos)
+        _ = pthread_cond_timedwait(condition, mutex, &until)
+        return true
+    }
+}
+
+/// A signal that one thread waits for and another raises, once. Waiting can have a deadline.
+///
+/// - Important: ``wait(deadline:)`` blocks the calling thread; never call it from async code.
+final class ThreadSignal: @unchecked Sendable {
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
+    private var raised = false
+
+    init() {}
 
     /// Raises the signal, waking the waiter. Later raises do nothing.
     func raise() {
-        pthread_mutex_lock(&mutex)
-        raised = true
-        pthread_cond_broadcast(&condition)
-        pthread_mutex_unlock(&mutex)
+        lock.withLock {
+            raised = true
+            lock.broadcast()
+        }
     }
 
     /// Whether the signal has been raised.
-    var isRaised: Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return raised
-    }
+    var isRaised: Bool { lock.withLock { raised } }
 
     /// Blocks until the signal is raised or the deadline passes.
     ///
@@ -85,25 +134,16 @@ final class ThreadSignal: @unchecked Sendable {
     @available(*, noasync, message: "blocks the calling thread")
     @discardableResult
     func wait(deadline: ContinuousClock.Instant?) -> Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while !raised {
-            if let deadline {
-                let remaining = ContinuousClock.now.duration(to: deadline)
-                if remaining <= .zero { return false }
-                var now = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &now)
-                let (seconds, attoseconds) = remaining.components
-                var nanos = Int(now.tv_nsec) + Int(attoseconds / 1_000_000_000)
-                var secs = Int(now.tv_sec) + Int(seconds)
-                if nanos >= 1_000_000_000 { nanos -= 1_000_000_000; secs += 1 }
-                var until = timespec(tv_sec: secs, tv_nsec: nanos)
-                _ = pthread_cond_timedwait(&condition, &mutex, &until)
-            } else {
-                pthread_cond_wait(&condition, &mutex)
+        lock.withLock {
+            while !raised {
+                if let deadline {
+                    if !lock.wait(until: deadline) { return false }
+                } else {
+                    lock.wait()
+                }
             }
+            return true
         }
-        return true
     }
 }
 
