@@ -107,7 +107,7 @@ extension ProcessTests {
             _ = text.utf8CString.withUnsafeBytes { write(fd, $0.baseAddress, $0.count - 1) }
             close(fd)
 
-            let (broker, endpoint) = try startBroker()
+            let (broker, endpoint) = try await startBroker()
             defer { stopChild(broker) }
             let agent = try CollectedChild("\(buildDirectory())/execnet-agent", [
                 "--connect", endpoint, "--name", "linehost", "--slots", "2", "--allow", script, "--log-level", "error",

@@ -237,7 +237,7 @@ final class Hub: IOThreadRole {
 
     private func handleLaunch(_ launch: WorkerLaunch, _ loop: IOLoop) {
         let gateway = launch.gateway
-        guard let processes else { return gateway.failStart(ExecnetError(.invalidState, "the hub has stopped")) }
+        guard let processes else { return gateway.post(.startFailed(ExecnetError(.invalidState, "the hub has stopped"))) }
         let key = PeerKey(gateway.routingID)
         let pid: pid_t
         do {
