@@ -10,6 +10,9 @@
 // and worker API; then the executables. No library module imports Foundation (the worker must
 // start lean), and the stock worker links only ExecnetValue, ExecnetCore and ExecnetWorkerRuntime.
 
+// Platforms: built and tested on Linux (Debian 12, x86_64). macOS 15 is declared so the package
+// resolves there, but it is neither built nor tested on macOS (process supervision uses pidfds).
+
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [

@@ -22,7 +22,7 @@ public final class Channel: Sendable {
     /// The task this channel runs, if this side started it with `remoteExec`.
     public let taskName: String?
     /// ExecnetCore's machinery of this channel (a `ChannelCore`).
-    package let machinery: AnyObject & Sendable
+    @usableFromInline package let machinery: AnyObject & Sendable
 
     package init(id: Int32, taskName: String?, machinery: AnyObject & Sendable) {
         self.id = id

@@ -17,7 +17,7 @@ extension Serializer {
     ///   - baseOffset: Added to error offsets (1 when the caller stripped a version byte).
     /// - Returns: The decoded value.
     /// - Throws: ``SerializerError`` for malformed input, or whatever `resolveChannel` throws.
-    package static func decodeInternal(
+    @inlinable package static func decodeInternal(
         _ bytes: UnsafeRawBufferPointer,
         options: StringOptions = .channelDefault,
         resolveChannel: ((Int32) throws -> Channel)?,
@@ -84,7 +84,7 @@ extension Serializer {
         }
     }
 
-    struct ProgramDecoder {
+    @usableFromInline struct ProgramDecoder {
         let input: UnsafeRawBufferPointer
         let options: StringOptions
         let resolveChannel: ((Int32) throws -> Channel)?
@@ -96,14 +96,14 @@ extension Serializer {
         var lists: [OpenList] = []
         var dicts: [OpenDict] = []
 
-        init(input: UnsafeRawBufferPointer, options: StringOptions, resolveChannel: ((Int32) throws -> Channel)?, baseOffset: Int) {
+        @usableFromInline init(input: UnsafeRawBufferPointer, options: StringOptions, resolveChannel: ((Int32) throws -> Channel)?, baseOffset: Int) {
             self.input = input
             self.options = options
             self.resolveChannel = resolveChannel
             self.baseOffset = baseOffset
         }
 
-        mutating func run() throws -> Value {
+        @usableFromInline mutating func run() throws -> Value {
             while true {
                 if let scalar = try readScalar() {
                     stack.append(Slot(value: scalar, depth: 0, kind: Slot.hashable))

@@ -73,38 +73,38 @@ public enum Serializer {
     public static let maximumCount = Int(Int32.max)
 
     /// How text payloads decode, mirroring Python execnet's `strconfig` pair.
-    package struct StringOptions: Hashable, Sendable {
+    @usableFromInline package struct StringOptions: Hashable, Sendable {
         /// Python's `py2str_as_py3str`: decode `M` (legacy byte string) as latin-1 text when
         /// `true`, keep it as bytes when `false`.
-        package var py2strAsPy3str: Bool
+        @usableFromInline package var py2strAsPy3str: Bool
         /// Python's `py3str_as_py2str`: keep `N` (text) payloads as bytes instead of decoding UTF-8.
-        package var py3strAsPy2str: Bool
+        @usableFromInline package var py3strAsPy2str: Bool
 
         /// Creates options.
         ///
         /// - Parameters:
         ///   - py2strAsPy3str: Decode `M` as latin-1 text.
         ///   - py3strAsPy2str: Keep `N` payloads as bytes.
-        package init(py2strAsPy3str: Bool, py3strAsPy2str: Bool) {
+        @inlinable package init(py2strAsPy3str: Bool, py3strAsPy2str: Bool) {
             self.py2strAsPy3str = py2strAsPy3str
             self.py3strAsPy2str = py3strAsPy2str
         }
 
         /// The defaults of channels and gateways: `M` as text, `N` as text.
-        package static let channelDefault = StringOptions(py2strAsPy3str: true, py3strAsPy2str: false)
+        @inlinable package static var channelDefault: StringOptions { StringOptions(py2strAsPy3str: true, py3strAsPy2str: false) }
         /// The defaults of plain `loads`: `M` as bytes, `N` as text.
         package static let loadsDefault = StringOptions(py2strAsPy3str: false, py3strAsPy2str: false)
     }
 
     /// The opcode bytes of format version 2.
-    enum Opcode {
+    @usableFromInline enum Opcode {
         static let buildTuple = UInt8(ascii: "@")
         static let bytes = UInt8(ascii: "A")
         static let channel = UInt8(ascii: "B")
         static let `false` = UInt8(ascii: "C")
         static let float = UInt8(ascii: "D")
         static let frozenSet = UInt8(ascii: "E")
-        static let int = UInt8(ascii: "F")
+        @inlinable static var int: UInt8 { UInt8(ascii: "F") }
         static let long = UInt8(ascii: "G")
         static let longInt = UInt8(ascii: "H")
         static let longLong = UInt8(ascii: "I")
@@ -115,7 +115,7 @@ public enum Serializer {
         static let py3String = UInt8(ascii: "N")
         static let set = UInt8(ascii: "O")
         static let setItem = UInt8(ascii: "P")
-        static let stop = UInt8(ascii: "Q")
+        @inlinable static var stop: UInt8 { UInt8(ascii: "Q") }
         static let `true` = UInt8(ascii: "R")
         static let unicode = UInt8(ascii: "S")
         static let complex = UInt8(ascii: "T")

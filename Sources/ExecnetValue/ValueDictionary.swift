@@ -195,32 +195,34 @@ extension ValueDictionary: RandomAccessCollection {
         /// The entry's position in insertion order, from zero.
         public let offset: Int
 
+        @inlinable init(offset: Int) { self.offset = offset }
+
         /// The distance to another index.
         ///
         /// - Parameter other: Another index.
         /// - Returns: How many entries lie between the two.
-        public func distance(to other: Index) -> Int { other.offset - offset }
+        @inlinable public func distance(to other: Index) -> Int { other.offset - offset }
 
         /// The index some entries away.
         ///
         /// - Parameter n: How many entries to move (negative moves back).
         /// - Returns: The moved index.
-        public func advanced(by n: Int) -> Index { Index(offset: offset + n) }
+        @inlinable public func advanced(by n: Int) -> Index { Index(offset: offset + n) }
     }
 
     /// An entry: a key and its value.
     public typealias Element = (key: Value, value: Value)
 
     /// The first entry's index.
-    public var startIndex: Index { Index(offset: 0) }
+    @inlinable public var startIndex: Index { Index(offset: 0) }
 
     /// The index past the last entry.
-    public var endIndex: Index { Index(offset: keys.count) }
+    @inlinable public var endIndex: Index { Index(offset: keys.count) }
 
     /// The entry at a position.
     ///
     /// - Parameter position: A valid index, not `endIndex`.
-    public subscript(position: Index) -> Element {
+    @inlinable public subscript(position: Index) -> Element {
         (keys[position.offset], values[position.offset])
     }
 }

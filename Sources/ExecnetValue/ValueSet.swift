@@ -174,15 +174,15 @@ public struct ValueSet: Sendable {
 
 extension ValueSet: RandomAccessCollection {
     /// The first member's position.
-    public var startIndex: Int { 0 }
+    @inlinable public var startIndex: Int { 0 }
 
     /// The position past the last member.
-    public var endIndex: Int { members.count }
+    @inlinable public var endIndex: Int { members.count }
 
     /// The member at a position.
     ///
     /// - Parameter position: A valid position, not `endIndex`.
-    public subscript(position: Int) -> Value { members[position] }
+    @inlinable public subscript(position: Int) -> Value { members[position] }
 }
 
 extension ValueSet: ExpressibleByArrayLiteral {

@@ -8,11 +8,11 @@ import Synchronization
 
 /// A channel's machinery, behind ``Channel/machinery`` (the value format declares `Channel` and
 /// knows only its id): its connection, its state under a lock, and its waiter ids.
-final class ChannelCore: Sendable {
+@usableFromInline package final class ChannelCore: Sendable {
     /// The gateway connection the channel belongs to.
-    let connection: PeerConnection
+    @usableFromInline package let connection: PeerConnection
     /// On a worker: the channel of the running task, which the task may not close itself.
-    let isTaskChannel: Bool
+    package let isTaskChannel: Bool
     let state = Mutex(ChannelState())
     let waiterIDs = Atomic<Int>(0)
 
@@ -24,11 +24,11 @@ final class ChannelCore: Sendable {
 
 extension Channel {
     /// The machinery of this channel (always a ``ChannelCore``: only this module makes channels).
-    var core: ChannelCore { unsafeDowncast(machinery, to: ChannelCore.self) }
+    @inlinable package var core: ChannelCore { unsafeDowncast(machinery, to: ChannelCore.self) }
     /// The gateway connection the channel belongs to.
-    package var connection: PeerConnection { core.connection }
+    @inlinable package var connection: PeerConnection { core.connection }
     /// On a worker: the channel of the running task, which the task may not close itself.
-    var isTaskChannel: Bool { core.isTaskChannel }
+    package var isTaskChannel: Bool { core.isTaskChannel }
 
     convenience init(id: Int32, connection: PeerConnection, taskName: String?, isTaskChannel: Bool) {
         self.init(id: id, taskName: taskName, machinery: ChannelCore(connection: connection, isTaskChannel: isTaskChannel))

@@ -29,7 +29,7 @@ package enum ConnectionSide: Sendable {
 ///
 /// Thread safety: the registry is behind a lock; `dispatch` and `peerEnded` run on the I/O thread,
 /// everything else on any thread.
-package final class PeerConnection: Sendable {
+@usableFromInline package final class PeerConnection: Sendable {
     private struct Registry {
         var channels: [Int32: Channel] = [:]
         /// The channel looked up last: a stream of messages on one channel skips the hash.
