@@ -117,6 +117,8 @@ let package = Package(
                 "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -144,6 +146,7 @@ let package = Package(
                 "CExecnetShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -273,6 +276,7 @@ let package = Package(
                 "Execnet", "ExecnetValue", "ExecnetCore", "ExecnetClient", "ExecnetWorkerRuntime",
                 "ExecnetBrokerServer", "ExecnetHostAgent", "ZeroMQ",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
                 "ExecnetBroker", "ExecnetAgent", "ExecnetExamples", "TaskServerMap", "ExecnetTestTasks",
             ],

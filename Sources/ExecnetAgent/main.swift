@@ -123,11 +123,22 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         configuration.defaultUser = try defaultUser.map(WorkerUser.named)
-        let service = AgentService(configuration: configuration)
+        let running = RunningAgent()
+        let service = HostAgentService(configuration: configuration) { [name = configuration.name, slots = configuration.slots,
+                                                                       broker = configuration.broker] event in
+            switch event {
+            case .running(let agent):
+                running.set(agent)
+                print("execnet-agent: \(name) with \(slots) slots, broker \(broker)")
+                fflush(nil)
+            case .stopping:
+                running.set(nil)
+            }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
         if let http, let registry {
             services.append(.init(service: Observability.httpService(
-                address: http, registry: registry, ready: { [running = service.running] in running.isRegistered },
+                address: http, registry: registry, ready: { running.isRegistered },
                 logger: logger,
                 onListening: { [logger] port in logger.info("serving /metrics, /healthz and /readyz", metadata: ["http": "\(http.host):\(port)"]) })))
         }
@@ -135,23 +146,6 @@ struct AgentCommand: AsyncParsableCommand {
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-}
-
-/// The agent as a Service: start, wait for graceful shutdown, kill the workers and leave.
-struct AgentService: Service {
-    let configuration: AgentConfiguration
-    /// The running agent, for `/readyz` (ready once registered with the broker).
-    let running = RunningAgent()
-
-    func run() async throws {
-        let agent = try HostAgent(configuration: configuration)
-        running.set(agent)
-        print("execnet-agent: \(configuration.name) with \(configuration.slots) slots, broker \(configuration.broker)")
-        fflush(nil)
-        try? await gracefulShutdown()
-        running.set(nil)
-        await agent.stop()
     }
 }
 

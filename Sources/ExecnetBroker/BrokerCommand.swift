@@ -115,8 +115,17 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         let ready = ReadinessFlag()
-        let service = BrokerService(configuration: configuration, authorizedKeysFile: security == nil ? nil : authorizedFile,
-                                    ready: ready)
+        let service = BrokerService(configuration: configuration, authorizedKeysFile: security == nil ? nil : authorizedFile) { event in
+            switch event {
+            case .serving(let broker):
+                // The ready line: tests and scripts wait for it and read the resolved endpoints.
+                print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
+                fflush(nil)
+                ready.set(true)
+            case .shuttingDown:
+                ready.set(false)
+            }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
         if let http, let registry {
             services.append(.init(service: Observability.httpService(
@@ -126,39 +135,6 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-}
-
-/// The broker as a Service: start, announce the endpoints, wait for graceful shutdown, drain.
-struct BrokerService: Service {
-    let configuration: BrokerConfiguration
-    /// Reloaded on SIGHUP, if the broker runs with CURVE.
-    let authorizedKeysFile: String?
-    /// Set while the broker serves (`/readyz`).
-    let ready: ReadinessFlag
-
-    func run() async throws {
-        let broker = try BrokerServer(configuration: configuration)
-        let reloads = Task { [configuration, authorizedKeysFile] in
-            guard let authorizedKeysFile else { return }
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                do {
-                    broker.reloadAuthorizedKeys(try AuthorizedKeys.load(authorizedKeysFile))
-                } catch {
-                    // A broken file keeps the keys in force.
-                    configuration.logger.error("SIGHUP: kept the current keys: \(error)")
-                }
-            }
-        }
-        defer { reloads.cancel() }
-        // The ready line: tests and scripts wait for it and read the resolved endpoints.
-        print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
-        fflush(nil)
-        ready.set(true)
-        try? await gracefulShutdown()
-        ready.set(false)
-        configuration.logger.info("graceful shutdown")
-        await broker.shutdown()
     }
 }
 
