@@ -35,6 +35,9 @@ package protocol RemoteCommandRunner: Sendable {
     ///
     /// Returns when the script exited and its output was read to the end. A nonzero status is a
     /// result, not an error; throw only when the script could not be run at all.
+    /// The scripts are POSIX `sh` (run them with `/bin/sh -c SCRIPT`, or `sh -c` through the
+    /// user's login shell as OpenSSH does; they set `LC_ALL=C` and `umask 077` themselves) and
+    /// need `HOME` (or an absolute `XDG_CACHE_HOME`) in their environment.
     func run(script: String, input: [UInt8]) async throws -> RemoteCommandResult
 
     /// Names the remote cache this runner reaches (for example `user@host:port`), or `nil`.
