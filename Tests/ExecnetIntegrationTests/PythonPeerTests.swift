@@ -109,7 +109,7 @@ extension ProcessTests {
             let result = try await runPeer("doc_client.py", ["--worker", "\(buildDirectory())/execnet-worker", "--count", "3000"])
             let hello = try #require(result["hello"]?.dictValue)
             #expect(hello[.string("protocol")] == 2)
-            #expect(hello[.string("tasks")] == ["echo", "exec", "info"])
+            #expect(hello[.string("tasks")] == ["echo", "exec", "execnet.rsync", "info"])
             let sent = try #require(result["sent"]?.listValue)
             #expect(sent.count > 3000, "more than a window, so credit flowed both ways")
             #expect(result["echoed"] == result["sent"], "every value came back, in order, as sent")
