@@ -118,7 +118,7 @@ extension ProcessTests {
             #expect(result["exec"] == [.tuple(["stdout", .bytes(Array("out\n".utf8))]),
                                        .tuple(["stderr", .bytes(Array("err\n".utf8))]), .tuple(["exit", 3])])
             #expect(result["exec_error"] == Value.none)
-            #expect(result["unknown_task_error"] == "unknown task 'no-such-task'; this worker has: echo, exec, info")
+            #expect(result["unknown_task_error"] == "unknown task 'no-such-task'; this worker has: echo, exec, execnet.rsync, info")
             #expect(result["status"]?[0]?["numexecuting"] == 0)
             #expect(result["status"]?[0]?["execmodel"] == "swift-concurrency")
             #expect(result["bye"] == true)

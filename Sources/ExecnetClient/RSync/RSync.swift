@@ -91,7 +91,8 @@ public final class RSync: Sendable {
     /// Copies the source to every target at once and returns when all have finished.
     ///
     /// A target that fails does not stop the others; after all have ended, the failures are
-    /// thrown together. An `RSync` sends once (as execnet's).
+    /// thrown together. An `RSync` sends once (as execnet's). Cancelling the caller stops each
+    /// transfer before its next chunk (one still waiting for its worker's answer waits for it).
     ///
     /// - Parameter progress: Called (on a transfer thread, so quickly) as each target plans,
     ///   sends chunks and files, and finishes.
