@@ -349,7 +349,8 @@ tasks.register(TickerStats.self) { input, _ in
 
 // A lying rsync worker for the client's hostile-peer tests; its `destination` keyword picks the lie:
 // "dotdot" asks for ../outside, "unlisted" for a path never listed, "twice" for one file twice,
-// "garbage" answers with a bare integer, "exit-mid-file" dies after the first chunk of a file.
+// "garbage" answers with a bare integer, "exit-mid-file" dies after the first chunk of a file,
+// "silent" never answers.
 tasks.register("hostile-rsync") { context in
     guard case .string(let mode)? = context["destination"] else { throw TaskFailure(description: "no mode") }
     var firstFile: Value = .none
@@ -371,6 +372,9 @@ tasks.register("hostile-rsync") { context in
         try await context.channel.send(.tuple(["want", [[firstFile, .none], [firstFile, .none]]]))
     case "garbage":
         try await context.channel.send(7)
+    case "silent":
+        for try await _ in context.channel {}
+        return
     case "exit-mid-file":
         try await context.channel.send(.tuple(["want", [[firstFile, .none]]]))
         try await context.channel.send(.tuple(["wanted", 1]))

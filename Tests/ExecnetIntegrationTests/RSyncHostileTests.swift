@@ -194,6 +194,33 @@ extension ProcessTests {
             }
         }
 
+        @Test func cancellingTheSendEndsATransferWaitingForASilentWorker() async throws {
+            let source = makeTemporaryDirectory("src")
+            defer { removeRSyncTree(source) }
+            writeFile(source + "/f.txt", "f")
+            try await withTestGroup(1) { (group: Group) async throws -> Void in
+                let gateway = group.gateways[0]
+                let rsync = RSync(sourceDirectory: source)
+                rsync.useTask("hostile-rsync")
+                rsync.addTarget(gateway, destination: "silent")
+                let sending = Task { () -> RSyncSendError? in
+                    do throws(RSyncSendError) {
+                        try await rsync.send()
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+                // The worker's task runs (and will never answer): the transfer waits for its wants.
+                #expect(try await eventually { (try? await gateway.remoteStatus())?.executingCount == 1 })
+                sending.cancel()
+                let failure = await sending.value
+                #expect(failure?.failures.map(\.code) == [.cancelled])
+                #expect(try await eventually { (try? await gateway.remoteStatus())?.executingCount == 0 },
+                        "the worker's task ended with the closed channel")
+            }
+        }
+
         @Test func aWorkerWithoutTheTaskIsARemoteError() async throws {
             let source = makeTemporaryDirectory("src")
             defer { removeRSyncTree(source) }

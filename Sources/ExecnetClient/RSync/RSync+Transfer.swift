@@ -38,10 +38,13 @@ struct RSyncTransfer {
         } catch {
             return RSyncError(.connectionLost, "cannot start the rsync task: \(error)", target: target)
         }
+        guard cancellation.register(channel) else { return cancelledError() }
         do {
             try transfer(channel)
             try? channel.close()
             return nil
+        } catch _ where cancellation.isCancelled {
+            return cancelledError()
         } catch let failure as RSyncError {
             try? channel.close(error: failure.message)
             return failure
@@ -137,7 +140,7 @@ struct RSyncTransfer {
         var remaining = size
         var buffer = [UInt8](repeating: 0, count: RSyncWire.chunkSize)
         while remaining > 0 {
-            if cancellation.isCancelled { throw RSyncError(.connectionLost, "cancelled", target: target, path: entry.path) }
+            if cancellation.isCancelled { throw cancelledError() }
             let count = try RSyncSource.read(fd, into: &buffer, path: entry.path)
             if count == 0 {
                 throw RSyncError(.sourceUnreadable, "the file shrank while it was sent", target: target, path: entry.path)
@@ -201,6 +204,10 @@ struct RSyncTransfer {
             return RSyncError(.connectionLost, "the channel ended: \(end)", target: target)
         }
         return RSyncError(.connectionLost, "the channel ended: \(error)", target: target)
+    }
+
+    private func cancelledError() -> RSyncError {
+        RSyncError(.cancelled, "the send was cancelled", target: target)
     }
 
     private func violation(_ message: String, path: String? = nil) -> RSyncError {

@@ -91,8 +91,9 @@ public final class RSync: Sendable {
     /// Copies the source to every target at once and returns when all have finished.
     ///
     /// A target that fails does not stop the others; after all have ended, the failures are
-    /// thrown together. An `RSync` sends once (as execnet's). Cancelling the caller stops each
-    /// transfer before its next chunk (one still waiting for its worker's answer waits for it).
+    /// thrown together. An `RSync` sends once (as execnet's). Cancelling the caller closes every
+    /// transfer's channel: each target then fails with `cancelled` (the workers discard a partly
+    /// received file).
     ///
     /// - Parameter progress: Called (on a transfer thread, so quickly) as each target plans,
     ///   sends chunks and files, and finishes.
@@ -154,11 +155,31 @@ public final class RSync: Sendable {
     }
 }
 
-/// Set when the caller of ``RSync/send(progress:)`` is cancelled; transfers stop at the next chunk.
+/// Set when the caller of ``RSync/send(progress:)`` is cancelled: closes every transfer's channel,
+/// so a transfer blocked on its worker (or on credit) ends at once.
 final class RSyncCancellation: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func cancel() { flag.store(true, ordering: .relaxed) }
-    var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    private let state = Mutex<(cancelled: Bool, channels: [Channel])>((false, []))
+
+    func cancel() {
+        let channels = state.withLock { state in
+            state.cancelled = true
+            defer { state.channels = [] }
+            return state.channels
+        }
+        for channel in channels { try? channel.close(error: "RSync cancelled") }
+    }
+
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Registers a transfer's channel; `false` (and the channel closed) if cancelled already.
+    func register(_ channel: Channel) -> Bool {
+        let cancelled = state.withLock { state in
+            if !state.cancelled { state.channels.append(channel) }
+            return state.cancelled
+        }
+        if cancelled { try? channel.close(error: "RSync cancelled") }
+        return !cancelled
+    }
 }
 
 /// Runs blocking work on a thread of its own and returns its result.

@@ -10,7 +10,7 @@ public struct RSyncError: Error, Sendable, CustomStringConvertible, Equatable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Kind: Hashable, Sendable {
             case unsafePath, destinationNotDirectory, destinationUnsafe, noSpace, io, protocolViolation, tooLarge
-            case connectionLost, remote, sourceUnreadable, noTargets, alreadySent
+            case connectionLost, remote, sourceUnreadable, noTargets, alreadySent, cancelled
         }
         private let kind: Kind
         private init(_ kind: Kind) { self.kind = kind }
@@ -39,6 +39,8 @@ public struct RSyncError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let noTargets = Code(.noTargets)
         /// ``RSync/send(progress:)`` was called a second time.
         public static let alreadySent = Code(.alreadySent)
+        /// The task calling ``RSync/send(progress:)`` was cancelled.
+        public static let cancelled = Code(.cancelled)
 
         init(wire: RSyncWireError.Code) {
             switch wire {
@@ -66,6 +68,7 @@ public struct RSyncError: Error, Sendable, CustomStringConvertible, Equatable {
             case .sourceUnreadable: "sourceUnreadable"
             case .noTargets: "noTargets"
             case .alreadySent: "alreadySent"
+            case .cancelled: "cancelled"
             }
         }
     }
