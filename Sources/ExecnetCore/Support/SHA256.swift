@@ -1,5 +1,5 @@
 // SHA-256 (FIPS 180-4), small and dependency-free: the content hash of ssh worker bundles
-// (ExecnetClient/SSH). Not used for anything secret, so no constant-time concerns.
+// (ExecnetClient/SSH) and the file digests of rsync (ExecnetClient/RSync, the worker's rsync task). Not used for anything secret, so no constant-time concerns.
 
 /// An incremental SHA-256 digest.
 package struct SHA256: Sendable {
@@ -20,7 +20,17 @@ package struct SHA256: Sendable {
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
 
+    /// The length of a digest in bytes.
+    package static let digestLength = 32
+
     package init() {}
+
+    /// The 32-byte SHA-256 digest of `bytes`.
+    package static func hash(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        var hash = SHA256()
+        hash.update(bytes)
+        return hash.finalize()
+    }
 
     /// Adds `bytes` to the message.
     package mutating func update(_ bytes: some Collection<UInt8>) {
