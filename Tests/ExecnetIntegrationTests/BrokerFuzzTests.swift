@@ -69,7 +69,7 @@ extension ProcessTests {
                 #expect(resident < baseline + (200 << 20), "batch \(batch): the broker grew from \(baseline >> 20) to \(resident >> 20) MiB")
                 try await expectBrokerServes(endpoint)
                 // The victim got nothing it did not ask for, and still works.
-                #expect(victim.state.withLock { $0.items.isEmpty })
+                #expect(victim.core.state.withLock { $0.items.isEmpty })
                 try await victim.send(.bytes(Array("victim-secret".utf8)))
                 #expect(try await victim.receive(timeout: .seconds(10)) == .bytes(Array("victim-secret".utf8)))
             }

@@ -177,7 +177,7 @@ extension ProcessTests {
                     try await sameWorker.send(.int(Int64(index)))
                     #expect(try await sameWorker.receive(timeout: .seconds(10)) == .int(Int64(index)))
                 }
-                #expect(flood.state.withLock { $0.items.count } <= FlowWindow.messages)
+                #expect(flood.core.state.withLock { $0.items.count } <= FlowWindow.messages)
                 try echo.close()
                 try sameWorker.close()
                 try flood.close()

@@ -49,7 +49,7 @@ extension ProcessTests {
                         #expect(try await channel.receive(timeout: .seconds(10)) == .int(next))
                         next += 1
                         // Items granted ahead for a waiter for the close aside, at most a window is held.
-                        let held = channel.state.withLock { $0.items.count - $0.aheadMessages }
+                        let held = channel.core.state.withLock { $0.items.count - $0.aheadMessages }
                         if held > FlowWindow.messages {
                             Issue.record("\(held) items held beyond the window")
                             return
@@ -58,18 +58,18 @@ extension ProcessTests {
                 }
                 try await takeSome(3 * FlowWindow.messages)
                 await expectExecnetError(.timeout) { try await channel.waitClose(timeout: .milliseconds(300)) }
-                #expect(!channel.state.withLock { $0.draining })
+                #expect(!channel.core.state.withLock { $0.draining })
                 // What the waiter was granted ahead is taken first; after it, the window holds again.
-                let ahead = channel.state.withLock { $0.aheadMessages }
+                let ahead = channel.core.state.withLock { $0.aheadMessages }
                 try await takeSome(ahead + 3 * FlowWindow.messages)
                 try channel.close()
                 // The task ends on the close; its own close ends the items in flight. (Terminating the
                 // gateway with items still in flight hits the registry's recursive lock, issue 10 item 1.)
                 let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-                while !channel.state.withLock({ $0.remoteClosed }) && ContinuousClock.now < deadline {
+                while !channel.core.state.withLock({ $0.remoteClosed }) && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(10))
                 }
-                #expect(channel.state.withLock { $0.remoteClosed })
+                #expect(channel.core.state.withLock { $0.remoteClosed })
             }
         }
 

@@ -15,7 +15,7 @@ extension ProcessTests {
                     if expected % 10_000 == 0 {
                         // Let the sender run ahead as far as it can, then look at the buffer.
                         try await Task.sleep(for: .milliseconds(2))
-                        maxBuffered = max(maxBuffered, channel.state.withLock { $0.items.count })
+                        maxBuffered = max(maxBuffered, channel.core.state.withLock { $0.items.count })
                     }
                     let item = try await channel.receive(timeout: .seconds(30))
                     if item != .int(Int64(expected)) {

@@ -75,7 +75,7 @@ extension ProcessTests {
                 _ = try #require(try await rogue.receive(.exec))
                 for index in 0..<600 { try rogue.send(.data, channel.id, encodeInternal(.int(Int64(index)))) }
                 let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-                while channel.state.withLock({ $0.items.count }) < 600 && ContinuousClock.now < deadline {
+                while channel.core.state.withLock({ $0.items.count }) < 600 && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(5))
                 }
                 try channel.close()

@@ -56,7 +56,7 @@ extension ProcessTests {
                             "batch \(batch): the client grew from \(baseline >> 20) to \(resident >> 20) MiB")
                     // The honest gateway was never cut off, got nothing it did not send, and still serves.
                     #expect(honest.connection.hasPeerEnded == false, "batch \(batch): the honest gateway was cut off")
-                    #expect(echo.state.withLock { $0.items.isEmpty }, "batch \(batch): the honest channel got a foreign item")
+                    #expect(echo.core.state.withLock { $0.items.isEmpty }, "batch \(batch): the honest channel got a foreign item")
                     let token = Value.string("honest-\(batch)")
                     try await echo.send(token)
                     #expect(try await echo.receive(timeout: .seconds(20)) == token)

@@ -85,7 +85,7 @@ extension ProcessTests {
                 for expected in 0..<count {
                     if expected % 20_000 == 0 {
                         try await Task.sleep(for: .milliseconds(2))
-                        maxBuffered = max(maxBuffered, sender.state.withLock { $0.items.count })
+                        maxBuffered = max(maxBuffered, sender.core.state.withLock { $0.items.count })
                     }
                     let item = try await sender.receive(timeout: .seconds(30))
                     if item != .int(Int64(expected)) {

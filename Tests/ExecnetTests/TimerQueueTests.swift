@@ -24,7 +24,7 @@ private func makeConnection() throws -> (IOThread<TimerOnlyRole>, PeerConnection
 /// Waits (bounded, without sleeping) until the channel has a receiver waiting.
 private func untilWaiting(_ channel: Channel) async -> Bool {
     let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-    while channel.state.withLock({ $0.receivers.isEmpty }) {
+    while channel.core.state.withLock({ $0.receivers.isEmpty }) {
         if ContinuousClock.now >= deadline { return false }
         await Task.yield()
     }

@@ -2,7 +2,7 @@
 // on the I/O thread), the peer's death, and the effects of any close (wake receivers, fail senders,
 // run the callback's endmarker, wake close waiters).
 
-extension Channel {
+extension ChannelCore {
     /// What a close leaves to do after unlocking.
     struct CloseEffects {
         var notifyPeer = false
@@ -240,42 +240,21 @@ extension Channel {
             }
         }
         registration?.onEnd?()
-        let waiters = state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
+        let (waiters, released) = state.withLock { state -> ([(CloseWaiter, Result<Void, any Error>)], CallbackRegistration?) in
             state.callbackDrained = true
-            // Nothing arrives after the end: drop the closures, which often capture this channel.
-            state.callback = state.callback?.spent
-            return takeCloseWaiters(&state)
+            // Nothing arrives after the end: drop the closures, which often capture this channel,
+            // and the handle the registration held. Released after unlocking: letting go of the
+            // last handle takes this lock.
+            let released = state.callback
+            state.callback = released?.spent
+            return (takeCloseWaiters(&state), released)
         }
         for (waiter, result) in waiters { waiter.resume(result) }
+        withExtendedLifetime(released) {}
     }
 
-    /// Registers a callback that receives every item, on the callback thread, in order.
-    ///
-    /// Items that already arrived are delivered to it on the calling thread before this returns
-    /// (and the endmarker too, if the channel has already ended), as execnet does; later items
-    /// arrive on the callback thread. Afterwards ``receive(timeout:)`` is refused. Callbacks must not block for long: they share one thread. A callback that throws
-    /// closes the channel with an error that the other side receives.
-    ///
-    /// - Parameter callback: Called with each item.
-    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
-    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void) throws {
-        try register(CallbackRegistration(callback: callback, endmarker: nil))
-    }
-
-    /// Registers a callback, and an endmarker that the callback receives exactly once when the
-    /// channel ends (also if it had already ended).
-    ///
-    /// `setCallback(f, endmarker: nil)` delivers the none value at the end; ``setCallback(_:)``
-    /// delivers nothing.
-    ///
-    /// - Parameters:
-    ///   - callback: Called with each item, then with the endmarker.
-    ///   - endmarker: The value passed to `callback` when the channel ends.
-    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
-    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void, endmarker: Value) throws {
-        try register(CallbackRegistration(callback: callback, endmarker: endmarker))
-    }
-
+    /// Registers a callback (see ``Channel/setCallback(_:)``): queued items and the endmarker are
+    /// replayed before this returns.
     func register(_ registration: CallbackRegistration) throws {
         let (ended, grant, failure) = try state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
             if state.callback != nil {
@@ -343,15 +322,8 @@ extension Channel {
 
     // MARK: - Waiting for the close
 
-    /// Waits until the channel is closed.
-    ///
-    /// With a callback, this returns only after every item and the endmarker were delivered.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
-    /// - Throws: ``RemoteError`` if the peer closed with an error that was not yet reported;
-    ///   ``ExecnetError`` `endOfChannel` with a ``PeerEnd`` cause if the peer went away without
-    ///   closing (as execnet raises EOFError); `timeout`; `CancellationError`.
-    public func waitClose(timeout: Duration? = nil) async throws {
+    /// Waits until the channel is closed (see ``Channel/waitClose(timeout:)``).
+    func waitClose(timeout: Duration? = nil) async throws {
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let timer = TimerQueue.startWait(deadline, on: connection.transport.timers) { [self] in expireCloseWaiter(waiterID, timeout: timeout!) }
@@ -377,12 +349,8 @@ extension Channel {
     }
 
     /// Waits until the channel is closed, blocking the calling thread.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
-    /// - Throws: As ``waitClose(timeout:)``.
-    /// - Important: Blocks the calling thread.
     @available(*, noasync, message: "blocks the calling thread; use waitClose(timeout:)")
-    public func waitCloseBlocking(timeout: Duration? = nil) throws {
+    func waitCloseBlocking(timeout: Duration? = nil) throws {
         try checkMayBlock()
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<Void>()

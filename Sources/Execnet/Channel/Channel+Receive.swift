@@ -1,7 +1,7 @@
-// Receiving on a channel: async and blocking receive with timeouts and cancellation, async
-// iteration, and typed receive through the Codable bridge.
+// Receiving on a channel: async and blocking receive with timeouts and cancellation. Async
+// iteration and typed receive are on the handle (Channel.swift).
 
-extension Channel {
+extension ChannelCore {
     private enum Immediate {
         case item([UInt8], grant: (messages: Int, bytes: Int)?)
         case end(any Error)
@@ -110,41 +110,14 @@ extension Channel {
         removed?.resume(.failure(timeoutError(timeout)))
     }
 
-    /// Receives the next item.
-    ///
-    /// Runs on the caller's executor (`nonisolated(nonsending)`); a queued item is taken without
-    /// suspending.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits until an item arrives or the channel ends.
-    /// - Returns: The item.
-    /// - Throws: ``RemoteError`` once if the peer closed with an error; ``ExecnetError``
-    ///   `endOfChannel` after that, after a plain close, or when the peer went away (its
-    ///   ``ExecnetError/peerEnd`` gives the cause), `timeout`, or
-    ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
-    ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
-    nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {
+    /// Receives the next item (see ``Channel/receive(timeout:)``).
+    nonisolated(nonsending) func receive(timeout: Duration? = nil) async throws -> Value {
         try connection.decode(try await receivePayload(timeout: timeout))
     }
 
-    /// Receives the next item as a `Decodable` type, converted with ``ValueDecoder``.
-    ///
-    /// - Parameters:
-    ///   - type: The type to decode.
-    ///   - timeout: How long to wait; `nil` waits indefinitely.
-    /// - Returns: The decoded item.
-    /// - Throws: As ``receive(timeout:)``, plus `DecodingError`.
-    public func receive<T: Decodable>(as type: T.Type, timeout: Duration? = nil) async throws -> T {
-        try ValueDecoder().decode(type, from: try await receive(timeout: timeout))
-    }
-
     /// Receives the next item, blocking the calling thread.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
-    /// - Returns: The item.
-    /// - Throws: As ``receive(timeout:)``.
-    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
     @available(*, noasync, message: "blocks the calling thread; use receive(timeout:)")
-    public func receiveBlocking(timeout: Duration? = nil) throws -> Value {
+    func receiveBlocking(timeout: Duration? = nil) throws -> Value {
         try checkMayBlock()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let waiterID = nextWaiterID()
@@ -177,27 +150,4 @@ extension Channel {
         // Fulfilled between the timeout and the lock: the item is ours.
         return try connection.decode(outcome.wait(deadline: nil)!.get())
     }
-}
-
-// MARK: - Async iteration
-
-extension Channel: AsyncSequence {
-    public typealias Element = Value
-
-    /// Iterates the channel's items until it ends; a remote error is thrown.
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        let channel: Channel
-
-        /// The next item, or `nil` at the end of the channel.
-        nonisolated(nonsending) public mutating func next() async throws -> Value? {
-            do {
-                return try await channel.receive()
-            } catch let error as ExecnetError where error.code == .endOfChannel {
-                return nil
-            }
-        }
-    }
-
-    /// An iterator over the channel's items.
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: self) }
 }

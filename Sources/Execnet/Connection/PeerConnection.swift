@@ -30,9 +30,11 @@ enum ConnectionSide: Sendable {
 /// everything else on any thread.
 final class PeerConnection: Sendable {
     private struct Registry {
-        var channels: [Int32: Channel] = [:]
+        /// Channels' shared state; users hold handles (`Channel`), which close a channel still
+        /// open when the last one goes.
+        var channels: [Int32: ChannelCore] = [:]
         /// The channel looked up last: a stream of messages on one channel skips the hash.
-        var recent: Channel?
+        var recent: ChannelCore?
         var nextID: Int32
         /// Set once the peer is gone; new channels start closed with this.
         var ended: PeerEnd??
@@ -86,15 +88,16 @@ final class PeerConnection: Sendable {
     func newChannel(taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
         // Nothing is called out under the registry lock: ending a channel may forget it, which
         // takes this lock again (and a channel's lock is never taken inside this one).
-        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
+        let (channel, ended) = registry.withLock { registry -> (ChannelCore, PeerEnd??) in
             let id = registry.nextID
             registry.nextID &+= 2
-            let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
+            let channel = ChannelCore(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             return (channel, registry.ended)
         }
+        let handle = channel.handle()
         if let ended { channel.markPeerEnded(ended) }
-        return channel
+        return handle
     }
 
     /// Whether `id` is in this side's id space (odd for the client, even for the worker).
@@ -102,13 +105,13 @@ final class PeerConnection: Sendable {
         (id & 1 == 1) == (side == .client)
     }
 
-    /// The channel with `id`, created and registered if this side has not seen it yet
+    /// The handle of the channel with `id`, created and registered if this side has not seen it yet
     /// (a channel the peer opened and sent over another channel, or the task channel of an EXEC).
     ///
     /// - Parameter resolving: `true` when a channel value in a payload names it: a peer channel
     ///   that ended before any value named it was kept registered for this moment, and is let go now.
     func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false, resolving: Bool = false) -> Channel {
-        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
+        let (channel, ended) = registry.withLock { registry -> (ChannelCore, PeerEnd??) in
             if let existing = registry.channels[id] {
                 registry.recent = existing
                 // Named at last: a channel already closed on both sides is let go now.
@@ -121,22 +124,23 @@ final class PeerConnection: Sendable {
                 }
                 return (existing, nil)
             }
-            let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
+            let channel = ChannelCore(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             registry.recent = channel
             // Made by a frame, not by a value naming it: keep it until a value names it.
             if !resolving && !isTaskChannel && !isOwnID(id) { registry.unresolved[id] = false }
             return (channel, registry.ended)
         }
+        let handle = channel.handle()
         if let ended {
             logger.warning("frame for channel \(id) from \(gatewayID) after the peer ended")
             channel.markPeerEnded(ended)
         }
-        return channel
+        return handle
     }
 
     /// The registered channel with `id`, if any.
-    func existingChannel(_ id: Int32) -> Channel? {
+    func existingChannel(_ id: Int32) -> ChannelCore? {
         registry.withLock { registry in
             if let recent = registry.recent, recent.id == id { return recent }
             let found = registry.channels[id]
@@ -146,7 +150,7 @@ final class PeerConnection: Sendable {
     }
 
     /// Forgets a channel that both sides have closed.
-    func forget(_ channel: Channel) {
+    func forget(_ channel: ChannelCore) {
         registry.withLock { registry in
             if registry.unresolved[channel.id] != nil {
                 registry.unresolved[channel.id] = true
@@ -174,8 +178,8 @@ final class PeerConnection: Sendable {
     /// opened, and for a frame past the cap on unnamed peer channels or their queued bytes: the
     /// peer is lying (an honest peer names its channels in values), so every channel ends and the
     /// violation handler runs, once.
-    private func channelForPeerFrame(_ id: Int32, bytes: Int) -> Channel? {
-        enum Lookup { case found(Channel, PeerEnd??), unknown, refused(String?) }
+    private func channelForPeerFrame(_ id: Int32, bytes: Int) -> ChannelCore? {
+        enum Lookup { case found(ChannelCore, PeerEnd??), unknown, refused(String?) }
         let lookup = registry.withLock { registry -> Lookup in
             let existing = registry.recent?.id == id ? registry.recent : registry.channels[id]
             if let existing, registry.unresolved[id] == nil {
@@ -199,7 +203,7 @@ final class PeerConnection: Sendable {
                 registry.recent = existing
                 return .found(existing, nil)
             }
-            let channel = Channel(id: id, connection: self, taskName: nil, isTaskChannel: false)
+            let channel = ChannelCore(id: id, connection: self, taskName: nil, isTaskChannel: false)
             registry.channels[id] = channel
             registry.recent = channel
             registry.unresolved[id] = false
@@ -272,7 +276,7 @@ final class PeerConnection: Sendable {
     private func checkChannels(in value: Value) throws {
         switch value {
         case .channel(let channel):
-            guard channel.connection === self else {
+            guard channel.core.connection === self else {
                 throw ExecnetError(
                     .invalidState, "channel \(channel.id) belongs to gateway \(channel.connection.gatewayID), not to \(gatewayID)",
                     gatewayID: gatewayID, channelID: channel.id)
@@ -362,16 +366,16 @@ final class PeerConnection: Sendable {
     private func resolveChannel(_ id: Int32) -> Channel {
         if isOwnID(id), existingChannel(id) == nil {
             logger.debug("channel value names channel \(id) of \(gatewayID), which is not open here")
-            let channel = Channel(id: id, connection: self, taskName: nil, isTaskChannel: false)
+            let channel = ChannelCore(id: id, connection: self, taskName: nil, isTaskChannel: false)
             channel.endDetached()
-            return channel
+            return channel.handle()
         }
         return channel(forID: id, resolving: true)
     }
 
     /// The peer is gone: every channel that has not ended ends with `cause` (or a plain end if `nil`).
     func peerEnded(_ error: PeerEnd?) {
-        let channels = registry.withLock { registry -> [Channel] in
+        let channels = registry.withLock { registry -> [ChannelCore] in
             if registry.ended == nil { registry.ended = .some(error) }
             return Array(registry.channels.values)
         }
