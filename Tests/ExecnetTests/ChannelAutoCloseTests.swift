@@ -82,6 +82,19 @@ import Testing
         withExtendedLifetime(channel) {}
     }
 
+    @Test func aHeldChannelThePeerClosedStillResolvesToTheSameObject() throws {
+        // The worker lets go of a channel of the client's that it sent back: its close may arrive
+        // before the value naming the channel is decoded, and the registry forgets the channel.
+        let (connection, _) = connection()
+        let mine = connection.newChannel()
+        var payload: [UInt8] = []
+        try Serializer.encodeInternal(.channel(mine), into: &payload)
+        connection.dispatch(WireMessage(channelID: mine.id, type: .close, payload: []))
+        #expect(connection.openChannelCount == 0)
+        #expect(try connection.decode(payload).channelValue === mine)
+        #expect(connection.openChannelCount == 0)
+    }
+
     @Test func aPeerChannelNamedInAValueAndDroppedIsClosed() throws {
         // A worker gets a channel of the client's (odd id) inside a value and lets it go.
         let (connection, sent) = connection(.worker)

@@ -178,6 +178,11 @@ final class ChannelCore: Sendable {
         }
     }
 
+    /// The channel's handle if one exists.
+    func currentHandle() -> Channel? {
+        state.withLock { $0.handle }
+    }
+
     /// Records `handle`, just made for this channel, as its handle.
     func adopt(_ handle: Channel) {
         state.withLock { $0.handle = handle }
@@ -200,11 +205,11 @@ final class ChannelCore: Sendable {
             return takeLocalClose(&state)
         }
         withExtendedLifetime(newer) {}
-        newer = nil
         if let unreported {
             connection.logger.warning("channel \(id) of \(gatewayID) was let go with an error nobody received: \(unreported)")
         }
         carryOutLocalClose(effects, error: nil)
+        connection.handleGone(id)
     }
 
     /// Whether neither side has closed the channel and its peer has not gone away.

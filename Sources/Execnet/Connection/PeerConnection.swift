@@ -48,6 +48,14 @@ final class PeerConnection: Sendable {
         var unresolvedBytesByID: [Int32: Int] = [:]
         /// Set once the peer broke the cap on unnamed channels; fresh peer channels are refused after it.
         var violated = false
+        /// Handles of forgotten channels (closed on both sides) that a user still holds: a value
+        /// naming one resolves to that same object. An entry goes when its handle goes.
+        var retired: [Int32: RetiredHandle] = [:]
+    }
+
+    /// A handle of a forgotten channel, held weakly.
+    private struct RetiredHandle {
+        weak var handle: Channel?
     }
 
     /// The gateway's id (`gw0`).
@@ -151,14 +159,38 @@ final class PeerConnection: Sendable {
 
     /// Forgets a channel that both sides have closed.
     func forget(_ channel: ChannelCore) {
+        // Taken before the registry's lock (a channel's lock is never taken inside it), and let go
+        // after it: the last handle's deinit takes the registry's lock.
+        let handle = channel.currentHandle()
         registry.withLock { registry in
             if registry.unresolved[channel.id] != nil {
                 registry.unresolved[channel.id] = true
                 return
             }
-            if registry.channels[channel.id] === channel { registry.channels[channel.id] = nil }
+            if registry.channels[channel.id] === channel {
+                registry.channels[channel.id] = nil
+                if let handle { registry.retired[channel.id] = RetiredHandle(handle: handle) }
+            }
             if registry.recent === channel { registry.recent = nil }
         }
+        withExtendedLifetime(handle) {}
+    }
+
+    /// The last handle of channel `id` went: a retired entry for it goes too.
+    func handleGone(_ id: Int32) {
+        // A live handle loaded here is let go after unlocking (its deinit would take this lock).
+        let live = registry.withLock { registry -> Channel? in
+            guard let entry = registry.retired[id] else { return nil }
+            if let handle = entry.handle { return handle }
+            registry.retired[id] = nil
+            return nil
+        }
+        withExtendedLifetime(live) {}
+    }
+
+    /// The handle of a forgotten channel `id` that a user still holds, if any.
+    private func retiredHandle(_ id: Int32) -> Channel? {
+        registry.withLock { $0.retired[id]?.handle }
     }
 
     /// The number of channels still open.
@@ -364,6 +396,7 @@ final class PeerConnection: Sendable {
     /// registered (a channel both sides closed, or an id the peer made up) gives a channel that
     /// has ended and is not registered: sending on it fails, receiving reports its end.
     private func resolveChannel(_ id: Int32) -> Channel {
+        if existingChannel(id) == nil, let held = retiredHandle(id) { return held }
         if isOwnID(id), existingChannel(id) == nil {
             logger.debug("channel value names channel \(id) of \(gatewayID), which is not open here")
             let channel = ChannelCore(id: id, connection: self, taskName: nil, isTaskChannel: false)
