@@ -6,8 +6,10 @@
 import ArgumentParser
 import ExecnetCore
 import ExecnetHostAgent
+import ExecnetObservability
 import Logging
 import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,7 +18,8 @@ import Glibc
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "execnet-agent",
-        abstract: "Register this host with an execnet broker and run workers for its clients.")
+        abstract: "Register this host with an execnet broker and run workers for its clients.",
+        version: execnetVersionText)
 
     @Option(name: .long, help: "The broker's endpoint. Default: $EXECNET_BROKER.")
     var connect: String?
@@ -53,8 +56,17 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(name: .long, help: "Log line format: text, or json (one object per line, for log shippers). Default: $EXECNET_LOG_FORMAT or text.")
+    var logFormat: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve /metrics (Prometheus), /healthz and /readyz (ready once registered with the broker) over HTTP on HOST:PORT (a bare PORT is on 127.0.0.1). Off unless set. Default: $EXECNET_AGENT_HTTP_ADDRESS.",
+        valueName: "host:port"))
+    var httpAddress: String?
+
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let format = try resolveLogFormat(logFormat)
+        format.bootstrap()
         func environment(_ name: String) -> String? {
             guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }
             return value
@@ -65,6 +77,9 @@ struct AgentCommand: AsyncParsableCommand {
         } else {
             logger.logLevel = environment("EXECNET_DEBUG").map { $0 != "0" } == true ? .debug : .info
         }
+        let http = try resolveHTTPAddress(httpAddress, environmentName: "EXECNET_AGENT_HTTP_ADDRESS", logger: logger)
+        // Before the agent starts: its metric objects keep the factory in force when they are made.
+        let registry = http.map { _ in Observability.bootstrapPrometheus() }
         guard let broker = connect ?? environment("EXECNET_BROKER") else {
             throw ValidationError("--connect (or $EXECNET_BROKER) names the broker, e.g. tcp://broker:5555")
         }
@@ -98,24 +113,39 @@ struct AgentCommand: AsyncParsableCommand {
                                                liveness: LivenessSettings(interval: .milliseconds(max(1, Int64((heartbeatInterval * 1000).rounded())))),
                                                logger: logger)
         configuration.clientUsers = clientUsers
+        if format == .json {
+            // Worker output lines become log entries with the gateway id in their metadata, so the
+            // log stays one JSON object per line.
+            configuration.outputHandler = { [logger, agentName] gatewayID, stream, line in
+                logger.info("\(String(decoding: line, as: UTF8.self))", metadata: [
+                    "gateway": "\(gatewayID)", "host": "\(agentName)", "stream": stream == .stdout ? "stdout" : "stderr",
+                ])
+            }
+        }
         configuration.defaultUser = try defaultUser.map(WorkerUser.named)
+        let running = RunningAgent()
+        let service = HostAgentService(configuration: configuration) { [name = configuration.name, slots = configuration.slots,
+                                                                       broker = configuration.broker] event in
+            switch event {
+            case .running(let agent):
+                running.set(agent)
+                print("execnet-agent: \(name) with \(slots) slots, broker \(broker)")
+                fflush(nil)
+            case .stopping:
+                running.set(nil)
+            }
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
+        if let http, let registry {
+            services.append(.init(service: Observability.httpService(
+                address: http, registry: registry, ready: { running.isRegistered },
+                logger: logger,
+                onListening: { [logger] port in logger.info("serving /metrics, /healthz and /readyz", metadata: ["http": "\(http.host):\(port)"]) })))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: AgentService(configuration: configuration))],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-}
-
-/// The agent as a Service: start, wait for graceful shutdown, kill the workers and leave.
-struct AgentService: Service {
-    let configuration: AgentConfiguration
-
-    func run() async throws {
-        let agent = try HostAgent(configuration: configuration)
-        print("execnet-agent: \(configuration.name) with \(configuration.slots) slots, broker \(configuration.broker)")
-        fflush(nil)
-        try? await gracefulShutdown()
-        await agent.stop()
     }
 }
 
@@ -132,4 +162,14 @@ func directoryOfExecutable() -> String {
     let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     let path = String(decoding: buffer[0..<max(0, count)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+}
+
+/// The running agent, shared between the agent's service and the HTTP server's `/readyz`.
+final class RunningAgent: Sendable {
+    private let agent = Mutex<HostAgent?>(nil)
+
+    func set(_ value: HostAgent?) { agent.withLock { $0 = value } }
+
+    /// Whether an agent runs and is registered with its broker.
+    var isRegistered: Bool { agent.withLock { $0?.isRegistered ?? false } }
 }

@@ -5,6 +5,7 @@
 import ArgumentParser
 import ExecnetBrokerServer
 import ExecnetCore
+import ExecnetObservability
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -17,6 +18,7 @@ struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "execnet-broker",
         abstract: "The swift-execnet broker: clients and host agents on many machines meet here.",
+        version: execnetVersionText,
         subcommands: [Serve.self, Keygen.self, Status.self],
         defaultSubcommand: Serve.self)
 }
@@ -70,10 +72,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(name: .long, help: "Log line format: text, or json (one object per line, for log shippers). Default: $EXECNET_LOG_FORMAT or text.")
+    var logFormat: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on HOST:PORT (a bare PORT is on 127.0.0.1). Off unless set. Default: $EXECNET_BROKER_HTTP_ADDRESS.",
+        valueName: "host:port"))
+    var httpAddress: String?
+
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        try resolveLogFormat(logFormat).bootstrap()
         var logger = Logger(label: "execnet.broker")
         logger.logLevel = resolveLogLevel(logLevel)
+        let http = try resolveHTTPAddress(httpAddress, environmentName: "EXECNET_BROKER_HTTP_ADDRESS", logger: logger)
+        // Before the broker starts: its metric objects keep the factory in force when they are made.
+        let registry = http.map { _ in Observability.bootstrapPrometheus() }
         var binds = bind
         if binds.isEmpty {
             binds = environment("EXECNET_BROKER_BIND")?.split(separator: ",").map(String.init) ?? ["tcp://127.0.0.1:5555"]
@@ -101,39 +114,27 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ExecnetError {
             throw ValidationError(error.message)
         }
-        let service = BrokerService(configuration: configuration, authorizedKeysFile: security == nil ? nil : authorizedFile)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-    }
-}
-
-/// The broker as a Service: start, announce the endpoints, wait for graceful shutdown, drain.
-struct BrokerService: Service {
-    let configuration: BrokerConfiguration
-    /// Reloaded on SIGHUP, if the broker runs with CURVE.
-    let authorizedKeysFile: String?
-
-    func run() async throws {
-        let broker = try BrokerServer(configuration: configuration)
-        let reloads = Task { [configuration, authorizedKeysFile] in
-            guard let authorizedKeysFile else { return }
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                do {
-                    broker.reloadAuthorizedKeys(try AuthorizedKeys.load(authorizedKeysFile))
-                } catch {
-                    // A broken file keeps the keys in force.
-                    configuration.logger.error("SIGHUP: kept the current keys: \(error)")
-                }
+        let ready = ReadinessFlag()
+        let service = BrokerService(configuration: configuration, authorizedKeysFile: security == nil ? nil : authorizedFile) { event in
+            switch event {
+            case .serving(let broker):
+                // The ready line: tests and scripts wait for it and read the resolved endpoints.
+                print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
+                fflush(nil)
+                ready.set(true)
+            case .shuttingDown:
+                ready.set(false)
             }
         }
-        defer { reloads.cancel() }
-        // The ready line: tests and scripts wait for it and read the resolved endpoints.
-        print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
-        fflush(nil)
-        try? await gracefulShutdown()
-        configuration.logger.info("graceful shutdown")
-        await broker.shutdown()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
+        if let http, let registry {
+            services.append(.init(service: Observability.httpService(
+                address: http, registry: registry, ready: { ready.isReady }, logger: logger,
+                onListening: { [logger] port in logger.info("serving /metrics, /healthz and /readyz", metadata: ["http": "\(http.host):\(port)"]) })))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 
@@ -168,8 +169,17 @@ struct Status: ParsableCommand {
     @Option(name: .long, help: "This caller's CURVE secret key file. Default: $EXECNET_SECRET_KEY_FILE.")
     var secretKey: String?
 
-    @Flag(name: .long, help: "Print JSON.")
+    @Flag(name: .long, help: "Print JSON (one object per line).")
     var json = false
+
+    @Flag(name: .long, help: "Print the status again every --interval seconds until interrupted.")
+    var watch = false
+
+    @Option(name: .long, help: "Seconds between two prints with --watch.")
+    var interval: Double = 2
+
+    @Option(name: .long, help: "With --watch: stop after this many prints (0: never).")
+    var count: Int = 0
 
     @Option(name: .long, help: "Seconds to wait for the answer.")
     var timeout: Double = 5
@@ -183,7 +193,18 @@ struct Status: ParsableCommand {
             }
             keys = CurveClientKeys(serverKey: try loadCurvePublicKey(serverFile), keyPair: try CurveKeyPair.load(secretKeyFile: secretFile))
         }
-        let status = try BrokerStatusQuery.fetch(endpoint: endpoint, keys: keys, timeout: .seconds(timeout))
-        print(json ? jsonText(status) : statusTable(status))
+        guard interval > 0, count >= 0 else { throw ValidationError("--interval must be positive and --count not negative") }
+        var printed = 0
+        while true {
+            let status = try BrokerStatusQuery.fetchStatus(endpoint: endpoint, keys: keys, timeout: .seconds(timeout))
+            // A terminal gets the table redrawn in place; JSON lines are appended.
+            if watch && !json && isatty(1) != 0 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            print(json ? try statusJSON(status) : statusTable(status))
+            fflush(nil)
+            printed += 1
+            guard watch, count == 0 || printed < count else { return }
+            usleep(useconds_t(interval * 1_000_000))
+            if !json { print("") }
+        }
     }
 }

@@ -1,84 +1,36 @@
-// Rendering a broker status value: as a human table and as JSON (no Foundation).
+// Rendering a broker status: as a human table, and as JSON through Codable (Foundation's
+// JSONEncoder: the executable may import Foundation, the library modules do not).
 
 import ExecnetBrokerServer
-import ExecnetCore
-import ExecnetValue
+import Foundation
 
-/// JSON text for a value of plain kinds (dicts with string keys, lists, strings, numbers, bools, none).
-func jsonText(_ value: Value) -> String {
-    switch value {
-    case .none: return "null"
-    case .bool(let flag): return flag ? "true" : "false"
-    case .int(let number): return String(number)
-    case .bigInt(let number): return "\(number)"
-    case .float(let number): return number.isFinite ? "\(number)" : "null"
-    case .string(let text): return jsonString(text)
-    case .bytes(let bytes): return jsonString(String(decoding: bytes, as: UTF8.self))
-    case .list(let items), .tuple(let items): return "[" + items.map(jsonText).joined(separator: ", ") + "]"
-    case .dict(let dict):
-        return "{" + dict.map { key, item in
-            let name: String
-            if case .string(let text) = key { name = text } else { name = "\(key)" }
-            return jsonString(name) + ": " + jsonText(item)
-        }.joined(separator: ", ") + "}"
-    default: return jsonString("\(value)")
-    }
-}
-
-private func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
+/// The status as one line of JSON (keys sorted, as the broker names them).
+func statusJSON(_ status: BrokerStatus) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(status), as: UTF8.self)
 }
 
 /// A human-readable status table.
-func statusTable(_ status: Value) -> String {
-    guard case .dict(let dict) = status else { return "\(status)" }
-    func field(_ name: String) -> Value? { dict[.string(name)] }
-    func text(_ value: Value?) -> String {
-        switch value {
-        case .string(let text)?: return text
-        case .int(let number)?: return String(number)
-        case .float(let number)?: return String(Int(number.rounded()))
-        case .bool(let flag)?: return flag ? "yes" : "no"
-        default: return "-"
-        }
-    }
+func statusTable(_ status: BrokerStatus) -> String {
     func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
+    func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
     var lines: [String] = []
-    lines.append("broker pid \(text(field("pid"))), up \(text(field("uptime_s"))) s, \(text(field("clients"))) clients, \(text(field("workers"))) workers, \(text(field("channels"))) open channels")
-    lines.append("messages in \(text(field("messages_in"))) (\(text(field("rate_in")))/s), out \(text(field("messages_out"))) (\(text(field("rate_out")))/s)")
+    lines.append("broker pid \(status.pid), up \(Int(status.uptimeSeconds.rounded())) s, \(status.clients) clients, \(status.workers) workers, \(status.channels) open channels")
+    lines.append("messages in \(status.messagesIn) (\(Int(status.rateIn.rounded()))/s), out \(status.messagesOut) (\(Int(status.rateOut.rounded()))/s)")
+    if let inFlight = status.inFlightBytes, let queued = status.queuedBytes, let cap = status.memoryCapBytes {
+        lines.append("memory \(mib(inFlight)) in flight + \(mib(queued)) queued, cap \(mib(cap))")
+    }
     lines.append("")
     lines.append(pad("HOST", 24) + pad("HOSTNAME", 24) + pad("SLOTS", 8) + "WORKERS")
-    if case .list(let hosts)? = field("hosts") {
-        for case .dict(let host) in hosts {
-            lines.append(pad(text(host[.string("name")]), 24) + pad(text(host[.string("hostname")]), 24)
-                         + pad(text(host[.string("slots")]), 8) + text(host[.string("workers")]))
-        }
+    for host in status.hosts {
+        lines.append(pad(host.name, 24) + pad(host.hostname, 24) + pad(String(host.slots), 8) + String(host.workers))
     }
     lines.append("")
     lines.append(pad("GATEWAY", 16) + pad("HOST", 24) + pad("PID", 10) + pad("CONNECTED", 11) + "CHANNELS")
-    if case .list(let gateways)? = field("gateways") {
-        for case .dict(let gateway) in gateways {
-            lines.append(pad(text(gateway[.string("gateway")]), 16) + pad(text(gateway[.string("host")]), 24)
-                         + pad(text(gateway[.string("pid")]), 10) + pad(text(gateway[.string("connected")]), 11)
-                         + text(gateway[.string("channels")]))
-        }
+    for gateway in status.gateways {
+        lines.append(pad(gateway.gateway, 16) + pad(gateway.host, 24) + pad(String(gateway.pid), 10)
+                     + pad(gateway.connected ? "yes" : "no", 11) + String(gateway.channels))
     }
     return lines.joined(separator: "\n")
 }

@@ -259,7 +259,8 @@ extension Broker {
             killWorker(worker)
         case .client:
             guard let (client, workers) = table.removeClient(address) else { return }
-            logger.warning("the broker cut off client \(client.hostname):\(client.pid): it \(reason); killing its \(workers.count) workers")
+            logger.warning("the broker cut off client \(client.hostname):\(client.pid): it \(reason); killing its \(workers.count) workers",
+                           metadata: ["client": "\(keyFingerprint(client.key))"])
             // What was queued for it goes: its queue may be what was too long. It is told why.
             outbox?.forget(address)
             for worker in workers {

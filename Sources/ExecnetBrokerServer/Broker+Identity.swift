@@ -141,9 +141,9 @@ extension Broker {
         if roles.contains(.status) { return statusPayload() }
         if roles.contains(.client) {
             let key = senderKey
-            return statusPayload { $0.ownerKey == key }
+            return statusPayload(brokerWide: false) { $0.ownerKey == key }
         }
-        if roles.contains(.agent) { return statusPayload { _ in false } }
+        if roles.contains(.agent) { return statusPayload(brokerWide: false) { _ in false } }
         return nil
     }
 

@@ -209,7 +209,7 @@ extension Broker {
         }
         table.registerAgent(agent, name: name, hostname: hello?.string("hostname") ?? name,
                             slots: Int(hello?.int("slots") ?? 1), key: senderKey, now: .now)
-        logger.info("agent \(name) registered with \(hello?.int("slots") ?? 1) slots")
+        logger.info("agent \(name) registered with \(hello?.int("slots") ?? 1) slots", metadata: ["host": "\(name)"])
         sendToPeer(agent, .welcome, welcomePayload().encoded)
     }
 
@@ -255,7 +255,9 @@ extension Broker {
         switch table.kind(of: address) {
         case .worker:
             guard let worker = table.removeWorker(address) else { return }
-            logger.warning("worker of \(worker.gatewayID) on \(worker.host) stopped answering heartbeats")
+            logger.warning("worker of \(worker.gatewayID) on \(worker.host) stopped answering heartbeats",
+                           metadata: ["gateway": "\(worker.gatewayID)", "host": "\(worker.host)",
+                                      "client": "\(keyFingerprint(worker.ownerKey))"])
             var lost = ControlPayload()
             lost["cause"] = .string("worker of gateway \(worker.gatewayID) on host \(worker.host) stopped answering heartbeats")
             lost["heartbeat"] = true
@@ -266,7 +268,8 @@ extension Broker {
             sendToPeer(worker.agent, .kill, order.encoded)
         case .client:
             guard let (client, workers) = table.removeClient(address) else { return }
-            logger.warning("client \(client.hostname):\(client.pid) stopped answering heartbeats; killing its \(workers.count) workers")
+            logger.warning("client \(client.hostname):\(client.pid) stopped answering heartbeats; killing its \(workers.count) workers",
+                           metadata: ["client": "\(keyFingerprint(client.key))"])
             for worker in workers {
                 table.removeWorker(worker.address)
                 var order = ControlPayload()
@@ -276,7 +279,8 @@ extension Broker {
             }
         case .agent:
             guard let (agent, lost) = table.removeAgent(address) else { return }
-            logger.warning("agent \(agent.name) stopped answering heartbeats; \(lost.count) workers lost")
+            logger.warning("agent \(agent.name) stopped answering heartbeats; \(lost.count) workers lost",
+                           metadata: ["host": "\(agent.name)"])
             for worker in lost {
                 var payload = ControlPayload()
                 payload["cause"] = .string("host agent \(agent.name) stopped answering heartbeats (gateway \(worker.gatewayID))")
@@ -293,7 +297,7 @@ extension Broker {
     // MARK: - Status
 
     /// The status table; `include` picks the gateways shown (and counted).
-    func statusPayload(include: (WorkerRecord) -> Bool = { _ in true }) -> ControlPayload {
+    func statusPayload(brokerWide: Bool = true, include: (WorkerRecord) -> Bool = { _ in true }) -> ControlPayload {
         let shown = table.workers.values.filter(include)
         var status = ControlPayload()
         status["pid"] = .int(Int64(getpid()))
@@ -318,6 +322,12 @@ extension Broker {
         status["messages_out"] = .int(Int64(messagesOut))
         status["rate_in"] = .float(rateIn)
         status["rate_out"] = .float(rateOut)
+        if brokerWide {
+            // The broker's memory against its cap: for a status key (or a broker without CURVE) only.
+            status["in_flight_bytes"] = .int(Int64(flow.inFlightBytes))
+            status["queued_bytes"] = .int(Int64(outbox?.queuedBytes ?? 0))
+            status["memory_cap_bytes"] = .int(Int64(configuration.limits.maxInFlightBytes))
+        }
         return status
     }
 }

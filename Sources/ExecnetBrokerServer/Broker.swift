@@ -55,6 +55,8 @@ final class Broker: IOThreadRole {
     var rateOut = 0.0
     /// The peer whose last-sent time the forwarding path noted last in this batch.
     var lastNotedSent: PeerAddress = []
+    /// Publishes the metrics from the tick (BrokerMetrics.swift).
+    let metrics = BrokerMetricsPublisher()
 
     // Identity (Broker+Identity.swift).
     /// The keys and their roles (CURVE brokers); replaced on reload.
@@ -262,6 +264,7 @@ final class Broker: IOThreadRole {
         }
         updateRates(now: now)
         forgetChannelsOfGoneWorkers()
+        metrics.publishIfDue(self, now: now)
         if shuttingDown { checkDrained() }
     }
 

@@ -5,6 +5,7 @@
 // heartbeats with the broker and registers again when the broker comes back.
 
 import CExecnetShims
+import CoreMetrics
 import ExecnetCore
 import ExecnetValue
 import Logging
@@ -172,6 +173,9 @@ final class AgentConnection: IOThreadRole {
     /// The gateway id of each running worker, by address.
     private var gatewayIDs: [[UInt8]: String] = [:]
     private weak var loop: IOLoop?
+    /// The agent's metrics; made in setUp, by the metrics factory in force then. Events here are
+    /// rare (a spawn, an exit), so they are recorded as they happen.
+    private var metrics: AgentMetrics?
 
     init(configuration: AgentConfiguration, context: ZMQContext, shared: AgentShared) {
         self.configuration = configuration
@@ -181,6 +185,10 @@ final class AgentConnection: IOThreadRole {
     }
 
     func setUp(_ loop: IOLoop) throws {
+        let metrics = AgentMetrics()
+        metrics.slots.record(configuration.slots)
+        metrics.workers.record(0)
+        self.metrics = metrics
         let dealer = try makeBrokerDealer(context: context, kind: "a.\(configuration.name)", keys: configuration.keys)
         try dealer.connect(configuration.broker)
         self.dealer = dealer
@@ -316,6 +324,7 @@ final class AgentConnection: IOThreadRole {
         }
         func fail(_ reason: String) {
             logger.warning("cannot start a worker: \(reason)")
+            metrics?.spawnFailures.increment()
             var report = ControlPayload()
             report["address"] = .bytes(address)
             report["reason"] = .string("host \(configuration.name): \(reason)")
@@ -359,6 +368,8 @@ final class AgentConnection: IOThreadRole {
         }
         gatewayIDs[address] = gatewayID
         shared.workerCount.store(processes.count, ordering: .releasing)
+        metrics?.started.increment()
+        metrics?.workers.record(processes.count)
         var report = ControlPayload()
         report["address"] = .bytes(address)
         report["pid"] = .int(Int64(pid))
@@ -370,7 +381,9 @@ final class AgentConnection: IOThreadRole {
     private func workerExited(_ address: [UInt8], _ exit: WorkerExit) {
         let gatewayID = gatewayIDs.removeValue(forKey: address) ?? "gw"
         shared.workerCount.store(processes?.count ?? 0, ordering: .releasing)
-        logger.debug("worker of \(gatewayID) \(exit)")
+        logger.debug("worker of \(gatewayID) \(exit)", metadata: ["gateway": "\(gatewayID)", "host": "\(configuration.name)"])
+        metrics?.workers.record(processes?.count ?? 0)
+        metrics?.recordExit(exit)
         var report = ControlPayload()
         report["address"] = .bytes(address)
         report.setWorkerExit(exit)
@@ -382,4 +395,27 @@ func resolvedPath(_ path: String) -> String? {
     guard let resolved = realpath(path, nil) else { return nil }
     defer { free(resolved) }
     return String(cString: resolved)
+}
+
+/// The host agent's metric objects (swift-metrics' CoreMetrics).
+final class AgentMetrics {
+    let started = Counter(label: "execnet_agent_workers_started_total")
+    let spawnFailures = Counter(label: "execnet_agent_spawn_failures_total")
+    let workers = Gauge(label: "execnet_agent_workers")
+    let slots = Gauge(label: "execnet_agent_slots")
+    private var exits: [String: Counter] = [:]
+
+    /// Counts a worker's exit under its cause: `exited`, `failed`, or the signal's name.
+    func recordExit(_ exit: WorkerExit) {
+        let cause: String
+        switch exit {
+        case .exited(0): cause = "exited"
+        case .exited: cause = "failed"
+        case .signaled(let signal): cause = signalName(signal)
+        case .heartbeatLost: cause = "heartbeat_lost"
+        }
+        let counter = exits[cause] ?? Counter(label: "execnet_agent_worker_exits_total", dimensions: [("cause", cause)])
+        exits[cause] = counter
+        counter.increment()
+    }
 }

@@ -4,5 +4,13 @@
 import ExecnetCore
 import ExecnetValue
 import ExecnetWorkerRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
 
+// The one option a person may give it (gateways start it with environment variables, no arguments).
+if CommandLine.arguments.dropFirst().first == "--version" {
+    print(execnetVersionText)
+    exit(0)
+}
 WorkerMain.run(tasks: .builtins)

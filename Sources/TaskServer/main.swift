@@ -31,7 +31,8 @@ func processorTasks() -> TaskRegistry {
 struct TaskServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "taskserver",
-        abstract: "Saturate local CPUs with tasks: the seed's taskserver example.")
+        abstract: "Saturate local CPUs with tasks: the seed's taskserver example.",
+        version: execnetVersionText)
 
     @OptionGroup var options: TaskServerOptions
 

@@ -32,7 +32,8 @@ func workerTasks() -> TaskRegistry {
 struct TaskServerMap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "taskserver-map",
-        abstract: "The taskserver example with group.map: typed calls, pipelining, requeue on worker death.")
+        abstract: "The taskserver example with group.map: typed calls, pipelining, requeue on worker death.",
+        version: execnetVersionText)
 
     @OptionGroup var options: TaskServerOptions
 

@@ -55,6 +55,22 @@ extension ProcessTests {
             #expect(output.contains("USAGE"))
         }
 
+        @Test(arguments: ["execnet-broker", "execnet-agent", "execnet-worker", "taskserver"])
+        func everyCommandLineToolHasAVersion(_ tool: String) async throws {
+            let (status, output) = try await runToCompletion("\(buildDirectory())/\(tool)", ["--version"])
+            #expect(status == 0)
+            #expect(output.contains(execnetVersion) && output.contains("wire protocol"))
+        }
+
+        @Test func badObservabilityOptionsAreRefused() async throws {
+            let broker = try await runToCompletion("\(buildDirectory())/execnet-broker",
+                                                   ["serve", "--bind", "tcp://127.0.0.1:*", "--http-address", "nope:port"])
+            #expect(broker.status != 0 && broker.output.contains("--http-address"))
+            let format = try await runToCompletion("\(buildDirectory())/execnet-broker",
+                                                   ["serve", "--bind", "tcp://127.0.0.1:*", "--log-format", "xml"])
+            #expect(format.status != 0 && format.output.contains("--log-format"))
+        }
+
         @Test func theAgentRefusesANonPositiveHeartbeatInterval() async throws {
             let agent = "\(buildDirectory())/execnet-agent"
             let refused = try await runToCompletion(agent, ["--connect", "tcp://127.0.0.1:1", "--heartbeat-interval", "0"])
@@ -90,7 +106,15 @@ extension ProcessTests {
             #expect(table.output.contains("HOST") && table.output.contains("testhost"))
             let json = try await runToCompletion(bin, ["status", "--connect", fixture.endpoint, "--json"])
             #expect(json.status == 0)
-            #expect(json.output.hasPrefix("{") && json.output.contains("\"hosts\": ["))
+            #expect(json.output.hasPrefix("{") && json.output.contains("\"hosts\":["))
+            // The JSON is the typed status, Codable both ways: it decodes back to one.
+            let typed = try BrokerStatus(await fetchBrokerStatus(fixture.endpoint))
+            #expect(typed.hosts.contains { $0.name == "testhost" })
+            #expect(typed.memoryCapBytes == BrokerLimits().maxInFlightBytes)
+            let watched = try await runToCompletion(bin, ["status", "--connect", fixture.endpoint, "--json", "--watch",
+                                                          "--interval", "0.05", "--count", "3"])
+            #expect(watched.status == 0)
+            #expect(watched.output.split(separator: "\n").filter { $0.hasPrefix("{\"channels\"") }.count == 3)
             let down = try await runToCompletion(bin, ["status", "--connect", "tcp://127.0.0.1:1", "--timeout", "0.3"])
             #expect(down.status != 0)
         }

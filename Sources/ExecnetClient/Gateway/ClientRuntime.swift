@@ -18,6 +18,8 @@ final class ClientRuntime: Sendable {
     let directory: String
     let logger: Logger
     let context: ZMQContext
+    /// Gateway starts, deaths and terminate outcomes, for the metrics (ClientMetrics.swift).
+    let counters = ClientCounters()
     private let routingCounter = Atomic<Int>(0)
     /// A random token that makes this process's worker addresses unique at a shared broker.
     private let addressToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
@@ -67,9 +69,10 @@ final class ClientRuntime: Sendable {
         self.endpoint = endpoint
         let context = try ZMQContext()
         self.context = context
+        let counters = self.counters
         do {
             io = try IOThread(name: "execnet-io") {
-                Hub(endpoint: endpoint, context: context, logger: logger)
+                Hub(endpoint: endpoint, context: context, logger: logger, counters: counters)
             }
         } catch {
             removeDirectory(directory)
@@ -108,6 +111,13 @@ final class ClientRuntime: Sendable {
     func nextRoutingID(for gatewayID: String) -> [UInt8] {
         let number = routingCounter.wrappingAdd(1, ordering: .relaxed).newValue
         return Array("w\(number).\(addressToken).\(gatewayID)".utf8)
+    }
+
+    /// Publishes the metrics now (when a backend was bootstrapped) and returns once they are.
+    func publishMetrics() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            if !io.submit(.publishMetrics(done)) { done.resume() }
+        }
     }
 
     func track(_ gateway: Gateway) {
@@ -214,4 +224,11 @@ func removeDirectory(_ path: String) {
     guard parentFD >= 0 else { return }
     defer { close(parentFD) }
     removeDirectory(named: String(path[path.index(after: slash)...]), in: parentFD)
+}
+
+/// Publishes this process's client metrics now (when a metrics backend was bootstrapped), rather
+/// than at the hub's next once-a-second publish; starts the runtime if it has not started.
+package func publishClientMetrics() async {
+    guard let runtime = try? await ClientRuntime.started() else { return }
+    await runtime.publishMetrics()
 }

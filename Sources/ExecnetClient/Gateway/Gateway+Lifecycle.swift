@@ -143,6 +143,7 @@ extension Gateway {
     }
 
     private func helloReceived(_ info: RemoteInfo) {
+        runtime.counters.gatewaysStarted.wrappingAdd(1, ordering: .relaxed)
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             state.info = info
             if case .starting = state.phase { state.phase = .running }

@@ -195,6 +195,7 @@ extension Hub {
             link.gateways[PeerKey(gateway.routingID)] = nil
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
+            counters.recordDeath(exit, unresponsive: false)
             gateway.post(.exited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)"))
         default:
             return false

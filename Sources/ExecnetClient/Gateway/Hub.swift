@@ -26,6 +26,8 @@ enum HubCommand: Sendable {
     /// Send a signal to a gateway's worker process (a broker gateway's agent sends it; a worker
     /// whose SPAWN has not been sent yet is never started).
     case kill(WorkerRoute, signal: Int32)
+    /// Publish the metrics now (if a backend was bootstrapped), then resume.
+    case publishMetrics(CheckedContinuation<Void, Never>)
 }
 
 /// How the hub reaches a gateway's worker, decided once from the gateway's spec.
@@ -78,11 +80,19 @@ final class Hub: IOThreadRole {
     var localLiveness = LocalLivenessState()
     /// Where dropped peer input is logged, at most once per kind and interval.
     lazy var rogue = RateLimitedLogger(logger: logger, timers: loop?.timers)
+    /// Messages and bytes to and from workers (ClientMetrics.swift).
+    let traffic = HubTraffic()
+    /// The process's rare events (gateway starts, deaths, terminate outcomes).
+    let counters: ClientCounters
+    private let metricsPublisher = ClientMetricsPublisher()
+    /// How often the metrics are published (when a backend was bootstrapped).
+    static let metricsInterval: Duration = .seconds(1)
 
-    init(endpoint: String, context: ZMQContext, logger: Logger) {
+    init(endpoint: String, context: ZMQContext, logger: Logger, counters: ClientCounters = ClientCounters()) {
         self.endpoint = endpoint
         self.context = context
         self.logger = logger
+        self.counters = counters
     }
 
     // MARK: - IOThreadRole
@@ -101,12 +111,36 @@ final class Hub: IOThreadRole {
             onLine: { [unowned self] key, stream, line in self.workerWrote(line, stream, key) },
             onExit: { [unowned self] key, exit in self.handleExit(key, exit) })
         loop.addSocket(router) { [unowned self] in self.handleRouter() }
+        scheduleMetrics(loop)
         self.outbox = Outbox(socket: router, routed: true, logger: logger, loop: loop)
+    }
+
+    // MARK: - Metrics
+
+    private func scheduleMetrics(_ loop: IOLoop) {
+        loop.schedule(at: .now.advanced(by: Hub.metricsInterval)) { [unowned self, unowned loop] in
+            self.publishMetrics()
+            self.scheduleMetrics(loop)
+        }
+    }
+
+    /// Publishes the counts (nothing when no metrics backend was bootstrapped).
+    func publishMetrics() {
+        var alive = 0
+        var channels = 0
+        func add(_ gateway: Gateway) {
+            alive += 1
+            channels += gateway.connection.registeredChannelCount
+        }
+        for peer in peers.values { add(peer.gateway) }
+        for link in links.values { for gateway in link.gateways.values { add(gateway) } }
+        metricsPublisher.publish(counters: counters, traffic: traffic, gatewaysAlive: alive, channelsOpen: channels)
     }
 
     func handle(_ command: HubCommand, _ loop: IOLoop) {
         switch command {
         case .send(let route, let message):
+            traffic.sent(message.payload.count)
             deliver(message, to: route)
         case .launch(let launch):
             handleLaunch(launch, loop)
@@ -114,6 +148,9 @@ final class Hub: IOThreadRole {
             handleRemoteLaunch(launch, loop)
         case .kill(let route, let signal):
             kill(route, signal: signal)
+        case .publishMetrics(let done):
+            publishMetrics()
+            done.resume()
         }
     }
 
@@ -203,6 +240,7 @@ final class Hub: IOThreadRole {
         switch message.type {
         case .data, .close, .closeError, .credit:
             // A worker that broke the protocol (the connection has ended its channels) is lying: kill it.
+            traffic.received(message.payload.count)
             if gateway.connection.dispatch(message) { kill(gateway.route, signal: SIGKILL) }
         case .hello:
             handleHello(message, gateway)
@@ -258,6 +296,7 @@ final class Hub: IOThreadRole {
         guard let peer = peers.removeValue(forKey: key) else { return }
         outbox?.forget(peer.gateway.routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
+        counters.recordDeath(exit, unresponsive: peer.unresponsive != nil)
         peer.gateway.post(.exited(exit, cause: peer.unresponsive, stderr: peer.stderrTail))
     }
 

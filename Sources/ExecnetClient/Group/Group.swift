@@ -292,12 +292,15 @@ public final class Group: Sendable {
             let key = ObjectIdentifier(gateway)
             if let exit = exits[key] {
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .exited(exit)))
+                gateway.runtime.counters.recordTermination("exited")
             } else if let exit = killed[key] {
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .killed(exit)))
+                gateway.runtime.counters.recordTermination("killed")
             } else {
                 // Not reaped yet: its channels end now; it is not reported as gone.
                 gateway.abandon()
                 reports.append(TerminationReport(gatewayID: gateway.id, outcome: .stillRunning))
+                gateway.runtime.counters.recordTermination("still_running")
             }
         }
         return reports

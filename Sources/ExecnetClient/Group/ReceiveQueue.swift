@@ -27,6 +27,12 @@ public final class ReceiveQueue: Sendable {
 
     init() {}
 
+    deinit {
+        // Items never taken leave the process-wide count with the queue.
+        let left = state.withLock { $0.items.count }
+        if left > 0 { SharedCounters.receiveQueued.wrappingSubtract(left, ordering: .relaxed) }
+    }
+
     /// Subscribes to a channel's items (and its end).
     func subscribe(_ channel: Channel, endmarker: Value?) throws {
         state.withLock { state in
@@ -46,6 +52,7 @@ public final class ReceiveQueue: Sendable {
         let waiter = state.withLock { state -> CheckedContinuation<(Channel, Value)?, any Error>? in
             if let waiter = state.waiters.popFirst() { return waiter.continuation }
             state.items.append((channel, value))
+            SharedCounters.receiveQueued.wrappingAdd(1, ordering: .relaxed)
             return nil
         }
         waiter?.resume(returning: (channel, value))
@@ -83,7 +90,10 @@ public final class ReceiveQueue: Sendable {
 
     /// The next pair, or `nil` once every channel ended and nothing is left.
     nonisolated(nonsending) func next(timeout: Duration?) async throws -> (Channel, Value)? {
-        if let pair = state.withLock({ $0.items.popFirst() }) { return pair }
+        if let pair = state.withLock({ $0.items.popFirst() }) {
+            SharedCounters.receiveQueued.wrappingSubtract(1, ordering: .relaxed)
+            return pair
+        }
         let waiterID = waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let timers = deadline == nil ? nil : state.withLock { $0.timers }
@@ -94,7 +104,10 @@ public final class ReceiveQueue: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(Channel, Value)?, any Error>) in
                 let immediate: Result<(Channel, Value)?, any Error>? = state.withLock { state in
-                    if let pair = state.items.popFirst() { return .success(pair) }
+                    if let pair = state.items.popFirst() {
+                        SharedCounters.receiveQueued.wrappingSubtract(1, ordering: .relaxed)
+                        return .success(pair)
+                    }
                     if state.openChannels == 0 { return .success(nil) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if let deadline, ContinuousClock.now >= deadline {

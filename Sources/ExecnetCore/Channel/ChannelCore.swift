@@ -98,6 +98,14 @@ import Synchronization
     nonisolated(nonsending) private func waitForCredit(_ bytes: Int) async throws {
         if try takeCreditNow(bytes) { return }
         let waiterID = nextWaiterID()
+        // The slow path only: how long senders wait for credit (SharedCounters, published as metrics).
+        let waitStarted = ContinuousClock.now
+        defer {
+            let waited = ContinuousClock.now - waitStarted
+            let nanoseconds = waited.components.seconds &* 1_000_000_000 &+ waited.components.attoseconds / 1_000_000_000
+            SharedCounters.creditStalls.wrappingAdd(1, ordering: .relaxed)
+            SharedCounters.creditWaitNanoseconds.wrappingAdd(Int(nanoseconds), ordering: .relaxed)
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let immediate: Result<Void, any Error>? = state.withLock { state in

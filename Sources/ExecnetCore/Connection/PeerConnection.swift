@@ -59,6 +59,9 @@ package enum ConnectionSide: Sendable {
         weak var handle: Channel?
     }
 
+    /// The number of channels registered (open, or closed with items still to be named).
+    package var registeredChannelCount: Int { registry.withLock { $0.channels.count } }
+
     /// The gateway's id (`gw0`).
     package let gatewayID: String
     package let side: ConnectionSide

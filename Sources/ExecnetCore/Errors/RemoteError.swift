@@ -63,7 +63,7 @@ public struct RemoteError: Error, Sendable, CustomStringConvertible, Equatable {
 }
 
 /// A short name for the common signals.
-func signalName(_ signal: Int32) -> String {
+package func signalName(_ signal: Int32) -> String {
     switch signal {
     case 1: "SIGHUP"
     case 2: "SIGINT"
