@@ -35,14 +35,13 @@ func exampleTasks() -> TaskRegistry {
     }
 
     // import sys
+    // outchan = channel.gateway.newchannel()
     // sys.stdout = outchan.makefile("w")
-    // (execnet's example makes outchan here with channel.gateway.newchannel() and sends it back;
-    // this one receives the channel the client made, see main.swift)
+    // channel.send(outchan)
     tasks.register("redirect-stdout") { context in
-        guard case .channel(let outchan) = try await context.channel.receive() else {
-            throw ExampleFailure(description: "expected a channel")
-        }
+        let outchan = context.newChannel()
         remoteStdout.withLock { $0 = outchan.makeWriteFile(proxyClose: true) }
+        try await context.channel.send(.channel(outchan))
     }
 
     // print('hello world')

@@ -61,11 +61,9 @@ do {
     //     sys.stdout = outchan.makefile("w")
     //     channel.send(outchan)
     // """).receive()
-    // (Here the client makes outchan and sends it over: worker-side newchannel is not used.)
-    let outchan = gw.newChannel()
-    let redirect = try gw.remoteExec("redirect-stdout")
-    try await redirect.send(.channel(outchan))
-    try await redirect.waitClose()
+    guard case .channel(let outchan) = try await gw.remoteExec("redirect-stdout").receive() else {
+        fatalError("the task sends its output channel")
+    }
 
     // # note: callbacks execute in receiver thread!
     // def write(data):

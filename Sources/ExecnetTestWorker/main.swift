@@ -31,6 +31,35 @@ tasks.register("channel-comes-back") { context in
     let item = try await side.receive()
     try await context.channel.send(.tuple([.bool(returned === side), .int(Int64(side.id)), item]))
 }
+// Opens a channel, sends it, and lets a detached producer send each argument on it and drop it
+// without closing (execnet's channel that its thread forgets); the task itself waits for one item
+// on its own channel, so only the dropped reference can end the side channel.
+tasks.register("drop-side-channel") { context in
+    do {
+        let side = context.newChannel()
+        try await context.channel.send(.channel(side))
+        let items = context.arguments
+        Task.detached {
+            for item in items { try await side.send(item) }
+        }
+    }
+    _ = try await context.channel.receive()
+}
+// The same from a thread of its own: the channel goes out of scope before the task blocks.
+tasks.registerThread("drop-side-channel-thread") { context in
+    do {
+        let side = context.newChannel()
+        try context.channel.sendBlocking(.channel(side))
+        for item in context.arguments { try side.sendBlocking(item) }
+    }
+    _ = try context.channel.receiveBlocking()
+}
+// Sends on its own channel each item that arrives on the control channel given as argument,
+// until the control channel ends.
+tasks.register("relay") { context in
+    guard case .channel(let control)? = context.arguments.first else { throw TaskFailure(description: "needs a channel") }
+    for try await item in control { try await context.channel.send(item) }
+}
 // Sends each positional argument, then returns.
 tasks.register("send") { context in
     for item in context.arguments { try await context.channel.send(item) }

@@ -16,17 +16,37 @@
 ///
 /// Channels can be sent over channels of the same gateway (as ``Value/channel(_:)``); a channel that
 /// goes out and comes back is the same object.
+///
+/// A channel that is still open when nothing references it any more closes itself, as execnet's
+/// channels do when they are garbage-collected: the peer sees a plain close (its `waitClose`
+/// returns, its `receive` reports the end). A channel with a callback (``setCallback(_:)``, or in a
+/// ``ReceiveQueue``) is held by its callback until it ends; a task's own channel is closed by the
+/// runtime when the task returns. Swift may end a reference's lifetime at its last use: keep a
+/// channel that must stay open in use (for example, `waitClose()` at the end), or use
+/// `withExtendedLifetime`.
 public final class Channel: Sendable {
     /// The channel's id within its gateway (odd: opened by the client, even: opened by the worker).
     public let id: Int32
     /// The task this channel runs, if this side started it with `remoteExec`.
     public let taskName: String?
-    /// ExecnetCore's machinery of this channel (a `ChannelCore`).
-    @usableFromInline package let machinery: AnyObject & Sendable
+    /// ExecnetCore's machinery of this channel (a `ChannelCore`), shared with the gateway
+    /// connection's registry.
+    @usableFromInline package let machinery: any ChannelMachinery
 
-    package init(id: Int32, taskName: String?, machinery: AnyObject & Sendable) {
+    /// A handle for `machinery`; only the machinery makes one, so a channel has one at a time.
+    package init(id: Int32, taskName: String?, machinery: any ChannelMachinery) {
         self.id = id
         self.taskName = taskName
         self.machinery = machinery
     }
+
+    deinit {
+        machinery.handleReleased()
+    }
+}
+
+/// What a ``Channel`` handle wraps: ExecnetCore's machinery of one channel end.
+@usableFromInline package protocol ChannelMachinery: AnyObject, Sendable {
+    /// The last reference to the channel's handle went away: a channel still open closes itself.
+    func handleReleased()
 }

@@ -3,6 +3,7 @@
 // client inside values, and come back as the same object.
 
 import Execnet
+import Synchronization
 import Testing
 
 extension ProcessTests {
@@ -140,4 +141,95 @@ extension ProcessTests {
             }
         }
     }
+}
+
+extension ProcessTests {
+    /// A channel still open that its side no longer references closes itself (execnet's
+    /// `Channel.__del__`), on both sides; a callback or a receive queue holds its channel.
+    @Suite struct ChannelAutoCloseTests {
+        @Test(arguments: GatewayKind.allCases) func aProducerTaskThatDropsItsChannelEndsTheClientsWaitClose(kind: GatewayKind) async throws {
+            try await droppedSideChannelEndsWaitClose("drop-side-channel", kind: kind)
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aProducerThreadThatDropsItsChannelEndsTheClientsWaitClose(kind: GatewayKind) async throws {
+            try await droppedSideChannelEndsWaitClose("drop-side-channel-thread", kind: kind)
+        }
+
+        private func droppedSideChannelEndsWaitClose(_ task: String, kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let channel = try group[0].remoteExec(task, 1, "two", 3)
+                guard case .channel(let side) = try await channel.receive(timeout: .seconds(10)) else {
+                    Issue.record("expected a channel")
+                    return
+                }
+                // A clean close: no error, no cause; the items sent before it stay receivable.
+                try await side.waitClose(timeout: .seconds(10))
+                var items: [Value] = []
+                for try await item in side { items.append(item) }
+                #expect(items == [1, "two", 3])
+                // The task still runs (it waits for an item): the drop, not its end, closed the channel.
+                #expect(channel.hasReceiver)
+                try await channel.send("done")
+                try await channel.waitClose(timeout: .seconds(10))
+            }
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aClientThatDropsARunningTasksChannelEndsTheTasksReceive(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let report = group[0].newChannel()
+                do {
+                    let channel = try group[0].remoteExec("report-end", .channel(report))
+                    try await channel.send(1)
+                }
+                // The task's receive ends with the end of the channel (not a remote error).
+                let ending = try await report.receive(timeout: .seconds(10))
+                guard case .tuple(let parts) = ending, parts.count == 2, case .string(let text) = parts[1] else {
+                    Issue.record("unexpected report \(ending)")
+                    return
+                }
+                #expect(parts[0] == "other")
+                #expect(text.contains("ended"), "\(text)")
+            }
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aChannelWithACallbackIsNotClosedByDroppingTheUsersReference(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let control = group[0].newChannel()
+                let received = Mutex<[Value]>([])
+                do {
+                    let channel = try group[0].remoteExec("relay", .channel(control))
+                    try channel.setCallback({ value in received.withLock { $0.append(value) } }, endmarker: "end")
+                }
+                // The task sends only after the user let go: it can only if the channel is open.
+                try await control.send(1)
+                try await waitFor { received.withLock { $0 } == [1] }
+                try await control.send(2)
+                try await waitFor { received.withLock { $0 } == [1, 2] }
+                try control.close()
+                try await waitFor { received.withLock { $0 } == [1, 2, "end"] }
+                #expect(received.withLock { $0 } == [1, 2, "end"])
+            }
+        }
+
+        @Test(arguments: GatewayKind.allCases) func aChannelInAReceiveQueueIsNotClosedByDroppingTheUsersReference(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let control = group[0].newChannel()
+                let queue: ReceiveQueue
+                do {
+                    let channel = try group[0].remoteExec("relay", .channel(control))
+                    queue = try MultiChannel([channel]).makeReceiveQueue(endmarker: "end")
+                }
+                try await control.send("after")
+                #expect(try await queue.get(timeout: .seconds(10)).1 == "after")
+                try control.close()
+                #expect(try await queue.get(timeout: .seconds(10)).1 == "end")
+            }
+        }
+    }
+}
+
+/// Waits (with a bound of 10 s) until `condition` holds.
+private func waitFor(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+    while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
 }

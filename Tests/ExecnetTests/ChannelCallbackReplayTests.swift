@@ -19,8 +19,8 @@ import Testing
 
     @Test func queuedItemsAndTheEndmarkerOfAnEndedChannelArriveBeforeSetCallbackReturns() throws {
         let channel = Channel(id: 1)
-        for item: Value in [1, 2, 3] { channel.deliver(try payload(item)) }
-        channel.markPeerEnded(nil)
+        for item: Value in [1, 2, 3] { channel.core.deliver(try payload(item)) }
+        channel.core.markPeerEnded(nil)
         let received = Mutex<[Value]>([])
         try channel.setCallback({ item in received.withLock { $0.append(item) } }, endmarker: "end")
         #expect(received.withLock { $0 } == [1, 2, 3, "end"])
@@ -29,27 +29,27 @@ import Testing
 
     @Test func queuedItemsArriveInlineAndLaterOnesOnTheCallbackThreadInOrder() async throws {
         let channel = Channel(id: 1)
-        for item: Value in [1, 2] { channel.deliver(try payload(item)) }
+        for item: Value in [1, 2] { channel.core.deliver(try payload(item)) }
         let received = Mutex<[Value]>([])
         try channel.setCallback({ item in received.withLock { $0.append(item) } }, endmarker: "end")
         #expect(received.withLock { $0 } == [1, 2])
-        channel.deliver(try payload(3))
-        channel.markPeerEnded(nil)
+        channel.core.deliver(try payload(3))
+        channel.core.markPeerEnded(nil)
         try await channel.waitClose(timeout: .seconds(5))
         #expect(received.withLock { $0 } == [1, 2, 3, "end"])
     }
 
     @Test func itemsArrivingWhileTheReplayRunsQueueBehindIt() async throws {
         let channel = Channel(id: 1)
-        channel.deliver(try payload(1))
+        channel.core.deliver(try payload(1))
         let received = Mutex<[Value]>([])
         let next = try payload(2)
         try channel.setCallback({ item in
             received.withLock { $0.append(item) }
             // An item and the end arrive from the peer while the first is still being handled.
             if item == 1 {
-                channel.deliver(next)
-                channel.markPeerEnded(nil)
+                channel.core.deliver(next)
+                channel.core.markPeerEnded(nil)
             }
         }, endmarker: "end")
         #expect(received.withLock { $0 } == [1, 2, "end"])
@@ -60,7 +60,7 @@ import Testing
     @Test func aCallbackThatThrowsDuringTheReplayStopsItAndStillGetsTheEndmarker() throws {
         struct Refused: Error {}
         let channel = Channel(id: 1)
-        for item: Value in [1, 2, 3] { channel.deliver(try payload(item)) }
+        for item: Value in [1, 2, 3] { channel.core.deliver(try payload(item)) }
         let received = Mutex<[Value]>([])
         try channel.setCallback({ item in
             received.withLock { $0.append(item) }
@@ -72,7 +72,7 @@ import Testing
 
     @Test func anEndedChannelWithoutItemsGetsOnlyTheEndmarker() throws {
         let channel = Channel(id: 1)
-        channel.markPeerEnded(PeerEnd("gone", gatewayID: "gw0"))
+        channel.core.markPeerEnded(PeerEnd("gone", gatewayID: "gw0"))
         let received = Mutex<[Value]>([])
         try channel.setCallback({ item in received.withLock { $0.append(item) } }, endmarker: .none)
         #expect(received.withLock { $0 } == [.none])

@@ -18,7 +18,7 @@ import Testing
             weakChannel = channel
             let queue = try MultiChannel([channel]).makeReceiveQueue(endmarker: "end")
             weakQueue = queue
-            channel.markPeerEnded(nil)
+            channel.core.markPeerEnded(nil)
             #expect(try await queue.get(timeout: .seconds(5)).1 == "end")
             // Still a callback channel after the end: receive is refused, as before.
             await expectInvalidState { try await channel.receive(timeout: .milliseconds(10)) }
@@ -33,7 +33,7 @@ import Testing
             let channel = Channel(id: 3)
             weakChannel = channel
             try channel.setCallback { [channel] _ in _ = channel.id }
-            channel.markPeerEnded(nil)
+            channel.core.markPeerEnded(nil)
             try await channel.waitClose(timeout: .seconds(5))
         }
         // The callback thread lets go of the channel when its endmarker step returns, just after

@@ -98,8 +98,14 @@ public final class MultiChannel: Sendable {
 
     /// Waits until every channel is closed, then rethrows the first ``RemoteError`` any of them had.
     ///
+    /// A channel closed with a remote error does not stop the wait (execnet's `waitclose`); any
+    /// other end stops it at once, and later channels are not waited for.
+    ///
     /// - Parameter timeout: How long to wait for each channel; `nil` waits indefinitely.
-    /// - Throws: The first remote error, or ``ExecnetError`` `timeout`.
+    /// - Throws: The first ``RemoteError`` (an error raised by a task), after every channel closed;
+    ///   ``ExecnetError`` `endOfChannel` whose ``ExecnetError/peerEnd`` gives the cause when a
+    ///   channel's peer went away (its worker died or exited, the gateway was terminated, the
+    ///   broker lost it); `timeout` if a channel did not close in time; `CancellationError`.
     public func waitClose(timeout: Duration? = nil) async throws {
         var firstError: (any Error)?
         for channel in channels {

@@ -4,7 +4,7 @@
 
 import ExecnetValue
 
-extension Channel {
+extension ChannelCore {
     /// What a close leaves to do after unlocking.
     struct CloseEffects {
         var notifyPeer = false
@@ -89,7 +89,7 @@ extension Channel {
 
     /// An item arrived from the peer.
     func deliver(_ payload: [UInt8]) {
-        let delivery = core.state.withLock { state -> Delivery in
+        let delivery = state.withLock { state -> Delivery in
             if state.remoteClosed {
                 // The peer broke protocol (an item after its close), or it ended.
                 return .afterEnd
@@ -157,7 +157,7 @@ extension Channel {
     /// - Parameter reply: Send this side's own close if it has not gone yet (the peer forgets the
     ///   channel only once it has it). `false` when the peer is gone.
     func remoteClosed(error: RemoteError?, cause: PeerEnd? = nil, reply: Bool) {
-        let effects = core.state.withLock { state -> CloseEffects? in
+        let effects = state.withLock { state -> CloseEffects? in
             if state.remoteClosed { return nil }
             state.remoteClosed = true
             if !state.localClosed {
@@ -185,7 +185,7 @@ extension Channel {
     /// Ends a channel that is not registered and will never be (a channel value naming a channel
     /// of this side that is no longer open).
     func endDetached() {
-        core.state.withLock { state in
+        state.withLock { state in
             state.localClosed = true
             state.remoteClosed = true
             state.closeSent = true
@@ -194,7 +194,7 @@ extension Channel {
 
     /// The peer consumed items and granted more window.
     func grantCredit(messages: Int, bytes: Int) {
-        let outcome = core.state.withLock { $0.grant(messages: messages, bytes: bytes) }
+        let outcome = state.withLock { $0.grant(messages: messages, bytes: bytes) }
         for sender in outcome.wake { sender.resume(.success(())) }
     }
 
@@ -203,7 +203,7 @@ extension Channel {
     /// Queues one item for the callback thread. Called with the state lock held.
     private func submitCallbackItem(_ payload: [UInt8], _ registration: CallbackRegistration) {
         SerialWorkQueue.callbacks.submit { [self] in
-            let (run, grant) = core.state.withLock { state -> (Bool, (messages: Int, bytes: Int)?) in
+            let (run, grant) = state.withLock { state -> (Bool, (messages: Int, bytes: Int)?) in
                 if state.localClosed { return (false, nil) }
                 return (true, state.remoteClosed ? nil : state.consume(bytes: payload.count))
             }
@@ -221,7 +221,7 @@ extension Channel {
     /// Queues the endmarker step: deliver the endmarker once, then count the channel as closed.
     /// A direct callback gets it at once, on this thread. Never call it with the lock held.
     private func scheduleEndmarker() {
-        let direct = core.state.withLock { $0.callback?.direct ?? false }
+        let direct = state.withLock { $0.callback?.direct ?? false }
         if direct {
             runEndmarkerStep()
         } else {
@@ -231,7 +231,7 @@ extension Channel {
 
     /// Delivers the endmarker once, then counts the channel as closed and wakes close waiters.
     private func runEndmarkerStep() {
-        let registration = core.state.withLock { state -> CallbackRegistration? in
+        let registration = state.withLock { state -> CallbackRegistration? in
             if state.endmarkerDelivered { return nil }
             state.endmarkerDelivered = true
             return state.callback
@@ -242,44 +242,23 @@ extension Channel {
             }
         }
         registration?.onEnd?()
-        let waiters = core.state.withLock { state -> [(CloseWaiter, Result<Void, any Error>)] in
+        let (waiters, released) = state.withLock { state -> ([(CloseWaiter, Result<Void, any Error>)], CallbackRegistration?) in
             state.callbackDrained = true
-            // Nothing arrives after the end: drop the closures, which often capture this channel.
-            state.callback = state.callback?.spent
-            return takeCloseWaiters(&state)
+            // Nothing arrives after the end: drop the closures, which often capture this channel,
+            // and the handle the registration held. Released after unlocking: letting go of the
+            // last handle takes this lock.
+            let released = state.callback
+            state.callback = released?.spent
+            return (takeCloseWaiters(&state), released)
         }
         for (waiter, result) in waiters { waiter.resume(result) }
+        withExtendedLifetime(released) {}
     }
 
-    /// Registers a callback that receives every item, on the callback thread, in order.
-    ///
-    /// Items that already arrived are delivered to it on the calling thread before this returns
-    /// (and the endmarker too, if the channel has already ended), as execnet does; later items
-    /// arrive on the callback thread. Afterwards ``receive(timeout:)`` is refused. Callbacks must not block for long: they share one thread. A callback that throws
-    /// closes the channel with an error that the other side receives.
-    ///
-    /// - Parameter callback: Called with each item.
-    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
-    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void) throws {
-        try register(CallbackRegistration(callback: callback, endmarker: nil))
-    }
-
-    /// Registers a callback, and an endmarker that the callback receives exactly once when the
-    /// channel ends (also if it had already ended).
-    ///
-    /// `setCallback(f, endmarker: nil)` delivers the none value at the end; ``setCallback(_:)``
-    /// delivers nothing.
-    ///
-    /// - Parameters:
-    ///   - callback: Called with each item, then with the endmarker.
-    ///   - endmarker: The value passed to `callback` when the channel ends.
-    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
-    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void, endmarker: Value) throws {
-        try register(CallbackRegistration(callback: callback, endmarker: endmarker))
-    }
-
-    package func register(_ registration: CallbackRegistration) throws {
-        let (ended, grant, failure) = try core.state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
+    /// Registers a callback (see ``Channel/setCallback(_:)``): queued items and the endmarker are
+    /// replayed before this returns.
+    func register(_ registration: CallbackRegistration) throws {
+        let (ended, grant, failure) = try state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
             if state.callback != nil {
                 throw ExecnetError(.invalidState, "channel \(id) already has a callback",
                                    gatewayID: gatewayID, channelID: id)
@@ -321,7 +300,7 @@ extension Channel {
     /// so order is arrival order; once the queue is empty, later items go to the callback thread.
     private func replayQueued(_ registration: CallbackRegistration) {
         while true {
-            let (payload, grant, runEnd) = core.state.withLock { state -> ([UInt8]?, (messages: Int, bytes: Int)?, Bool) in
+            let (payload, grant, runEnd) = state.withLock { state -> ([UInt8]?, (messages: Int, bytes: Int)?, Bool) in
                 if !state.localClosed, let payload = state.items.popFirst() {
                     return (payload, state.remoteClosed ? nil : state.consume(bytes: payload.count), false)
                 }
@@ -345,22 +324,15 @@ extension Channel {
 
     // MARK: - Waiting for the close
 
-    /// Waits until the channel is closed.
-    ///
-    /// With a callback, this returns only after every item and the endmarker were delivered.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
-    /// - Throws: ``RemoteError`` if the peer closed with an error that was not yet reported;
-    ///   ``ExecnetError`` `endOfChannel` with a ``PeerEnd`` cause if the peer went away without
-    ///   closing (as execnet raises EOFError); `timeout`; `CancellationError`.
-    public func waitClose(timeout: Duration? = nil) async throws {
+    /// Waits until the channel is closed (see ``Channel/waitClose(timeout:)``).
+    func waitClose(timeout: Duration? = nil) async throws {
         let waiterID = nextWaiterID()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let timer = TimerQueue.startWait(deadline, on: connection.transport.timers) { [self] in expireCloseWaiter(waiterID, timeout: timeout!) }
         defer { timer?.cancel() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate: Result<Void, any Error>? = core.state.withLock { state in
+                let immediate: Result<Void, any Error>? = state.withLock { state in
                     if state.isClosed { return closeOutcome(&state) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if let deadline, ContinuousClock.now >= deadline {
@@ -379,16 +351,12 @@ extension Channel {
     }
 
     /// Waits until the channel is closed, blocking the calling thread.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
-    /// - Throws: As ``waitClose(timeout:)``.
-    /// - Important: Blocks the calling thread.
     @available(*, noasync, message: "blocks the calling thread; use waitClose(timeout:)")
-    public func waitCloseBlocking(timeout: Duration? = nil) throws {
+    func waitCloseBlocking(timeout: Duration? = nil) throws {
         try checkMayBlock()
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<Void>()
-        let immediate: Result<Void, any Error>? = core.state.withLock { state in
+        let immediate: Result<Void, any Error>? = state.withLock { state in
             if state.isClosed { return closeOutcome(&state) }
             state.closeWaiters.append(.blocking(id: waiterID, outcome))
             sendCredit(state.startDrain())
@@ -406,7 +374,7 @@ extension Channel {
     }
 
     private func removeCloseWaiter(_ waiterID: Int) -> CloseWaiter? {
-        core.state.withLock { state -> CloseWaiter? in
+        state.withLock { state -> CloseWaiter? in
             guard let index = state.closeWaiters.firstIndex(where: { $0.id == waiterID }) else { return nil }
             defer { state.stopDrainIfUnwatched() }
             return state.closeWaiters.remove(at: index)

@@ -1,9 +1,9 @@
-// Receiving on a channel: async and blocking receive with timeouts and cancellation, async
-// iteration, and typed receive through the Codable bridge.
+// Receiving on a channel: async and blocking receive with timeouts and cancellation. Async
+// iteration and typed receive are on the handle (Channel.swift).
 
 import ExecnetValue
 
-extension Channel {
+extension ChannelCore {
     private enum Immediate {
         case item([UInt8], grant: (messages: Int, bytes: Int)?)
         case end(any Error)
@@ -49,7 +49,7 @@ extension Channel {
     /// The next item's payload if one is queued (or the end, thrown), without suspending: the
     /// common case of a busy channel needs no continuation, timer or cancellation handler.
     private func takeQueuedPayload() throws -> [UInt8]? {
-        switch try core.state.withLock({ try takeImmediate(&$0) }) {
+        switch try state.withLock({ try takeImmediate(&$0) }) {
         case .item(let payload, let grant):
             sendCredit(grant)
             return payload
@@ -72,7 +72,7 @@ extension Channel {
         let payload: [UInt8] = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
                 var grantToSend: (messages: Int, bytes: Int)?
-                let immediate: Result<[UInt8], any Error>? = core.state.withLock { state in
+                let immediate: Result<[UInt8], any Error>? = state.withLock { state in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     do {
                         switch try takeImmediate(&state) {
@@ -95,7 +95,7 @@ extension Channel {
                 if let immediate { continuation.resume(with: immediate) }
             }
         } onCancel: {
-            let removed = core.state.withLock { state -> ReceiveWaiter? in
+            let removed = state.withLock { state -> ReceiveWaiter? in
                 guard let index = state.receivers.firstIndex(where: { $0.id == waiterID }) else { return nil }
                 return state.receivers.remove(at: index)
             }
@@ -105,54 +105,27 @@ extension Channel {
     }
 
     private func expireReceiver(_ waiterID: Int, timeout: Duration) {
-        let removed = core.state.withLock { state -> ReceiveWaiter? in
+        let removed = state.withLock { state -> ReceiveWaiter? in
             guard let index = state.receivers.firstIndex(where: { $0.id == waiterID }) else { return nil }
             return state.receivers.remove(at: index)
         }
         removed?.resume(.failure(timeoutError(timeout)))
     }
 
-    /// Receives the next item.
-    ///
-    /// Runs on the caller's executor (`nonisolated(nonsending)`); a queued item is taken without
-    /// suspending.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits until an item arrives or the channel ends.
-    /// - Returns: The item.
-    /// - Throws: ``RemoteError`` once if the peer closed with an error; ``ExecnetError``
-    ///   `endOfChannel` after that, after a plain close, or when the peer went away (its
-    ///   ``ExecnetError/peerEnd`` gives the cause), `timeout`, or
-    ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
-    ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
-    nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {
+    /// Receives the next item (see ``Channel/receive(timeout:)``).
+    nonisolated(nonsending) func receive(timeout: Duration? = nil) async throws -> Value {
         try connection.decode(try await receivePayload(timeout: timeout))
     }
 
-    /// Receives the next item as a `Decodable` type, converted with ``ValueDecoder``.
-    ///
-    /// - Parameters:
-    ///   - type: The type to decode.
-    ///   - timeout: How long to wait; `nil` waits indefinitely.
-    /// - Returns: The decoded item.
-    /// - Throws: As ``receive(timeout:)``, plus `DecodingError`.
-    public func receive<T: Decodable>(as type: T.Type, timeout: Duration? = nil) async throws -> T {
-        try ValueDecoder().decode(type, from: try await receive(timeout: timeout))
-    }
-
     /// Receives the next item, blocking the calling thread.
-    ///
-    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
-    /// - Returns: The item.
-    /// - Throws: As ``receive(timeout:)``.
-    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
     @available(*, noasync, message: "blocks the calling thread; use receive(timeout:)")
-    public func receiveBlocking(timeout: Duration? = nil) throws -> Value {
+    func receiveBlocking(timeout: Duration? = nil) throws -> Value {
         try checkMayBlock()
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let waiterID = nextWaiterID()
         let outcome = BlockingOutcome<[UInt8]>()
         var grantToSend: (messages: Int, bytes: Int)?
-        let immediate: Result<[UInt8], any Error>? = core.state.withLock { state in
+        let immediate: Result<[UInt8], any Error>? = state.withLock { state in
             do {
                 switch try takeImmediate(&state) {
                 case .item(let payload, let grant):
@@ -170,7 +143,7 @@ extension Channel {
         sendCredit(grantToSend)
         if let immediate { return try connection.decode(immediate.get()) }
         if let result = outcome.wait(deadline: deadline) { return try connection.decode(result.get()) }
-        let removed = core.state.withLock { state -> Bool in
+        let removed = state.withLock { state -> Bool in
             guard let index = state.receivers.firstIndex(where: { $0.id == waiterID }) else { return false }
             state.receivers.remove(at: index)
             return true
@@ -179,27 +152,4 @@ extension Channel {
         // Fulfilled between the timeout and the lock: the item is ours.
         return try connection.decode(outcome.wait(deadline: nil)!.get())
     }
-}
-
-// MARK: - Async iteration
-
-extension Channel: AsyncSequence {
-    public typealias Element = Value
-
-    /// Iterates the channel's items until it ends; a remote error is thrown.
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        let channel: Channel
-
-        /// The next item, or `nil` at the end of the channel.
-        nonisolated(nonsending) public mutating func next() async throws -> Value? {
-            do {
-                return try await channel.receive()
-            } catch let error as ExecnetError where error.code == .endOfChannel {
-                return nil
-            }
-        }
-    }
-
-    /// An iterator over the channel's items.
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: self) }
 }

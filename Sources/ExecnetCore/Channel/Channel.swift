@@ -1,26 +1,11 @@
-// The public Channel: ordered, bidirectional messages with one task in a gateway. State lives in
-// a Mutex<ChannelState>; every method decides under the lock and acts (resume, send, dispatch a
-// callback) after unlocking. I/O-thread entry points are in Channel+Incoming.swift.
+// The public Channel API: the handle users hold (declared in ExecnetValue) forwards to its
+// ChannelCore (ChannelCore.swift), which the gateway connection's registry holds; when the last
+// reference to the handle goes, a channel still open closes itself, as execnet's
+// `Channel.__del__` does.
 
 import ExecnetValue
 import Logging
 import Synchronization
-
-/// A channel's machinery, behind ``Channel/machinery`` (the value format declares `Channel` and
-/// knows only its id): its connection, its state under a lock, and its waiter ids.
-@usableFromInline package final class ChannelCore: Sendable {
-    /// The gateway connection the channel belongs to.
-    @usableFromInline package let connection: PeerConnection
-    /// On a worker: the channel of the running task, which the task may not close itself.
-    package let isTaskChannel: Bool
-    let state = Mutex(ChannelState())
-    let waiterIDs = Atomic<Int>(0)
-
-    init(connection: PeerConnection, isTaskChannel: Bool) {
-        self.connection = connection
-        self.isTaskChannel = isTaskChannel
-    }
-}
 
 extension Channel {
     /// The machinery of this channel (always a ``ChannelCore``: only this module makes channels).
@@ -30,21 +15,15 @@ extension Channel {
     /// On a worker: the channel of the running task, which the task may not close itself.
     package var isTaskChannel: Bool { core.isTaskChannel }
 
-    convenience init(id: Int32, connection: PeerConnection, taskName: String?, isTaskChannel: Bool) {
-        self.init(id: id, taskName: taskName, machinery: ChannelCore(connection: connection, isTaskChannel: isTaskChannel))
-    }
-
     /// A channel bound to no gateway: sending goes nowhere. For serializer tests of channel values.
     convenience init(id: Int32) {
-        self.init(id: id, connection: .detached, taskName: nil, isTaskChannel: false)
+        let core = ChannelCore(id: id, connection: .detached, taskName: nil, isTaskChannel: false)
+        self.init(id: id, taskName: nil, machinery: core)
+        core.adopt(self)
     }
 
     /// The id of the gateway this channel belongs to.
-    public var gatewayID: String { connection.gatewayID }
-
-    func nextWaiterID() -> Int {
-        core.waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue
-    }
+    public var gatewayID: String { core.gatewayID }
 
     // MARK: - Sending
 
@@ -58,11 +37,7 @@ extension Channel {
     /// - Throws: ``ExecnetError`` `invalidState` if the channel is closed, `unencodable` if the value
     ///   cannot be serialized; `CancellationError` if cancelled while waiting for credit (nothing sent).
     nonisolated(nonsending) public func send(_ value: Value) async throws {
-        let payload = try connection.encode(value)
-        if try !takeCreditNow(payload.count) {
-            try await waitForCredit(payload.count)
-        }
-        transmit(payload)
+        try await core.send(value)
     }
 
     /// Sends any `Encodable` value, converted with ``ValueEncoder``.
@@ -71,7 +46,7 @@ extension Channel {
     /// - Throws: As ``send(_:)-(Value)``, plus encoding errors.
     @_disfavoredOverload
     public func send<T: Encodable>(_ value: T) async throws {
-        try await send(try ValueEncoder().encode(value))
+        try await core.send(try ValueEncoder().encode(value))
     }
 
     /// Sends a value, blocking the calling thread while the window is full.
@@ -81,87 +56,85 @@ extension Channel {
     /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
     @available(*, noasync, message: "blocks the calling thread; use send(_:)")
     public func sendBlocking(_ value: Value) throws {
-        try checkMayBlock()
-        let payload = try connection.encode(value)
-        let bytes = payload.count
-        let waiter: BlockingOutcome<Void>? = try core.state.withLock { state in
-            try checkCanSend(state)
-            if state.senders.isEmpty && state.hasCredit(for: bytes) {
-                state.takeCredit(bytes)
-                return nil
-            }
-            let outcome = BlockingOutcome<Void>()
-            state.senders.append(.blocking(id: nextWaiterID(), bytes: bytes, outcome))
-            return outcome
-        }
-        if let waiter { try waiter.wait(deadline: nil)!.get() }
-        transmit(payload)
+        try core.sendBlocking(value)
     }
 
-    /// The blocking API waits for the I/O thread; on the I/O thread itself it would wait forever.
-    func checkMayBlock() throws {
-        if connection.transport.isOnIOThread {
-            throw ExecnetError(.invalidState, "blocking channel call on the execnet I/O thread; use the async API there",
-                               gatewayID: gatewayID, channelID: id)
-        }
+    // MARK: - Receiving
+
+    /// Receives the next item.
+    ///
+    /// Runs on the caller's executor (`nonisolated(nonsending)`); a queued item is taken without
+    /// suspending.
+    ///
+    /// - Parameter timeout: How long to wait; `nil` waits until an item arrives or the channel ends.
+    /// - Returns: The item.
+    /// - Throws: ``RemoteError`` once if the peer closed with an error; ``ExecnetError``
+    ///   `endOfChannel` after that, after a plain close, or when the peer went away (its
+    ///   ``ExecnetError/peerEnd`` gives the cause), `timeout`, or
+    ///   `invalidState` if a callback is set; `CancellationError` if cancelled (nothing is consumed);
+    ///   a ``SerializerError`` if the item cannot be decoded (it is consumed).
+    nonisolated(nonsending) public func receive(timeout: Duration? = nil) async throws -> Value {
+        try await core.receive(timeout: timeout)
     }
 
-    private func checkCanSend(_ state: ChannelState) throws {
-        if state.localClosed || state.remoteClosed {
-            throw ExecnetError(.invalidState, "cannot send to channel \(id): it is closed",
-                               gatewayID: gatewayID, channelID: id)
-        }
+    /// Receives the next item as a `Decodable` type, converted with ``ValueDecoder``.
+    ///
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - timeout: How long to wait; `nil` waits indefinitely.
+    /// - Returns: The decoded item.
+    /// - Throws: As ``receive(timeout:)``, plus `DecodingError`.
+    public func receive<T: Decodable>(as type: T.Type, timeout: Duration? = nil) async throws -> T {
+        try ValueDecoder().decode(type, from: try await core.receive(timeout: timeout))
     }
 
-    /// Takes credit for `bytes` if the window has room and nobody waits before us (no suspension,
-    /// no async call: the common case of a sender within its window).
-    private func takeCreditNow(_ bytes: Int) throws -> Bool {
-        try core.state.withLock { state in
-            try checkCanSend(state)
-            if state.senders.isEmpty && state.hasCredit(for: bytes) {
-                state.takeCredit(bytes)
-                return true
-            }
-            return false
-        }
+    /// Receives the next item, blocking the calling thread.
+    ///
+    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
+    /// - Returns: The item.
+    /// - Throws: As ``receive(timeout:)``.
+    /// - Important: Blocks the calling thread. For tasks that run on a thread of their own.
+    @available(*, noasync, message: "blocks the calling thread; use receive(timeout:)")
+    public func receiveBlocking(timeout: Duration? = nil) throws -> Value {
+        try core.receiveBlocking(timeout: timeout)
     }
 
-    nonisolated(nonsending) private func waitForCredit(_ bytes: Int) async throws {
-        if try takeCreditNow(bytes) { return }
-        let waiterID = nextWaiterID()
-        // The slow path only: how long senders wait for credit (SharedCounters, published as metrics).
-        let waitStarted = ContinuousClock.now
-        defer {
-            let waited = ContinuousClock.now - waitStarted
-            let nanoseconds = waited.components.seconds &* 1_000_000_000 &+ waited.components.attoseconds / 1_000_000_000
-            SharedCounters.creditStalls.wrappingAdd(1, ordering: .relaxed)
-            SharedCounters.creditWaitNanoseconds.wrappingAdd(Int(nanoseconds), ordering: .relaxed)
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate: Result<Void, any Error>? = core.state.withLock { state in
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    do { try checkCanSend(state) } catch { return .failure(error) }
-                    if state.senders.isEmpty && state.hasCredit(for: bytes) {
-                        state.takeCredit(bytes)
-                        return .success(())
-                    }
-                    state.senders.append(.async(id: waiterID, bytes: bytes, continuation))
-                    return nil
-                }
-                if let immediate { continuation.resume(with: immediate) }
-            }
-        } onCancel: {
-            let removed = core.state.withLock { state -> SendWaiter? in
-                guard let index = state.senders.firstIndex(where: { $0.id == waiterID }) else { return nil }
-                return state.senders.remove(at: index)
-            }
-            removed?.resume(.failure(CancellationError()))
-        }
+    // MARK: - Callbacks
+
+    /// Registers a callback that receives every item, on the callback thread, in order.
+    ///
+    /// Items that already arrived are delivered to it on the calling thread before this returns
+    /// (and the endmarker too, if the channel has already ended), as execnet does; later items
+    /// arrive on the callback thread. Afterwards ``receive(timeout:)`` is refused. Callbacks must
+    /// not block for long: they share one thread. A callback that throws closes the channel with
+    /// an error that the other side receives. The callback holds the channel until it ends: it
+    /// does not close itself when its user lets go.
+    ///
+    /// - Parameter callback: Called with each item.
+    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
+    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void) throws {
+        try register(CallbackRegistration(callback: callback, endmarker: nil))
     }
 
-    private func transmit(_ payload: [UInt8]) {
-        connection.send(WireMessage(channelID: id, type: .data, payload: payload))
+    /// Registers a callback, and an endmarker that the callback receives exactly once when the
+    /// channel ends (also if it had already ended).
+    ///
+    /// `setCallback(f, endmarker: nil)` delivers the none value at the end; ``setCallback(_:)``
+    /// delivers nothing.
+    ///
+    /// - Parameters:
+    ///   - callback: Called with each item, then with the endmarker.
+    ///   - endmarker: The value passed to `callback` when the channel ends.
+    /// - Throws: ``ExecnetError`` `invalidState` if a callback is already set.
+    public func setCallback(_ callback: @escaping @Sendable (Value) throws -> Void, endmarker: Value) throws {
+        try register(CallbackRegistration(callback: callback, endmarker: endmarker))
+    }
+
+    /// Registers a callback; the registration holds this handle until the channel's end.
+    package func register(_ registration: CallbackRegistration) throws {
+        var registration = registration
+        registration.keeper = self
+        try core.register(registration)
     }
 
     // MARK: - Closing
@@ -175,34 +148,34 @@ extension Channel {
     /// - Throws: ``ExecnetError`` `invalidState` when a task tries to close its own channel (the
     ///   runtime closes it when the task returns or throws).
     public func close(error: String? = nil) throws {
-        if isTaskChannel {
-            throw ExecnetError(.invalidState, "a task may not close its own channel; return (or throw) instead",
-                               gatewayID: gatewayID, channelID: id)
-        }
-        closeLocally(error: error)
+        try core.close(error: error)
     }
 
     /// Closes this end (used by the runtime for task channels too).
     package func closeLocally(error: String?) {
-        let effects = core.state.withLock { state -> CloseEffects? in
-            if state.localClosed { return nil }
-            state.localClosed = true
-            // Each side sends its own close exactly once, even after the peer's: the peer then
-            // knows nothing more comes and lets the channel go (see docs/PROTOCOL.md, Closing).
-            let notify = !state.closeSent && !state.remoteClosed
-            state.closeSent = true
-            return takeCloseEffects(&state, notifyPeer: notify)
-        }
-        guard let effects else { return }
-        if effects.notifyPeer {
-            if let error {
-                let payload = (try? connection.encode(.string(error))) ?? []
-                connection.send(WireMessage(channelID: id, type: .closeError, payload: payload))
-            } else {
-                connection.send(WireMessage(channelID: id, type: .close, payload: []))
-            }
-        }
-        perform(effects)
+        core.closeLocally(error: error)
+    }
+
+    /// Waits until the channel is closed.
+    ///
+    /// With a callback, this returns only after every item and the endmarker were delivered.
+    ///
+    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
+    /// - Throws: ``RemoteError`` if the peer closed with an error that was not yet reported;
+    ///   ``ExecnetError`` `endOfChannel` with a ``PeerEnd`` cause if the peer went away without
+    ///   closing (as execnet raises EOFError); `timeout`; `CancellationError`.
+    public func waitClose(timeout: Duration? = nil) async throws {
+        try await core.waitClose(timeout: timeout)
+    }
+
+    /// Waits until the channel is closed, blocking the calling thread.
+    ///
+    /// - Parameter timeout: How long to wait; `nil` waits indefinitely.
+    /// - Throws: As ``waitClose(timeout:)``.
+    /// - Important: Blocks the calling thread.
+    @available(*, noasync, message: "blocks the calling thread; use waitClose(timeout:)")
+    public func waitCloseBlocking(timeout: Duration? = nil) throws {
+        try core.waitCloseBlocking(timeout: timeout)
     }
 
     /// Whether something on the other side still receives what is sent here: neither side has
@@ -211,11 +184,11 @@ extension Channel {
     /// execnet's counterpart is a channel that is neither closed nor "send-only": once the peer
     /// let go of its end (closed it, returned from its task, died), this is `false` and `send`
     /// fails; items that already arrived stay receivable.
-    public var hasReceiver: Bool { core.state.withLock { !$0.localClosed && !$0.remoteClosed } }
+    public var hasReceiver: Bool { core.hasReceiver }
 
     /// Whether the channel is closed: this side closed it, or the peer did (and, with a callback,
     /// every item and the endmarker were delivered).
-    public var isClosed: Bool { core.state.withLock { $0.isClosed } }
+    public var isClosed: Bool { core.isClosed }
 }
 
 extension Channel: Hashable {
@@ -229,4 +202,27 @@ extension Channel: CustomStringConvertible {
         let closed = isClosed ? ", closed" : ""
         return "<Channel id=\(id) gateway=\(gatewayID)\(closed)>"
     }
+}
+
+// MARK: - Async iteration
+
+extension Channel: AsyncSequence {
+    public typealias Element = Value
+
+    /// Iterates the channel's items until it ends; a remote error is thrown.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let channel: Channel
+
+        /// The next item, or `nil` at the end of the channel.
+        nonisolated(nonsending) public mutating func next() async throws -> Value? {
+            do {
+                return try await channel.core.receive()
+            } catch let error as ExecnetError where error.code == .endOfChannel {
+                return nil
+            }
+        }
+    }
+
+    /// An iterator over the channel's items.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: self) }
 }

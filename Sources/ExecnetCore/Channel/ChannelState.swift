@@ -112,6 +112,9 @@ package struct CallbackRegistration: Sendable {
         self.onEnd = onEnd
         self.direct = direct
     }
+    /// The user's handle, held until the endmarker step: a channel with a callback does not close
+    /// itself when its user lets go (the callback still wants its items).
+    var keeper: Channel? = nil
 
     /// The same registration with its closures dropped, for after the endmarker step: the channel
     /// still counts as a callback channel, but lets go of what the closures captured (a receive
@@ -162,6 +165,11 @@ struct ChannelState {
     var callbackDrained = false
     /// Waiters for the channel to be closed.
     var closeWaiters: [CloseWaiter] = []
+
+    // MARK: Handle
+    /// The user-facing handle while one exists. Weak: when the last one goes, a channel still open
+    /// closes itself (``ChannelCore/handleReleased()``).
+    weak var handle: Channel?
 
     // MARK: Callback
     var callback: CallbackRegistration?

@@ -31,9 +31,11 @@ package enum ConnectionSide: Sendable {
 /// everything else on any thread.
 @usableFromInline package final class PeerConnection: Sendable {
     private struct Registry {
-        var channels: [Int32: Channel] = [:]
+        /// Channels' shared state; users hold handles (`Channel`), which close a channel still
+        /// open when the last one goes.
+        var channels: [Int32: ChannelCore] = [:]
         /// The channel looked up last: a stream of messages on one channel skips the hash.
-        var recent: Channel?
+        var recent: ChannelCore?
         var nextID: Int32
         /// Set once the peer is gone; new channels start closed with this.
         var ended: PeerEnd??
@@ -47,6 +49,14 @@ package enum ConnectionSide: Sendable {
         var unresolvedBytesByID: [Int32: Int] = [:]
         /// Set once the peer broke the cap on unnamed channels; fresh peer channels are refused after it.
         var violated = false
+        /// Handles of forgotten channels (closed on both sides) that a user still holds: a value
+        /// naming one resolves to that same object. An entry goes when its handle goes.
+        var retired: [Int32: RetiredHandle] = [:]
+    }
+
+    /// A handle of a forgotten channel, held weakly.
+    private struct RetiredHandle {
+        weak var handle: Channel?
     }
 
     /// The number of channels registered (open, or closed with items still to be named).
@@ -92,15 +102,16 @@ package enum ConnectionSide: Sendable {
     package func newChannel(taskName: String? = nil, isTaskChannel: Bool = false) -> Channel {
         // Nothing is called out under the registry lock: ending a channel may forget it, which
         // takes this lock again (and a channel's lock is never taken inside this one).
-        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
+        let (channel, ended) = registry.withLock { registry -> (ChannelCore, PeerEnd??) in
             let id = registry.nextID
             registry.nextID &+= 2
-            let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
+            let channel = ChannelCore(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             return (channel, registry.ended)
         }
+        let handle = channel.handle()
         if let ended { channel.markPeerEnded(ended) }
-        return channel
+        return handle
     }
 
     /// Whether `id` is in this side's id space (odd for the client, even for the worker).
@@ -108,13 +119,13 @@ package enum ConnectionSide: Sendable {
         (id & 1 == 1) == (side == .client)
     }
 
-    /// The channel with `id`, created and registered if this side has not seen it yet
+    /// The handle of the channel with `id`, created and registered if this side has not seen it yet
     /// (a channel the peer opened and sent over another channel, or the task channel of an EXEC).
     ///
     /// - Parameter resolving: `true` when a channel value in a payload names it: a peer channel
     ///   that ended before any value named it was kept registered for this moment, and is let go now.
     package func channel(forID id: Int32, taskName: String? = nil, isTaskChannel: Bool = false, resolving: Bool = false) -> Channel {
-        let (channel, ended) = registry.withLock { registry -> (Channel, PeerEnd??) in
+        let (channel, ended) = registry.withLock { registry -> (ChannelCore, PeerEnd??) in
             if let existing = registry.channels[id] {
                 registry.recent = existing
                 // Named at last: a channel already closed on both sides is let go now.
@@ -127,22 +138,23 @@ package enum ConnectionSide: Sendable {
                 }
                 return (existing, nil)
             }
-            let channel = Channel(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
+            let channel = ChannelCore(id: id, connection: self, taskName: taskName, isTaskChannel: isTaskChannel)
             registry.channels[id] = channel
             registry.recent = channel
             // Made by a frame, not by a value naming it: keep it until a value names it.
             if !resolving && !isTaskChannel && !isOwnID(id) { registry.unresolved[id] = false }
             return (channel, registry.ended)
         }
+        let handle = channel.handle()
         if let ended {
             logger.warning("frame for channel \(id) from \(gatewayID) after the peer ended")
             channel.markPeerEnded(ended)
         }
-        return channel
+        return handle
     }
 
     /// The registered channel with `id`, if any.
-    package func existingChannel(_ id: Int32) -> Channel? {
+    package func existingChannel(_ id: Int32) -> ChannelCore? {
         registry.withLock { registry in
             if let recent = registry.recent, recent.id == id { return recent }
             let found = registry.channels[id]
@@ -152,15 +164,39 @@ package enum ConnectionSide: Sendable {
     }
 
     /// Forgets a channel that both sides have closed.
-    package func forget(_ channel: Channel) {
+    package func forget(_ channel: ChannelCore) {
+        // Taken before the registry's lock (a channel's lock is never taken inside it), and let go
+        // after it: the last handle's deinit takes the registry's lock.
+        let handle = channel.currentHandle()
         registry.withLock { registry in
             if registry.unresolved[channel.id] != nil {
                 registry.unresolved[channel.id] = true
                 return
             }
-            if registry.channels[channel.id] === channel { registry.channels[channel.id] = nil }
+            if registry.channels[channel.id] === channel {
+                registry.channels[channel.id] = nil
+                if let handle { registry.retired[channel.id] = RetiredHandle(handle: handle) }
+            }
             if registry.recent === channel { registry.recent = nil }
         }
+        withExtendedLifetime(handle) {}
+    }
+
+    /// The last handle of channel `id` went: a retired entry for it goes too.
+    func handleGone(_ id: Int32) {
+        // A live handle loaded here is let go after unlocking (its deinit would take this lock).
+        let live = registry.withLock { registry -> Channel? in
+            guard let entry = registry.retired[id] else { return nil }
+            if let handle = entry.handle { return handle }
+            registry.retired[id] = nil
+            return nil
+        }
+        withExtendedLifetime(live) {}
+    }
+
+    /// The handle of a forgotten channel `id` that a user still holds, if any.
+    private func retiredHandle(_ id: Int32) -> Channel? {
+        registry.withLock { $0.retired[id]?.handle }
     }
 
     /// The number of channels still open.
@@ -180,8 +216,8 @@ package enum ConnectionSide: Sendable {
     /// opened, and for a frame past the cap on unnamed peer channels or their queued bytes: the
     /// peer is lying (an honest peer names its channels in values), so every channel ends and the
     /// violation handler runs, once.
-    private func channelForPeerFrame(_ id: Int32, bytes: Int) -> Channel? {
-        enum Lookup { case found(Channel, PeerEnd??), unknown, refused(String?) }
+    private func channelForPeerFrame(_ id: Int32, bytes: Int) -> ChannelCore? {
+        enum Lookup { case found(ChannelCore, PeerEnd??), unknown, refused(String?) }
         let lookup = registry.withLock { registry -> Lookup in
             let existing = registry.recent?.id == id ? registry.recent : registry.channels[id]
             if let existing, registry.unresolved[id] == nil {
@@ -205,7 +241,7 @@ package enum ConnectionSide: Sendable {
                 registry.recent = existing
                 return .found(existing, nil)
             }
-            let channel = Channel(id: id, connection: self, taskName: nil, isTaskChannel: false)
+            let channel = ChannelCore(id: id, connection: self, taskName: nil, isTaskChannel: false)
             registry.channels[id] = channel
             registry.recent = channel
             registry.unresolved[id] = false
@@ -279,7 +315,7 @@ package enum ConnectionSide: Sendable {
     private func checkChannels(in value: Value) throws {
         switch value {
         case .channel(let channel):
-            guard channel.connection === self else {
+            guard channel.core.connection === self else {
                 throw ExecnetError(
                     .invalidState, "channel \(channel.id) belongs to gateway \(channel.connection.gatewayID), not to \(gatewayID)",
                     gatewayID: gatewayID, channelID: channel.id)
@@ -377,18 +413,19 @@ package enum ConnectionSide: Sendable {
     /// registered (a channel both sides closed, or an id the peer made up) gives a channel that
     /// has ended and is not registered: sending on it fails, receiving reports its end.
     private func resolveChannel(_ id: Int32) -> Channel {
+        if existingChannel(id) == nil, let held = retiredHandle(id) { return held }
         if isOwnID(id), existingChannel(id) == nil {
             logger.debug("channel value names channel \(id) of \(gatewayID), which is not open here")
-            let channel = Channel(id: id, connection: self, taskName: nil, isTaskChannel: false)
+            let channel = ChannelCore(id: id, connection: self, taskName: nil, isTaskChannel: false)
             channel.endDetached()
-            return channel
+            return channel.handle()
         }
         return channel(forID: id, resolving: true)
     }
 
     /// The peer is gone: every channel that has not ended ends with `cause` (or a plain end if `nil`).
     package func peerEnded(_ error: PeerEnd?) {
-        let channels = registry.withLock { registry -> [Channel] in
+        let channels = registry.withLock { registry -> [ChannelCore] in
             if registry.ended == nil { registry.ended = .some(error) }
             return Array(registry.channels.values)
         }
