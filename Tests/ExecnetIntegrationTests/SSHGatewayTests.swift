@@ -175,6 +175,26 @@ extension ProcessTests {
             await group.terminate(timeout: .seconds(2))
         }
 
+        @Test func aStoppedSSHClientIsKilledAsUnresponsiveAndTheRemoteWorkerEnds() async throws {
+            let server = try await SSHServer.current()
+            let group = try Group()
+            let gateway = try await group.makeGateway(server.spec())
+            let workerPID = try remotePID(gateway)
+            let sshPID = try #require(gateway.pid)
+            let waiting = try gateway.remoteExec("wait-release")
+            // The hub watches the ssh client as it watches a popen worker (default window 1 s × 3).
+            kill(sshPID, SIGSTOP)
+            do {
+                try await waiting.waitClose(timeout: .seconds(20))
+                Issue.record("expected the channel to end with an error")
+            } catch {
+                #expect("\(error)".contains("unresponsive"), "the cause: \(error)")
+            }
+            #expect(gateway.exitStatus == .signaled(SIGKILL))
+            #expect(await waitUntilGone([sshPID, workerPID], timeout: .seconds(10)))
+            await group.terminate(timeout: .seconds(2))
+        }
+
         @Test func aKilledClientLeavesNothingOnTheRemoteHost() async throws {
             let server = try await SSHServer.current()
             let (client, line) = try await startChild("\(buildDirectory())/ExecnetTestClient", ["exec-child", server.spec()])
@@ -257,5 +277,39 @@ extension ProcessTests {
             }
             await group.terminate(timeout: .seconds(2))
         }
+    }
+}
+
+/// OpenSSH's own messages (9.2p1), as the gateway classifies them.
+@Suite struct SSHErrorClassificationTests {
+    @Test(arguments: [
+        ("ssh: Could not resolve hostname nohost.invalid: Name or service not known", SSHError.Code.hostNotFound),
+        ("No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed.",
+         .hostKeyVerificationFailed),
+        ("root@127.0.0.1: Permission denied (publickey).", .permissionDenied),
+        ("ssh: connect to host 127.0.0.1 port 9: Connection refused", .connectionRefused),
+        ("Error: remote port forwarding failed for listen path /tmp/execnet-0/a.sock", .forwardingForbidden),
+        ("Connection to 127.0.0.1 closed by remote host.", .connectionLost),
+        ("Timeout, server 10.0.0.1 not responding.", .connectionLost),
+        ("mkdir: cannot create directory '/x': No space left on device", .noSpace),
+        ("something else entirely", .failed),
+    ])
+    func opensshMessagesGetTheirCode(text: String, code: SSHError.Code) {
+        #expect(SSHError.classify(text) == code)
+    }
+
+    @Test func bundleErrorsBecomeSSHErrorsWithTheRemoteText() {
+        let target = SSHTarget(arguments: ["h"])
+        let cases: [(WorkerBundleError, SSHError.Code)] = [
+            (.wrongArchitecture(remote: "aarch64", local: "x86_64"), .wrongArchitecture),
+            (.glibcTooOld(remote: "2.17", required: "2.34"), .wrongArchitecture),
+            (.noSpace(remoteText: "cp: error writing: No space left on device"), .noSpace),
+            (.installFailed(status: 2, remoteText: "boom"), .remoteSetupFailed),
+        ]
+        for (error, code) in cases {
+            let mapped = Gateway.sshError(error, target, gatewayID: "g") as? SSHError
+            #expect(mapped?.code == code && mapped?.message == "\(error)")
+        }
+        #expect((Gateway.sshError(.libraryNotFound(name: "libx.so"), target, gatewayID: "g") as? ExecnetError)?.code == .workerNotFound)
     }
 }

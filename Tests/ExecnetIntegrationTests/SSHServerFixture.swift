@@ -42,9 +42,11 @@ final class SSHServer: Sendable {
         return kept
     }
 
-    /// The spec of a gateway to this server running `worker` (the test worker by default).
+    /// The spec of a gateway to this server running `worker` (the test worker by default). The
+    /// server is this machine, so the worker runs from its build path (`ssh_install=no`); the
+    /// bundle's own tests go through the installer.
     func spec(_ extra: String = "", worker: String? = nil) -> String {
-        "ssh=127.0.0.1//ssh_config=\(clientConfig)//worker=\(worker ?? buildDirectory() + "/ExecnetTestWorker")" + extra
+        "ssh=127.0.0.1//ssh_config=\(clientConfig)//ssh_install=no//worker=\(worker ?? buildDirectory() + "/ExecnetTestWorker")" + extra
     }
 
     /// Starts a server.

@@ -113,7 +113,7 @@ extension Gateway {
         let commandLine = try SSHCommandLine(target: target)
         let runner = SSHCommandRunner(commandLine: commandLine)
         let directory = try await SSHHosts.shared.privateDirectory(target, runner)
-        let worker = try await remoteWorker(runner)
+        let worker = try await remoteWorker(runner, target)
         let remoteSocket = directory + "/" + SSHHosts.shared.nextSocketName()
         var settings = WorkerEnvironment.Settings(
             endpoint: "ipc://" + remoteSocket, routingID: routingID, gatewayID: id, chdir: spec.chdir,
@@ -143,13 +143,39 @@ extension Gateway {
         try await awaitHello(timeout: timeout) { [runtime] in runtime.io.submit(.launch(launch)) }
     }
 
-    /// The remote command that runs the worker, as a shell word.
-    private func remoteWorker(_ runner: SSHCommandRunner) async throws -> String {
+    /// The remote command that runs the worker, as a shell word: the worker's bundle installed in
+    /// the remote per-user cache (copied once per host and content), or with `ssh_install=no` the
+    /// worker's local path as is (a host that shares the file system or has the worker installed).
+    private func remoteWorker(_ runner: SSHCommandRunner, _ target: SSHTarget) async throws -> String {
         let local = try WorkerProcess.resolveExecutable(spec: spec)
-        guard !local.contains("=") else {
-            throw ExecnetError(.invalidSpec, "the worker path \(local) contains '=', which ssh gateways cannot run", gatewayID: id)
+        var command = local
+        if spec["ssh_install"] != .string("no") {
+            do {
+                let bundle = try WorkerBundle.make(workerExecutable: local)
+                command = try await WorkerBundleInstaller.ensureInstalled(bundle, on: runner)
+            } catch let error as WorkerBundleError {
+                throw Self.sshError(error, target, gatewayID: id)
+            }
         }
-        return shellQuoted(local)
+        // `env` takes a word with '=' for a variable.
+        guard !command.contains("=") else {
+            throw ExecnetError(.invalidSpec, "the worker path \(command) contains '=', which ssh gateways cannot run", gatewayID: id)
+        }
+        return shellQuoted(command)
+    }
+
+    /// A bundle error as the gateway reports it: what the remote host said as an ``SSHError``, a
+    /// local failure as ``ExecnetError`` `workerNotFound`.
+    static func sshError(_ error: WorkerBundleError, _ target: SSHTarget, gatewayID: String) -> any Error {
+        let code: SSHError.Code
+        switch error {
+        case .wrongArchitecture, .glibcTooOld, .noGlibc: code = .wrongArchitecture
+        case .noSpace: code = .noSpace
+        case .unsafeCache, .installFailed: code = .remoteSetupFailed
+        case .unreadable, .libraryNotFound, .toolMissing:
+            return ExecnetError(.workerNotFound, "\(error)", gatewayID: gatewayID, cause: error)
+        }
+        return SSHError(code, destination: target.destination, message: "\(error)", gatewayID: gatewayID)
     }
 
     /// How an ssh gateway's `ssh` ended, read for what it means (I/O thread): ssh's status 255 is

@@ -13,7 +13,7 @@ import OrderedCollections
 /// `env:NAME=value`, `worker=PATH` (`worker=self` re-executes this program; see ``WorkerMain``).
 /// `ssh=[user@]host` starts the worker over the system's OpenSSH client (the value is split on
 /// white space into ssh arguments, so `ssh=-p 2222 host` works), with `ssh_config=FILE` and
-/// `ssh_reuse=SECONDS|no` (see ``SSHTarget``). `python=` is accepted and ignored (specs written for
+/// `ssh_reuse=SECONDS|no` (see ``SSHTarget``) and `ssh_install=no`. `python=` is accepted and ignored (specs written for
 /// execnet and pytest-xdist parse). `socket=` is refused.
 ///
 /// As in execnet, a key this port does not know is kept, not refused, so plugins can carry their
