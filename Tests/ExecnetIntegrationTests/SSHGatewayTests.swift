@@ -91,6 +91,24 @@ extension ProcessTests {
             #expect(await waitUntilGone([sshPID, workerPID]))
         }
 
+        @Test func theStockWorkerIsShippedAsABundleOnce() async throws {
+            let server = try await SSHServer.current()
+            let spec = "ssh=127.0.0.1//ssh_config=\(server.clientConfig)//worker=\(buildDirectory())/execnet-worker"
+            let group = try await Group([spec, spec])
+            for gateway in group {
+                let executable = try #require(gateway.remoteInfo?.executable)
+                // Run from the remote per-user cache, not from the build directory.
+                #expect(!executable.hasPrefix(buildDirectory()), "\(executable)")
+                let echo = try gateway.remoteExec("echo")
+                try await echo.send("over ssh")
+                #expect(try await echo.receive(timeout: .seconds(10)) == "over ssh")
+            }
+            #expect(group[0].remoteInfo?.executable == group[1].remoteInfo?.executable)
+            let pids = try group.gateways.map(remotePID) + group.gateways.compactMap(\.pid)
+            await group.terminate(timeout: .seconds(5))
+            #expect(await waitUntilGone(pids))
+        }
+
         @Test func severalGatewaysToOneHostStartAtOnceAndShareTheConnection() async throws {
             let server = try await SSHServer.current()
             let spec = server.spec()

@@ -27,6 +27,13 @@ package struct SSHCommandRunner: RemoteCommandRunner {
         self.commandLine = commandLine
     }
 
+    /// The remote cache this runner reaches: the ssh arguments and configuration file (one
+    /// installation per host at a time in this process).
+    package var installKey: String? {
+        (commandLine.target.configFile.map { ["-F", $0] } ?? []).joined(separator: " ") + " "
+            + commandLine.target.arguments.joined(separator: " ")
+    }
+
     /// Runs `script` with `/bin/sh` on the remote host, `input` on its stdin.
     ///
     /// - Returns: The script's exit status and output. A nonzero status is a result.
