@@ -25,4 +25,18 @@ import Testing
             #expect(SHA256.hexString(hash.finalize()) == SHA256.hex(message), "piece \(piece)")
         }
     }
+
+    /// Lengths around the padding boundary (55, 56, 64 bytes), checked against `sha256sum`, and
+    /// the digest-only entry point the rsync task uses.
+    @Test func lengthsAroundThePaddingBoundary() {
+        let vectors: [(input: [UInt8], hex: String)] = [
+            (Array(repeating: UInt8(ascii: "x"), count: 55), "d5e285683cd4efc02d021a5c62014694958901005d6f71e89e0989fac77e4072"),
+            (Array(repeating: UInt8(ascii: "x"), count: 56), "04c26261370ee7541549d16dee320c723e3fd14671e66a099afe0a377c16888e"),
+            (Array(repeating: UInt8(ascii: "x"), count: 64), "7ce100971f64e7001e8fe5a51973ecdfe1ced42befe7ee8d5fd6219506b5393c"),
+        ]
+        for (input, hex) in vectors {
+            #expect(SHA256.hexString(SHA256.hash(input)) == hex, "\(input.count) bytes")
+            #expect(SHA256.hash(input).count == SHA256.digestLength)
+        }
+    }
 }

@@ -1,5 +1,5 @@
 // SHA-256 (FIPS 180-4), small and dependency-free: the content hash of ssh worker bundles
-// (ExecnetClient/SSH). Not used for anything secret, so no constant-time concerns.
+// (ExecnetClient/SSH) and the file digests of rsync (ExecnetClient/RSync, the worker's rsync task). Not used for anything secret, so no constant-time concerns.
 
 /// An incremental SHA-256 digest.
 package struct SHA256: Sendable {
@@ -20,7 +20,17 @@ package struct SHA256: Sendable {
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
 
+    /// The length of a digest in bytes.
+    package static let digestLength = 32
+
     package init() {}
+
+    /// The 32-byte SHA-256 digest of `bytes`.
+    package static func hash(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        var hash = SHA256()
+        hash.update(bytes)
+        return hash.finalize()
+    }
 
     /// Adds `bytes` to the message.
     package mutating func update(_ bytes: some Collection<UInt8>) {
@@ -84,37 +94,44 @@ package struct SHA256: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    // Raw pointers throughout: their subscripts and the wrapping operators are transparent, so
+    // even an unoptimised (debug) build hashes tens of megabytes in reasonable time.
     private mutating func compress(_ data: UnsafePointer<UInt8>, blocks: Int) {
-        @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        var w = [UInt32](repeating: 0, count: 64)
-        state.withUnsafeMutableBufferPointer { h in
-            w.withUnsafeMutableBufferPointer { w in
-                Self.roundConstants.withUnsafeBufferPointer { k in
-                    for block in 0..<blocks {
-                        let base = data + block * 64
-                        for i in 0..<16 {
-                            let p = base + i * 4
-                            w[i] = UInt32(p[0]) << 24 | UInt32(p[1]) << 16 | UInt32(p[2]) << 8 | UInt32(p[3])
-                        }
-                        for i in 16..<64 {
-                            let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-                            let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-                            w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-                        }
-                        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-                        for i in 0..<64 {
-                            let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                            let choice = (e & f) ^ (~e & g)
-                            let t1 = hh &+ s1 &+ choice &+ k[i] &+ w[i]
-                            let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                            let majority = (a & b) ^ (a & c) ^ (b & c)
-                            let t2 = s0 &+ majority
-                            hh = g; g = f; f = e; e = d &+ t1
-                            d = c; c = b; b = a; a = t1 &+ t2
-                        }
-                        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
-                        h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+        let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        defer { w.deallocate() }
+        state.withUnsafeMutableBufferPointer { state in
+            Self.roundConstants.withUnsafeBufferPointer { constants in
+                let h = state.baseAddress!, k = constants.baseAddress!
+                for block in 0..<blocks {
+                    let base = data + block &* 64
+                    var i = 0
+                    while i < 16 {
+                        let p = base + i &* 4
+                        w[i] = UInt32(p[0]) << 24 | UInt32(p[1]) << 16 | UInt32(p[2]) << 8 | UInt32(p[3])
+                        i &+= 1
                     }
+                    while i < 64 {
+                        let x = w[i &- 15], y = w[i &- 2]
+                        let s0 = (x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)
+                        let s1 = (y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)
+                        w[i] = w[i &- 16] &+ s0 &+ w[i &- 7] &+ s1
+                        i &+= 1
+                    }
+                    var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+                    i = 0
+                    while i < 64 {
+                        let s1 = (e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)
+                        let choice = (e & f) ^ (~e & g)
+                        let t1 = hh &+ s1 &+ choice &+ k[i] &+ w[i]
+                        let s0 = (a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)
+                        let majority = (a & b) ^ (a & c) ^ (b & c)
+                        let t2 = s0 &+ majority
+                        hh = g; g = f; f = e; e = d &+ t1
+                        d = c; c = b; b = a; a = t1 &+ t2
+                        i &+= 1
+                    }
+                    h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
+                    h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
                 }
             }
         }
