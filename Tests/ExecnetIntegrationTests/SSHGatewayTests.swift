@@ -48,7 +48,7 @@ private func socketInodes(_ pid: Int32) -> Set<String> {
 
 /// The inodes listed in a /proc/net table (tcp, tcp6, unix).
 private func netInodes(_ table: String) -> Set<String> {
-    guard let text = try? readFile("/proc/net/\(table)") else { return [] }
+    guard let text = try? sshReadFile("/proc/net/\(table)") else { return [] }
     var inodes: Set<String> = []
     for line in text.split(separator: "\n").dropFirst() {
         let fields = line.split(separator: " ")
@@ -251,7 +251,7 @@ extension ProcessTests {
             let other = "\(server.directory)/otherhostkey"
             if access(other, F_OK) != 0 { try await offPool { try runTool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]) } }
             let knownHosts = "\(server.directory)/wrong_known_hosts"
-            try writeFile(knownHosts, "[127.0.0.1]:\(server.port) \(try readFile(other + ".pub"))")
+            try sshWriteFile(knownHosts, "[127.0.0.1]:\(server.port) \(try sshReadFile(other + ".pub"))")
             let config = try server.variantConfig("wronghost", knownHosts: knownHosts)
             await expectSSHError(.hostKeyVerificationFailed, containing: "Host key verification failed") {
                 try await Group().makeGateway("ssh=127.0.0.1//ssh_config=\(config)//ssh_reuse=no")

@@ -72,7 +72,7 @@ final class SSHServer: Sendable {
         for key in ["hostkey", "userkey"] {
             try runTool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "execnet-test", "-f", "\(directory)/\(key)"])
         }
-        try writeFile("\(directory)/authorized_keys", try readFile("\(directory)/userkey.pub"))
+        try sshWriteFile("\(directory)/authorized_keys", try sshReadFile("\(directory)/userkey.pub"))
         var lastError: (any Error)?
         for _ in 0..<5 {
             let port = try freePort()
@@ -83,7 +83,7 @@ final class SSHServer: Sendable {
                 "PidFile \(directory)/sshd.pid", "AllowStreamLocalForwarding yes", "MaxSessions 200", "MaxStartups 200",
                 "LogLevel ERROR",
             ]
-            try writeFile("\(directory)/sshd_config", config.joined(separator: "\n") + "\n")
+            try sshWriteFile("\(directory)/sshd_config", config.joined(separator: "\n") + "\n")
             let spawned = try WorkerProcess.spawn(executable: Self.sshdPath, arguments: ["-D", "-e", "-f", "\(directory)/sshd_config"],
                                                   environment: WorkerProcess.currentEnvironment())
             drainToStderr(spawned.stdout, name: "sshd")
@@ -92,10 +92,10 @@ final class SSHServer: Sendable {
             if waitForPort(port, child: child, within: .seconds(10)) {
                 self.port = port
                 self.process = Mutex(child)
-                let hostKey = try readFile("\(directory)/hostkey.pub")
-                try writeFile("\(directory)/known_hosts", "[127.0.0.1]:\(port) \(hostKey)")
+                let hostKey = try sshReadFile("\(directory)/hostkey.pub")
+                try sshWriteFile("\(directory)/known_hosts", "[127.0.0.1]:\(port) \(hostKey)")
                 clientConfig = "\(directory)/ssh_config"
-                try writeFile(clientConfig, """
+                try sshWriteFile(clientConfig, """
                     Host *
                       Port \(port)
                       IdentityFile \(directory)/userkey
@@ -117,7 +117,7 @@ final class SSHServer: Sendable {
     /// file, or another port.
     func variantConfig(_ name: String, identity: String? = nil, knownHosts: String? = nil, port: Int? = nil) throws -> String {
         let path = "\(directory)/\(name)_config"
-        try writeFile(path, """
+        try sshWriteFile(path, """
             Host *
               Port \(port ?? self.port)
               IdentityFile \(identity ?? "\(directory)/userkey")
@@ -199,7 +199,7 @@ func childPIDs(of parent: Int32) -> [Int32] {
     var children: [Int32] = []
     while let entry = readdir(dir) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        guard let pid = Int32(name), let text = try? readFile("/proc/\(pid)/stat"),
+        guard let pid = Int32(name), let text = try? sshReadFile("/proc/\(pid)/stat"),
             let close = text.lastIndex(of: ")") else { continue }
         let fields = text[text.index(after: close)...].split(separator: " ")
         if fields.count > 1, Int32(fields[1]) == parent { children.append(pid) }
@@ -216,8 +216,8 @@ func runTool(_ executable: String, _ arguments: [String], input: [UInt8] = []) t
     }
 }
 
-/// The text of a file.
-func readFile(_ path: String) throws -> String {
+/// The text of a file (ssh tests).
+func sshReadFile(_ path: String) throws -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw WorkerProcess.systemError("open \(path)") }
     defer { close(fd) }
@@ -231,8 +231,8 @@ func readFile(_ path: String) throws -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Writes `text` to a new file (mode 0600).
-func writeFile(_ path: String, _ text: String) throws {
+/// Writes `text` to a new file (mode 0600; ssh tests).
+func sshWriteFile(_ path: String, _ text: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw WorkerProcess.systemError("open \(path)") }
     defer { close(fd) }
