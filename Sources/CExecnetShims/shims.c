@@ -105,6 +105,7 @@ struct spawn_arguments {
     const char *path;
     char *const *argv;
     char *const *envp;
+    int stdin_fd;
     int stdout_fd;
     int stderr_fd;
     const char *cwd;
@@ -141,14 +142,14 @@ static int spawn_child(void *raw) {
             goto fail;
         }
     }
-    int out = a->stdout_fd, err = a->stderr_fd, credential = a->credential_fd;
+    int in = a->stdin_fd, out = a->stdout_fd, err = a->stderr_fd, credential = a->credential_fd;
     // Move sources out of 0-3 first, so one dup2 cannot overwrite another's source.
+    if (in >= 0 && in < 4 && (in = fcntl(in, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
     if (out >= 0 && out < 4 && (out = fcntl(out, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
     if (err >= 0 && err < 4 && (err = fcntl(err, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
     if (credential >= 0 && credential < 4 && (credential = fcntl(credential, F_DUPFD_CLOEXEC, 4)) < 0) goto fail;
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null < 0) goto fail;
-    if (dup2(null, 0) < 0) goto fail;
+    if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) goto fail;
+    if (dup2(in, 0) < 0) goto fail;
     if (out >= 0 && dup2(out, 1) < 0) goto fail;
     if (err >= 0 && dup2(err, 2) < 0) goto fail;
     if (credential >= 0 && dup2(credential, 3) < 0) goto fail;
@@ -173,8 +174,15 @@ fail:
 int cexecnet_spawn(const char *path, char *const argv[], char *const envp[], int stdout_fd, int stderr_fd,
                    int credential_fd, const char *cwd, int new_group, int parent_death_signal,
                    int set_user, uid_t uid, gid_t gid, pid_t *pid) {
+    return cexecnet_spawn_stdin(path, argv, envp, -1, stdout_fd, stderr_fd, credential_fd, cwd, new_group,
+                                parent_death_signal, set_user, uid, gid, pid);
+}
+
+int cexecnet_spawn_stdin(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
+                   int credential_fd, const char *cwd, int new_group, int parent_death_signal,
+                   int set_user, uid_t uid, gid_t gid, pid_t *pid) {
     struct spawn_arguments arguments = {
-        .path = path, .argv = argv, .envp = envp, .stdout_fd = stdout_fd, .stderr_fd = stderr_fd,
+        .path = path, .argv = argv, .envp = envp, .stdin_fd = stdin_fd, .stdout_fd = stdout_fd, .stderr_fd = stderr_fd,
         .credential_fd = credential_fd, .cwd = cwd, .new_group = new_group,
         .parent_death_signal = parent_death_signal, .set_user = set_user, .uid = uid, .gid = gid,
         .parent = getpid(), .error = 0,

@@ -89,6 +89,8 @@ private func armParentDeath() -> Bool {
     let spawner = getenv("EXECNET_PARENT_PID").flatMap { pid_t(String(cString: $0)) }
     // Our group is one made for us only if the spawner is in another one; else a kill would hit it.
     var ownGroup = false
+    // Over ssh the process group is the session's (sshd made it for the remote command).
+    if getenv("EXECNET_SSH_SESSION").map({ String(cString: $0) }) == "1" { ownGroup = true }
     if let spawner {
         let spawnerGroup = getpgid(spawner)
         guard spawnerGroup >= 0 else { return false }

@@ -40,6 +40,9 @@ struct WorkerSettings: Sendable {
     let liveness: LivenessSettings?
     /// CURVE keys towards the broker, from the agent (never the command line).
     let curve: CurveClientKeys?
+    /// Whether the worker runs at the end of an ssh session: its stdin is the session's channel, and
+    /// its end of file means the client or the connection is gone.
+    var sshSession = false
 
     static func fromEnvironment() -> WorkerSettings? {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
@@ -56,9 +59,11 @@ struct WorkerSettings: Sendable {
             let pair = try? CurveKeyPair(secretKey: readCredential(fd)) {
             curve = CurveClientKeys(serverKey: server, keyPair: pair)
         }
-        return WorkerSettings(endpoint: endpoint, routingID: Array(routing.utf8),
-                              gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version,
-                              liveness: liveness, curve: curve)
+        var settings = WorkerSettings(endpoint: endpoint, routingID: Array(routing.utf8),
+                                      gatewayID: env("EXECNET_GATEWAY_ID") ?? "gw", protocolVersion: version,
+                                      liveness: liveness, curve: curve)
+        settings.sshSession = env("EXECNET_SSH_SESSION") == "1"
+        return settings
     }
 }
 
@@ -124,6 +129,30 @@ final class WorkerConnection: IOThreadRole {
         if let liveness = settings.liveness {
             session = BrokerSession(settings: liveness, registers: false, now: .now)
             scheduleHeartbeat(loop)
+        }
+        if settings.sshSession { watchSessionInput(loop) }
+    }
+
+    /// Over ssh: the session's channel is this worker's stdin, which nobody writes to. Its end of
+    /// file (or an error) means the ssh client, its connection or the client program is gone: the
+    /// worker exits at once, with what it started (no orphans on the remote host).
+    private func watchSessionInput(_ loop: IOLoop) {
+        _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
+        loop.addFileDescriptor(0) { [unowned self, unowned loop] in
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if count > 0 { continue }
+                if count < 0 && errno == EINTR { continue }
+                if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+                break
+            }
+            // Nobody is left to read a log line (stderr went with the session). The process group
+            // is the session's (sshd made it for the remote command: its shell, this worker and what
+            // the worker started): it all ends, this worker included.
+            loop.removeFileDescriptor(0)
+            Glibc.kill(0, SIGKILL)
+            self.finishExit(code: 1)
         }
     }
 

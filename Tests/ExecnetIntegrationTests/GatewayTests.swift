@@ -74,7 +74,7 @@ extension ProcessTests {
 
         @Test func aBadSpecFailsBeforeAnyProcessStarts() async throws {
             let group = try Group()
-            for spec in ["popen//_x=1", "popen//id=a//id=b", "ssh=host", "socket=1.2.3.4:8888", "python=python3", "popen//nice=fast"] {
+            for spec in ["popen//_x=1", "popen//id=a//id=b", "ssh=", "socket=1.2.3.4:8888", "popen//ssh_config=/x", "popen//nice=fast"] {
                 await expectExecnetError(.invalidSpec) { try await group.makeGateway(spec) }
             }
             #expect(group.count == 0)

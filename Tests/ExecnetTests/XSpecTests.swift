@@ -36,7 +36,8 @@ import ZeroMQ
 
     @Test(arguments: [
         "", "popen//", "popen//id=a//id=b", "popen//_private=1", "popen=1", "popen//nice=fast",
-        "ssh=host", "socket=127.0.0.1:8888", "popen//python=python3", "vagrant_ssh=box", "lxc",
+        "ssh=", "ssh", "ssh=-v", "popen//ssh_config=/x", "ssh=h//ssh_reuse=0", "ssh=h//ssh_reuse=",
+        "ssh=h//host=h1", "ssh=h//popen", "socket=127.0.0.1:8888", "vagrant_ssh=box", "lxc",
         "id=x", "popen//popen", "popen//=x", "popen//env:=1", "popen//chdir=",
         "popen//host=h1", "broker=tcp://h:1//popen", "broker=tcp://h:1//serverkey=/k", "broker=", "broker=nohostport",
     ])
@@ -105,9 +106,22 @@ import ZeroMQ
         #expect(try group.resolve("popen").kind == .popen)
     }
 
+    @Test func sshSpecsAsExecnetWritesThem() throws {
+        let spec = try XSpec("ssh=-p 2222 user@build-3//ssh_config=/etc/cfg//id=b3//chdir=/w//nice=2//env:A=1//python=python3")
+        #expect(spec.type == "ssh" && spec.kind == .ssh(spec.ssh!))
+        #expect(spec.ssh?.arguments == ["-p", "2222", "user@build-3"] && spec.ssh?.destination == "user@build-3")
+        #expect(spec.ssh?.configFile == "/etc/cfg" && spec.ssh?.reuse == SSHTarget.defaultReuse)
+        #expect(spec.id == "b3" && spec.chdir == "/w" && spec.nice == 2 && spec.environment["A"] == "1")
+        // python= is accepted (execnet's and pytest-xdist's specs parse) and readable, for popen too.
+        #expect(spec["python"] == .string("python3"))
+        #expect(try XSpec("popen//python=python3").kind == .popen)
+        #expect(try XSpec("ssh=h//ssh_reuse=no").ssh?.reuse == nil)
+        #expect(try XSpec("ssh=h//ssh_reuse=5").ssh?.reuse == .seconds(5))
+    }
+
     @Test func unsupportedHostGatewaysPointToTheBroker() {
         do {
-            _ = try XSpec("ssh=somehost")
+            _ = try XSpec("socket=somehost:8888")
             Issue.record("expected invalidSpec")
         } catch let error as ExecnetError {
             #expect(error.message.contains("broker"))

@@ -45,6 +45,12 @@ int cexecnet_spawn(const char *path, char *const argv[], char *const envp[], int
                    int credential_fd, const char *cwd, int new_group, int parent_death_signal,
                    int set_user, uid_t uid, gid_t gid, pid_t *pid);
 
+/// `cexecnet_spawn` with stdin on `stdin_fd` (-1 for /dev/null) instead of /dev/null: a pipe whose
+/// write end the caller keeps, so the child sees end of file when the caller closes it or dies.
+int cexecnet_spawn_stdin(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
+                   int credential_fd, const char *cwd, int new_group, int parent_death_signal,
+                   int set_user, uid_t uid, gid_t gid, pid_t *pid);
+
 /// Makes this process's parent's death end it and, if `kill_group` is 1, its whole process group
 /// (kill(0, SIGKILL)): arms PR_SET_PDEATHSIG with a signal whose handler does that. For workers,
 /// whose process group was made for them at spawn, so commands they started die with them even

@@ -43,6 +43,11 @@ struct WorkerLaunch: Sendable {
     let gateway: Gateway
     let executable: String
     let environment: [String]
+    /// The program's arguments (an ssh gateway's `ssh` command line).
+    var arguments: [String] = []
+    /// Whether the process's stdin is a pipe the hub holds open until it exits (an ssh gateway's
+    /// `ssh`, whose remote session ends when this process dies).
+    var holdsStdin = false
 }
 
 extension Gateway {
@@ -53,6 +58,10 @@ extension Gateway {
     func start(timeout: Duration) async throws {
         if case .broker(let binding) = spec.kind {
             try await startRemote(binding, timeout: timeout)
+            return
+        }
+        if case .ssh(let target) = spec.kind {
+            try await startSSH(target, timeout: timeout)
             return
         }
         let executable = try WorkerProcess.resolveExecutable(spec: spec)
@@ -91,7 +100,7 @@ extension Gateway {
     }
 
     /// Registers as the start waiter, runs `submit`, and waits for the hello, a failure or the timeout.
-    private func awaitHello(timeout: Duration, submit: @escaping @Sendable () -> Bool) async throws {
+    func awaitHello(timeout: Duration, submit: @escaping @Sendable () -> Bool) async throws {
         let timer = TimerQueue.startWait(.now.advanced(by: timeout), on: runtime.io.timers) { [self] in startTimedOut(timeout) }
         defer { timer?.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -164,6 +173,8 @@ extension Gateway {
     }
 
     private func processExited(_ exit: WorkerExit, cause: String?, stderr: [String]) {
+        var (exit, cause, sshFailure): (WorkerExit, String?, SSHError?) = (exit, cause, nil)
+        if case .ssh(let target) = spec.kind { (exit, cause, sshFailure) = sshEnded(target, exit, cause: cause, stderr: stderr) }
         let (waiters, bye, startWaiter) = state.withLock { state in
             state.phase = .exited(exit)
             let waiters = state.exitWaiters.map(\.1)
@@ -172,7 +183,7 @@ extension Gateway {
             state.startWaiter = nil
             return (waiters, state.byeReceived || state.exitRequested, startWaiter)
         }
-        startWaiter?.resume(throwing: ExecnetError(
+        startWaiter?.resume(throwing: sshFailure ?? ExecnetError(
             .workerDied, "\(cause ?? "worker \(exit)") before it said hello", gatewayID: id))
         if bye {
             connection.peerEnded(PeerEnd("gateway \(id) was terminated", gatewayID: id, exit: exit, stderr: stderr))

@@ -56,6 +56,8 @@ public final class Gateway: Sendable {
         var exitRequested = false
         /// The host agent that started a broker gateway's worker.
         var agentHost: String?
+        /// An ssh gateway's session: what to undo on a shared connection when it ends.
+        var sshSession: SSHSession?
         /// The group that lists this gateway; ``exit()`` takes it out (as execnet's `_unregister`).
         weak var group: Group?
     }
@@ -78,7 +80,7 @@ public final class Gateway: Sendable {
         self.routingID = routingID
         self.runtime = runtime
         switch spec.kind {
-        case .popen: route = .local(routingID)
+        case .popen, .ssh: route = .local(routingID)
         case .broker(let binding): route = .broker(binding, address: routingID)
         }
         // A worker that breaks the protocol is killed by the hub, which sees the violation when it

@@ -279,7 +279,8 @@ final class Hub: IOThreadRole {
         let key = PeerKey(gateway.routingID)
         let pid: pid_t
         do {
-            pid = try processes.spawn(key, executable: launch.executable, environment: launch.environment)
+            pid = try processes.spawn(key, executable: launch.executable, arguments: launch.arguments,
+                                      environment: launch.environment, holdingStdin: launch.holdsStdin)
         } catch {
             gateway.post(.startFailed(error))
             return

@@ -52,6 +52,8 @@ package final class ProcessSupervisor<Key: Hashable> {
     private struct Process {
         let pid: pid_t
         let pidfd: Int32
+        /// The write end of the process's stdin pipe, when it has one (closed at its exit).
+        var stdinFD: Int32 = -1
         /// The output pipes not yet at end of file.
         var outputFDs: [Int32]
     }
@@ -108,20 +110,33 @@ package final class ProcessSupervisor<Key: Hashable> {
     ///   - arguments: Its arguments (after the executable's path).
     ///   - credential: Bytes the worker reads once from fd ``WorkerProcess/credentialFD``.
     ///   - user: The uid and gid it runs as (needs root).
+    ///   - holdingStdin: Whether its stdin is a pipe this supervisor holds open (never writing) until
+    ///     the process exits, instead of /dev/null: the process sees end of file on its stdin only
+    ///     when this process dies (an `ssh` client then ends its remote session).
     /// - Returns: Its pid.
     /// - Throws: ``ExecnetError`` `invalidState` if a process runs under `key` already, `transport`
     ///   if it cannot be started.
     @discardableResult
     package func spawn(_ key: Key, executable: String, arguments: [String] = [], environment: [String],
-               credential: [UInt8]? = nil, user: (uid: uid_t, gid: gid_t)? = nil) throws -> pid_t {
+               credential: [UInt8]? = nil, user: (uid: uid_t, gid: gid_t)? = nil, holdingStdin: Bool = false) throws -> pid_t {
         guard processes[key] == nil else {
             throw ExecnetError(.invalidState, "a worker process runs under this address already")
         }
+        var stdinPipe: [Int32] = [-1, -1]
+        if holdingStdin, cexecnet_pipe_cloexec(&stdinPipe) != 0 { throw WorkerProcess.systemError("pipe2") }
         // The parent-death signal is armed for this thread: the I/O thread, which lives as long as its role.
-        let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments, environment: environment,
+        let spawned: SpawnedWorker
+        do {
+            defer { if stdinPipe[0] >= 0 { close(stdinPipe[0]) } }
+            spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments, environment: environment,
                                               newProcessGroup: true, parentDeathSignal: SIGKILL,
-                                              credential: credential, user: user)
-        processes[key] = Process(pid: spawned.pid, pidfd: spawned.pidfd, outputFDs: [spawned.stdout, spawned.stderr])
+                                              credential: credential, user: user, stdin: holdingStdin ? stdinPipe[0] : nil)
+        } catch {
+            if stdinPipe[1] >= 0 { close(stdinPipe[1]) }
+            throw error
+        }
+        processes[key] = Process(pid: spawned.pid, pidfd: spawned.pidfd, stdinFD: stdinPipe[1],
+                                 outputFDs: [spawned.stdout, spawned.stderr])
         loop.addFileDescriptor(spawned.pidfd) { [unowned self] in self.pidfdReadable(key) }
         for (fd, stream) in [(spawned.stdout, WorkerOutputStream.stdout), (spawned.stderr, .stderr)] {
             outputs[fd] = Output(key: key, stream: stream, lines: OutputLineSplitter(maximumLineLength: maximumLineLength))
@@ -155,6 +170,7 @@ package final class ProcessSupervisor<Key: Hashable> {
             _ = WorkerProcess.reap(pidfd: process.pidfd)
             loop.removeFileDescriptor(process.pidfd)
             close(process.pidfd)
+            if process.stdinFD >= 0 { close(process.stdinFD) }
         }
         for fd in outputs.keys {
             loop.removeFileDescriptor(fd)
@@ -175,6 +191,7 @@ package final class ProcessSupervisor<Key: Hashable> {
         for fd in process.outputFDs { drain(fd, reads: Self.readsAtExit, closing: true) }
         loop.removeFileDescriptor(process.pidfd)
         close(process.pidfd)
+        if process.stdinFD >= 0 { close(process.stdinFD) }
         processes[key] = nil
         onExit(key, exit)
     }

@@ -130,6 +130,9 @@ package enum WorkerEnvironment {
         /// The broker's CURVE server key: the worker then reads its credential once from fd
         /// ``WorkerProcess/credentialFD``.
         package var curveServerKey: String?
+        /// Whether the worker runs at the end of an ssh session: it exits when its stdin (the
+        /// session's channel) reaches end of file, and has no spawner on its host to watch.
+        package var sshSession = false
 
         /// Creates settings; the optional ones default to saying nothing.
         package init(endpoint: String, routingID: [UInt8], gatewayID: String, chdir: String? = nil, nice: Int64? = nil,
@@ -151,8 +154,9 @@ package enum WorkerEnvironment {
                 "EXECNET_ENDPOINT=\(endpoint)",
                 "EXECNET_ROUTING_ID=\(String(decoding: routingID, as: UTF8.self))",
                 "EXECNET_GATEWAY_ID=\(gatewayID)",
-                "EXECNET_PARENT_PID=\(getpid())",
             ]
+            // A worker over ssh has no spawner on its host: it watches its session's stdin instead.
+            own.append(sshSession ? "EXECNET_SSH_SESSION=1" : "EXECNET_PARENT_PID=\(getpid())")
             if let liveness {
                 own.append("EXECNET_HEARTBEAT_MS=\(liveness.interval.clampedMilliseconds)")
                 own.append("EXECNET_LIVENESS=\(liveness.liveness)")

@@ -73,10 +73,12 @@ package enum WorkerProcess {
     ///   - credential: Bytes the child can read, once, from a pipe on fd ``credentialFD`` (3) and
     ///     from nowhere else: not its environment, not its arguments.
     ///   - user: The uid and gid the child runs as (supplementary groups dropped); needs root.
+    ///   - stdin: A descriptor the child gets as its stdin instead of /dev/null (the caller closes
+    ///     its own copy).
     /// - Throws: ``ExecnetError`` `transport` if a pipe, the spawn or the pidfd fails.
     package static func spawn(executable: String, arguments: [String], environment: [String], cwd: String? = nil,
                       newProcessGroup: Bool = true, parentDeathSignal: Int32? = nil, credential: [UInt8]? = nil,
-                      user: (uid: uid_t, gid: gid_t)? = nil) throws -> SpawnedWorker {
+                      user: (uid: uid_t, gid: gid_t)? = nil, stdin: Int32? = nil) throws -> SpawnedWorker {
         var credentialPipe: [Int32] = [-1, -1]
         if let credential {
             // Small enough for the pipe's buffer: written whole before the child exists.
@@ -106,7 +108,7 @@ package enum WorkerProcess {
         }
         var pid: pid_t = 0
         let rc = withOptionalCString(cwd) { cwdPointer in
-            cexecnet_spawn(executable, argv, envp, outPipe[1], errPipe[1], credentialPipe[0], cwdPointer,
+            cexecnet_spawn_stdin(executable, argv, envp, stdin ?? -1, outPipe[1], errPipe[1], credentialPipe[0], cwdPointer,
                            newProcessGroup ? 1 : 0, parentDeathSignal ?? 0, user == nil ? 0 : 1,
                            user?.uid ?? 0, user?.gid ?? 0, &pid)
         }

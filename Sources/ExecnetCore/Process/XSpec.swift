@@ -11,7 +11,10 @@ import OrderedCollections
 /// `host=NAME`, with CURVE keys `serverkey=FILE` (the broker's public key) and `secretkey=FILE`
 /// (this client's secret key)). Other keys: `id`, `chdir` (created if missing), `nice`,
 /// `env:NAME=value`, `worker=PATH` (`worker=self` re-executes this program; see ``WorkerMain``).
-/// `ssh=` and `socket=` are refused: gateways on other hosts go through a broker.
+/// `ssh=[user@]host` starts the worker over the system's OpenSSH client (the value is split on
+/// white space into ssh arguments, so `ssh=-p 2222 host` works), with `ssh_config=FILE` and
+/// `ssh_reuse=SECONDS|no` (see ``SSHTarget``) and `ssh_install=no`. `python=` is accepted and ignored (specs written for
+/// execnet and pytest-xdist parse). `socket=` is refused.
 ///
 /// As in execnet, a key this port does not know is kept, not refused, so plugins can carry their
 /// own settings in a spec: every key is readable by name (`spec["hello"]`).
@@ -22,6 +25,8 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         case popen
         /// A worker on a host agent of a broker, reached with these key files.
         case broker(BrokerBinding)
+        /// A worker on another host, started over ssh.
+        case ssh(SSHTarget)
     }
 
     /// The spec as written.
@@ -33,6 +38,7 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         switch kind {
         case .popen: "popen"
         case .broker: "broker"
+        case .ssh: "ssh"
         }
     }
     /// The broker endpoint, for `broker=` gateways.
@@ -55,6 +61,12 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
     public let worker: String?
     /// Every part of the spec by key, in spec order: `true` for a bare key, else the value as text.
     private let entries: OrderedDictionary<String, Value>
+
+    /// The ssh target, for `ssh=` gateways.
+    public var ssh: SSHTarget? {
+        if case .ssh(let target) = kind { return target }
+        return nil
+    }
 
     private var binding: BrokerBinding? {
         if case .broker(let binding) = kind { return binding }
@@ -108,6 +120,7 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         var parts = Parts(text: text)
         parts.type = type
         parts.broker = broker
+        parts.ssh = ssh
         parts.host = host
         parts.serverKeyFile = serverKeyFile
         parts.secretKeyFile = secretKeyFile
@@ -124,8 +137,11 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         func fail(_ why: String) -> ExecnetError {
             ExecnetError(.invalidSpec, "invalid gateway spec '\(text)': \(why)")
         }
-        guard let type = parts.type else { throw fail("no gateway type (expected popen or broker=ENDPOINT)") }
-        if type == "popen", parts.host != nil || parts.serverKeyFile != nil || parts.secretKeyFile != nil {
+        guard let type = parts.type else { throw fail("no gateway type (expected popen, ssh=HOST or broker=ENDPOINT)") }
+        if type != "ssh", parts.sshConfig != nil || parts.sshReuse != nil {
+            throw fail("ssh_config and ssh_reuse need ssh=HOST")
+        }
+        if type != "broker", parts.host != nil || parts.serverKeyFile != nil || parts.secretKeyFile != nil {
             throw fail("host, serverkey and secretkey need broker=ENDPOINT")
         }
         if (parts.serverKeyFile == nil) != (parts.secretKeyFile == nil) {
@@ -135,6 +151,10 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         if let endpoint = parts.broker {
             self.kind = .broker(BrokerBinding(endpoint: endpoint, serverKeyFile: parts.serverKeyFile,
                                               secretKeyFile: parts.secretKeyFile))
+        } else if var target = parts.ssh {
+            target.configFile = parts.sshConfig
+            if let reuse = parts.sshReuse { target.reuse = reuse }
+            self.kind = .ssh(target)
         } else {
             self.kind = .popen
         }
@@ -153,6 +173,7 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
         let text: String
         var type: String?
         var broker: String?, host: String?, serverKeyFile: String?, secretKeyFile: String?
+        var ssh: SSHTarget?, sshConfig: String?, sshReuse: Duration??
         var id: String?, chdir: String?, nice: Int32?, worker: String?
         var environment = OrderedDictionary<String, String>()
         var entries = OrderedDictionary<String, Value>()
@@ -197,6 +218,8 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
                 }
                 merged.entries[key] = value
             }
+            merged.sshConfig = own.sshConfig ?? sshConfig
+            merged.sshReuse = own.sshReuse ?? sshReuse
             merged.host = own.host ?? host
             merged.serverKeyFile = own.serverKeyFile ?? serverKeyFile
             merged.secretKeyFile = own.secretKeyFile ?? secretKeyFile
@@ -227,9 +250,30 @@ public struct XSpec: Sendable, Hashable, CustomStringConvertible {
                 guard type == nil else { throw fail("more than one gateway type") }
                 type = "popen"
             case "python":
-                throw fail("'python' does not apply: workers are Swift executables; use worker=PATH")
-            case "ssh", "socket", "vagrant_ssh":
-                throw fail("'\(key)' gateways are not supported here; for other hosts, use a broker gateway (see README: Running across hosts)")
+                // Accepted so that execnet's and pytest-xdist's specs parse; the gateway logs that it
+                // ignores it (workers are Swift executables: worker=PATH picks one).
+                break
+            case "ssh":
+                guard let value else { throw fail("ssh needs a host such as user@host") }
+                guard type == nil else { throw fail("more than one gateway type") }
+                let arguments = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                guard let last = arguments.last, !last.hasPrefix("-") else { throw fail("ssh needs a host such as user@host") }
+                type = "ssh"
+                ssh = SSHTarget(arguments: arguments)
+            case "ssh_config":
+                guard let value, !value.isEmpty else { throw fail("ssh_config needs a file") }
+                sshConfig = value
+            case "ssh_reuse":
+                guard let value else { throw fail("ssh_reuse needs a number of seconds or no") }
+                if value == "no" {
+                    sshReuse = .some(nil)
+                } else if let seconds = Int64(value), seconds > 0 {
+                    sshReuse = .some(.seconds(seconds))
+                } else {
+                    throw fail("ssh_reuse needs a number of seconds (more than 0) or no")
+                }
+            case "socket", "vagrant_ssh":
+                throw fail("'\(key)' gateways are not supported here; use ssh=HOST, or a broker gateway (see README: Running across hosts)")
             case "broker":
                 guard let value, !value.isEmpty else { throw fail("broker needs an endpoint such as tcp://host:5555") }
                 guard type == nil else { throw fail("more than one gateway type") }
