@@ -95,8 +95,14 @@ extension Broker {
     }
 
     private func spawn(for client: PeerAddress, _ payload: [UInt8]) {
-        guard let request = ControlPayload(decoding: payload), let address = request.bytes("address"), !address.isEmpty else {
-            rogue.warning("dropped a malformed SPAWN request", "")
+        let request: ControlPayload, address: PeerAddress
+        switch Self.checkSpawn(payload) {
+        case .success(let checked):
+            (request, address) = checked
+        case .failure(let refusal):
+            // Answered, so the client's gateway fails at once instead of waiting for its timeout.
+            rogue.warning("refused a malformed SPAWN request", refusal.reason)
+            sendToClient(client, about: refusal.address, .spawnFailed, encodePlain(.string("malformed SPAWN: \(refusal.reason)")))
             return
         }
         let host = request.string("host")
@@ -120,6 +126,36 @@ extension Broker {
         }
         forgetVerifiedSender()
         sendToPeer(agent, .spawn, forwarded.payload)
+    }
+
+    /// Why a SPAWN is malformed, and the address to answer about (empty if it has none).
+    struct SpawnRefusal: Error {
+        var reason: String
+        var address: PeerAddress
+    }
+
+    /// Checks a SPAWN's shape: a dict whose `address` is 1 to 255 bytes not starting with a zero
+    /// byte (a routing id), and whose optional fields have their kinds (docs/PROTOCOL.md).
+    static func checkSpawn(_ payload: [UInt8]) -> Result<(ControlPayload, PeerAddress), SpawnRefusal> {
+        guard let request = ControlPayload(decoding: payload) else {
+            return .failure(SpawnRefusal(reason: "the payload is not a dict", address: []))
+        }
+        guard let address = request.bytes("address"), !address.isEmpty else {
+            return .failure(SpawnRefusal(reason: "'address' must be non-empty bytes", address: []))
+        }
+        guard address.count <= 255, address[0] != 0 else {
+            return .failure(SpawnRefusal(reason: "'address' must be 1 to 255 bytes not starting with a zero byte", address: address))
+        }
+        for key in ["gateway", "host", "chdir", "worker"] where request[key] != nil && request.string(key) == nil {
+            return .failure(SpawnRefusal(reason: "'\(key)' must be text", address: address))
+        }
+        if request["nice"] != nil && request.int("nice") == nil {
+            return .failure(SpawnRefusal(reason: "'nice' must be an int", address: address))
+        }
+        if let env = request["env"], env.dictValue == nil {
+            return .failure(SpawnRefusal(reason: "'env' must be a dict", address: address))
+        }
+        return .success((request, address))
     }
 
     private func welcome(client: PeerAddress, _ message: WireMessage) {
