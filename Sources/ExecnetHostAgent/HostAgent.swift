@@ -167,6 +167,10 @@ final class AgentConnection: IOThreadRole {
     let shared: AgentShared
     var logger: Logger { configuration.logger }
     private var dealer: ZMQSocket?
+    /// Everything to the broker goes through it, in order (a send never drops silently).
+    private var outbox: Outbox?
+    /// Whether the outbox's backlog (the broker's pipe took nothing) was logged.
+    private var backlogLogged = false
     private var session: BrokerSession
     /// The running workers (by address), set in setUp.
     private var processes: ProcessSupervisor<[UInt8]>?
@@ -199,6 +203,7 @@ final class AgentConnection: IOThreadRole {
             onLine: { [unowned self] address, stream, line in output(self.gatewayIDs[address] ?? "gw", stream, line) },
             onExit: { [unowned self] address, exit in self.workerExited(address, exit) })
         loop.addSocket(dealer) { [unowned self] in self.handleBroker() }
+        outbox = Outbox(socket: dealer, routed: false, cap: Self.outboxCap, logger: logger, loop: loop)
         session = BrokerSession(settings: configuration.liveness, registers: true, now: .now)
         sayHello()
         scheduleTick(loop)
@@ -212,14 +217,49 @@ final class AgentConnection: IOThreadRole {
         processes?.terminateAll(within: .seconds(1))
         processes = nil
         gatewayIDs = [:]
+        outbox?.close()
+        outbox = nil
         dealer?.close()
     }
 
     // MARK: - Broker
 
+    /// The most bytes waiting for the broker; past it the backlog is dropped and the agent
+    /// registers again (a broker that read nothing for that long has forgotten it anyway).
+    static let outboxCap = 16 << 20
+
+    /// Sends to the broker through the outbox: a message the broker's pipe does not take now
+    /// (no connection: a failed handshake, say) waits, in order, and goes when it does.
     private func send(_ type: BrokerMessageType, _ payload: [UInt8] = []) {
+        guard let outbox else { return }
         session.sent(now: .now)
-        _ = try? dealer?.send(WireMessage(channelID: 0, type: .broker(type), payload: payload).frames, dontWait: true)
+        switch outbox.send(WireMessage(channelID: 0, type: .broker(type), payload: payload)) {
+        case .sent:
+            break
+        case .queued:
+            if !backlogLogged {
+                backlogLogged = true
+                logger.warning("broker \(configuration.broker) takes no messages now (not connected, or the connection's handshake failed); they wait in order",
+                               metadata: ["message": "\(type)", "queued_bytes": "\(outbox.queuedBytes)"])
+            }
+        case .overCap(let queued):
+            logger.error("broker \(configuration.broker) took nothing while \(queued) bytes waited; dropping them and registering again",
+                         metadata: ["message": "\(type)"])
+            outbox.forget([])
+            backlogLogged = false
+            setRegistered(false)
+            sayHello()
+        case .unreachable, .failed:
+            // A DEALER is never unreachable; a failure was logged by the outbox.
+            logger.error("could not send \(type) to broker \(configuration.broker)")
+        }
+    }
+
+    /// Logs once when a backlog logged by `send` has gone out.
+    private func noteBacklogDrained() {
+        guard backlogLogged, outbox?.hasBacklog == false else { return }
+        backlogLogged = false
+        logger.info("broker \(configuration.broker) takes messages again; the backlog went out")
     }
 
     private func sayHello() {
@@ -291,6 +331,7 @@ final class AgentConnection: IOThreadRole {
 
     /// Heartbeat when idle; a silent broker means registering again (Paranoid Pirate's reconnect).
     private func tick() {
+        noteBacklogDrained()
         let wasReady = session.isReady
         switch session.tick(now: .now) {
         case .none:
