@@ -3,6 +3,7 @@
 // agents report spawns and exits; strangers may register. A malformed message is logged and dropped.
 
 import ExecnetCore
+import ExecnetValue
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -197,6 +198,8 @@ extension Broker {
             return
         case .agentHello:
             registerAgent(agent, message)
+        case .loadReport:
+            handleLoadReport(agent, message)
         case .spawned:
             guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
                 let worker = table.worker(address), worker.agent == agent
@@ -246,7 +249,7 @@ extension Broker {
         table.registerAgent(agent, name: name, hostname: hello?.string("hostname") ?? name,
                             slots: Int(hello?.int("slots") ?? 1), key: senderKey, now: .now)
         logger.info("agent \(name) registered with \(hello?.int("slots") ?? 1) slots", metadata: ["host": "\(name)"])
-        sendToPeer(agent, .welcome, welcomePayload().encoded)
+        sendToPeer(agent, .welcome, agentWelcomePayload().encoded)
     }
 
     // MARK: - Strangers
@@ -339,11 +342,14 @@ extension Broker {
         status["pid"] = .int(Int64(getpid()))
         status["uptime_s"] = .float(started.duration(to: .now).seconds)
         status["endpoints"] = .list(shared.endpoints.withLock { $0 }.map { .string($0) })
+        let now = ContinuousClock.now
         status["hosts"] = .list(table.agents.values.sorted { $0.name < $1.name }.map { agent in
-            .dict([
+            var host: ValueDictionary = [
                 "name": .string(agent.name), "hostname": .string(agent.hostname),
                 "slots": .int(Int64(agent.slots)), "workers": .int(Int64(agent.workers.count)),
-            ])
+            ]
+            if let load = hostLoadValue(agent, now: now) { host[.string("load")] = load }
+            return .dict(host)
         })
         status["clients"] = .int(Int64(table.clients.count))
         status["gateways"] = .list(shown.sorted { $0.gatewayID < $1.gatewayID }.map { worker in

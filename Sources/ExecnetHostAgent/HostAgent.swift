@@ -171,6 +171,8 @@ final class AgentConnection: IOThreadRole {
     private var outbox: Outbox?
     /// Whether the outbox's backlog (the broker's pipe took nothing) was logged.
     private var backlogLogged = false
+    /// The timer of the next LOAD_REPORT, while the broker asked for them.
+    private var loadTimer: TimerHandle?
     private var session: BrokerSession
     /// The running workers (by address), set in setUp.
     private var processes: ProcessSupervisor<[UInt8]>?
@@ -217,6 +219,8 @@ final class AgentConnection: IOThreadRole {
         processes?.terminateAll(within: .seconds(1))
         processes = nil
         gatewayIDs = [:]
+        loadTimer?.cancel()
+        loadTimer = nil
         outbox?.close()
         outbox = nil
         dealer?.close()
@@ -247,6 +251,7 @@ final class AgentConnection: IOThreadRole {
                          metadata: ["message": "\(type)"])
             outbox.forget([])
             backlogLogged = false
+            stopLoadReports()
             setRegistered(false)
             sayHello()
         case .unreachable, .failed:
@@ -260,6 +265,30 @@ final class AgentConnection: IOThreadRole {
         guard backlogLogged, outbox?.hasBacklog == false else { return }
         backlogLogged = false
         logger.info("broker \(configuration.broker) takes messages again; the backlog went out")
+    }
+
+    // MARK: - Load reports
+
+    /// Starts LOAD_REPORTs every `milliseconds` (a WELCOME's `load_report_ms`): only a broker that
+    /// asks for them gets them, so an older broker never sees a type it does not know.
+    private func startLoadReports(_ milliseconds: Int64?) {
+        stopLoadReports()
+        guard let milliseconds, LoadReport.intervalRange.contains(milliseconds), let loop else { return }
+        reportLoad(every: .milliseconds(milliseconds), loop)
+    }
+
+    private func stopLoadReports() {
+        loadTimer?.cancel()
+        loadTimer = nil
+    }
+
+    private func reportLoad(every interval: Duration, _ loop: IOLoop) {
+        if let report = HostLoadSampler.sample(host: configuration.name) {
+            send(.loadReport, report.encoded)
+        }
+        loadTimer = loop.schedule(at: .now.advanced(by: interval)) { [unowned self, unowned loop] in
+            self.reportLoad(every: interval, loop)
+        }
     }
 
     private func sayHello() {
@@ -301,9 +330,11 @@ final class AgentConnection: IOThreadRole {
                 guard session.welcomed(settings: offered, now: .now) else { break }
                 logger.info("registered with broker \(configuration.broker) as \(configuration.name)")
                 setRegistered(true)
+                startLoadReports(ControlPayload(decoding: message.payload)?.int("load_report_ms"))
             case .unknownPeer:
                 // The broker restarted or forgot this agent: register again.
                 guard session.unknownPeer() else { break }
+                stopLoadReports()
                 setRegistered(false)
                 sayHello()
             case .spawn:
@@ -342,6 +373,7 @@ final class AgentConnection: IOThreadRole {
             send(.heartbeat)
         case .brokerLost:
             if wasReady { logger.warning("broker \(configuration.broker) stopped answering heartbeats; registering again") }
+            stopLoadReports()
             setRegistered(false)
             sayHello()
         case .resumedAfterPause(let gap):
