@@ -63,6 +63,12 @@ extension ProcessTests {
             let keys = Set(try #require(encoded.dictValue).keys.compactMap(\.stringValue))
             #expect(keys == ["loadAverage1", "loadAverage5", "loadAverage15", "cpus", "memoryAvailableBytes", "memoryTotalBytes",
                              "secondsSinceReport"])
+            // `execnet-broker status` shows it in its table.
+            let table = try CollectedChild("\(buildDirectory())/execnet-broker", ["status", "--connect", endpoint])
+            let shown = await table.wait(.seconds(20)) { child in
+                child.stdout.split(separator: "\n").contains { $0.hasPrefix("loadhost-a") && $0.contains(" \(cpus) CPUs, ") }
+            }
+            #expect(shown, "no load in the status table:\n\(table.stdout)")
             // The per-host gauges.
             let gauge = "execnet_broker_host_cpus{host=\"loadhost-b\"}"
             let body = try await scrapeUntil(port: port) { sample($0, gauge) != nil }
@@ -107,10 +113,14 @@ extension ProcessTests {
             let agentID = try #require(helloID, "the agent did not say hello: \(hello.map(\.type))")
             var welcome = ControlPayload()
             welcome["protocol"] = .int(wireProtocolVersion)
+            // A wide liveness window (0.2 s × 50), so a loaded machine does not make the agent
+            // take this broker for lost and register again.
+            welcome["heartbeat_ms"] = .int(200)
+            welcome["liveness"] = .int(50)
             _ = try router.send([agentID] + WireMessage(channelID: 0, type: .welcome, payload: welcome.encoded).frames)
             // Registered with an "old" broker: heartbeats, never a report.
-            let (_, quiet) = try await collect(from: agentID) { seen in seen.filter { $0.type == .heartbeat }.count >= 10 }
-            #expect(quiet.filter { $0.type == .heartbeat }.count >= 10, "the agent went silent: \(quiet.map(\.type))")
+            let (_, quiet) = try await collect(from: agentID) { seen in seen.filter { $0.type == .heartbeat }.count >= 5 }
+            #expect(quiet.filter { $0.type == .heartbeat }.count >= 5, "the agent went silent: \(quiet.map(\.type))")
             #expect(!quiet.contains { $0.type == .loadReport }, "an agent sent LOAD_REPORT to a broker that did not ask")
             #expect(!quiet.contains { $0.type == .agentHello }, "the agent did not stay registered")
 
