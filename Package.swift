@@ -253,6 +253,9 @@ let package = Package(
                 "Execnet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                // `runtime --metrics`: the backend execnet-broker and execnet-agent bootstrap.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -18,7 +18,11 @@
 #   --figures LIST  only these figures, comma-separated (default: startup,group8,rtt,oneway,
 #                   taskserver,terminate,death,idle-rss,worker-soak; also: taskserver-map, the
 #                   taskserver workload through group.map, and call-rtt, gateway.call against a raw
-#                   channel round trip; run them with taskserver for the map-vs-seed ratio)
+#                   channel round trip; run them with taskserver for the map-vs-seed ratio;
+#                   and metrics: the round trip and one-way figures with a metrics backend
+#                   bootstrapped (swift_metrics: the client with execnet-bench --metrics;
+#                   swift_broker_metrics: that client through a second broker and agent serving
+#                   /metrics) against the same without (swift, swift_broker), ratio on/off)
 #
 # BENCH_SCRATCH sets the SwiftPM scratch path (default .build). Exits nonzero only if something
 # failed to build or run, never because a target was missed.
@@ -38,7 +42,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1; ROUNDS=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --figures) FIGURE_LIST="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -97,6 +101,7 @@ BROKER_PID=""
 AGENT_PID=""
 # Stops the agent (it kills its workers) and then the broker; nothing outlives the script.
 cleanup() {
+    for pid in ${METRICS_AGENT_PID:-} ${METRICS_BROKER_PID:-}; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     if [ -n "$AGENT_PID" ]; then kill -TERM "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
     if [ -n "$BROKER_PID" ]; then kill -TERM "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
     rm -rf "$RAW" "$FAILURES" "$BROKER_DIR"
@@ -125,10 +130,37 @@ done
 [ "$registered" = 1 ] || { cat "$BROKER_DIR"/*.err >&2; log "execnet-agent did not register with $BROKER"; exit 1; }
 log "broker at $BROKER, agent registered"
 
+# --- For --figures metrics: a second broker and agent, the same but serving /metrics (so their
+# metrics backend is bootstrapped and published every second), on ports the kernel picks.
+METRICS_BROKER=""
+if [[ ",$FIGURE_LIST," == *,metrics,* ]]; then
+    "$BIN/execnet-broker" serve --bind "tcp://127.0.0.1:*" --shutdown-grace 1 --log-level warning --http-address 127.0.0.1:0 \
+        > "$BROKER_DIR/mbroker.out" 2> "$BROKER_DIR/mbroker.err" &
+    METRICS_BROKER_PID=$!
+    for _ in $(seq 100); do grep -q "listening" "$BROKER_DIR/mbroker.out" && break; sleep 0.1; done
+    METRICS_BROKER="$(sed -n 's/^execnet-broker: listening on \([^ ]*\).*/\1/p' "$BROKER_DIR/mbroker.out")"
+    [ -n "$METRICS_BROKER" ] || { cat "$BROKER_DIR/mbroker.err" >&2; log "the metrics broker did not start"; exit 1; }
+    "$BIN/execnet-agent" --connect "$METRICS_BROKER" --name bench --slots 8 --allow "$BIN/ExecnetBenchWorker" \
+        --log-level warning --http-address 127.0.0.1:0 > "$BROKER_DIR/magent.out" 2> "$BROKER_DIR/magent.err" &
+    METRICS_AGENT_PID=$!
+    registered=0
+    for _ in $(seq 100); do
+        case "$("$BIN/execnet-broker" status --connect "$METRICS_BROKER" --json --timeout 1 2>/dev/null || true)" in
+            *'"bench"'*) registered=1; break ;;
+        esac
+        sleep 0.1
+    done
+    [ "$registered" = 1 ] || { cat "$BROKER_DIR"/m*.err >&2; log "the metrics agent did not register"; exit 1; }
+    log "metrics broker at $METRICS_BROKER, agent registered"
+fi
+
 # run IMPL FIGURE: one fresh process measuring one figure; its JSON lines go to $RAW.
 run() {
     local impl="$1" figure="$2" output status=0
-    local args=(--figure "$figure" "${COUNTS[@]}")
+    local bench_figure="$figure"
+    # metrics: the round trip and one-way figures, with and without a metrics backend.
+    [ "$figure" = metrics ] && bench_figure=rtt,oneway
+    local args=(--figure "$bench_figure" "${COUNTS[@]}")
     case "$impl" in
         swift)
             # The round trip also with the blocking API from a thread of its own (reported apart).
@@ -140,6 +172,12 @@ run() {
             output="$(timeout 300 "$BIN/execnet-bench" runtime --broker "$BROKER" --worker "$BIN/ExecnetBenchWorker" \
                 "${args[@]}" "${TASKS[@]}" "${SOAK[@]}" \
                 | sed 's/"impl": "swift"/"impl": "swift_broker"/')" || status=$? ;;
+        swift_metrics)
+            output="$(timeout 300 "$BIN/execnet-bench" runtime --metrics "${args[@]}" \
+                | sed 's/"impl": "swift"/"impl": "swift_metrics"/')" || status=$? ;;
+        swift_broker_metrics)
+            output="$(timeout 300 "$BIN/execnet-bench" runtime --metrics --broker "$METRICS_BROKER" --worker "$BIN/ExecnetBenchWorker" \
+                "${args[@]}" | sed 's/"impl": "swift"/"impl": "swift_broker_metrics"/')" || status=$? ;;
         execnet) output="$(timeout 300 "$VENV/bin/python" bench/execnet_bench.py "${args[@]}" "${TASKS[@]}")" || status=$? ;;
         c_direct) output="$(timeout 300 bench/.bin/baseline direct "${args[@]}" "${TASKS[@]}")" || status=$? ;;
         c_relay) output="$(timeout 300 bench/.bin/baseline relay "${args[@]}")" || status=$? ;;
@@ -161,6 +199,7 @@ impls_for() {
         taskserver|taskserver-map) echo "swift execnet c_direct" ;;
         call-rtt) echo "swift" ;;
         worker-soak) echo "swift swift_broker" ;;
+        metrics) echo "swift swift_metrics swift_broker swift_broker_metrics" ;;
         *) echo "swift execnet" ;;
     esac
 }

@@ -193,6 +193,18 @@ def main():
             "must": must, "ratio": ratio, "met": met, "label": label,
         })
 
+    # Metrics on vs off (--figures metrics): the same client, and the same broker and agent, with a
+    # metrics backend bootstrapped over without; ratio = on / off (1.00: recording costs nothing).
+    metrics_pairs = [("swift_metrics", "swift"), ("swift_broker_metrics", "swift_broker")]
+    metrics_rows = []
+    for figure, label, unit in FIGURES:
+        by_impl = medians.get(figure, {})
+        pairs = {on: by_impl[on] / by_impl[off] for on, off in metrics_pairs if by_impl.get(on) and by_impl.get(off)}
+        if pairs:
+            results["figures"][figure]["ratio_metrics"] = pairs
+            metrics_rows.append((f"{label} ({unit})", [fmt(by_impl.get(impl)) for pair in metrics_pairs for impl in reversed(pair)]
+                                 + [f"{pairs[on]:.3f}x" if on in pairs else "n/a" for on, _ in metrics_pairs]))
+
     results["machine"] = machine()
     results["rounds"] = args.rounds
     results["smoke"] = bool(args.smoke)
@@ -223,6 +235,14 @@ def main():
         kind = "" if target["must"] else " (aim)"
         via = " via broker" if target["impl"] == "swift_broker" else ""
         print(f"  {target['figure']}{via} vs {target['versus']}: {ratio}, target {target['target']}{kind}: {state}")
+    if metrics_rows:
+        header = ["figure", "metrics off", "metrics on", "via broker, off", "via broker, on", "on/off", "on/off via broker"]
+        print()
+        print("Metrics on vs off (a metrics backend bootstrapped in the client, and in the broker and agent):")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+        for label, cells in metrics_rows:
+            print("| " + " | ".join([label] + cells) + " |")
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2, sort_keys=True)

@@ -15,6 +15,10 @@
 #      subcommand and --flag the files pass to execnet-broker / execnet-agent appears in that
 #      command's --help. BIN_DIR: --bin-dir, else $BIN_DIR, else .build/release or .build/debug
 #      (whichever exists). --no-binaries skips this step.
+#   6. the Grafana dashboard (deploy/grafana/execnet-dashboard.json): every metric name its
+#      queries use is in a live /metrics scrape of the built execnet-broker and execnet-agent
+#      after a few gateways ran through them (execnet-bench and ExecnetBenchWorker from BIN_DIR);
+#      skipped with --no-binaries
 #   Also: make-keys.sh runs (against the built execnet-broker, or a stand-in keygen with
 #   --no-binaries), and the deploy files use only EXECNET_* variables that exist.
 #
@@ -31,7 +35,7 @@ while [ $# -gt 0 ]; do
         --no-binaries) no_binaries=1 ;;
         --bin-dir) shift; bin_dir=${1:?--bin-dir needs a directory} ;;
         --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "check-deploy: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -264,6 +268,14 @@ else
     else
         fail "make-keys:$problems ($keys_note)"
     fi
+fi
+
+# --------------------------------------------------------------------------------------------
+section "6. Grafana dashboard against a live scrape"
+if [ $no_binaries -eq 1 ]; then
+    skip "grafana: --no-binaries given; the dashboard's metric names were not checked against a scrape"
+else
+    run_helper grafana $PY scripts/check_deploy.py grafana "$bin_dir"
 fi
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ binaries. Every check prints one line starting with PASS, FAIL or SKIP; check-de
   check_deploy.py invocations          list the execnet-broker / execnet-agent calls found
   check_deploy.py binaries BIN_DIR     each call's subcommand and --flags appear in --help;
                                        each /usr/local/bin/execnet-* named exists in BIN_DIR
+  check_deploy.py grafana BIN_DIR [DASHBOARD]
+                                       every metric name (execnet_*) in the Grafana dashboard's
+                                       queries (default deploy/grafana/execnet-dashboard.json) is
+                                       in a live /metrics scrape of a real broker and agent from
+                                       BIN_DIR, after a few gateways ran through them
 
 Calls are taken from the Dockerfile (RUN/CMD/ENTRYPOINT/HEALTHCHECK and comments), the compose
 file and Kubernetes manifests (command, args, probes, healthchecks, and comments), the systemd
@@ -489,6 +494,137 @@ def cmd_binaries(bin_dir):
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------------------------------------
+# The Grafana dashboard against a live scrape.
+
+DASHBOARD = os.path.join(DEPLOY, "grafana", "execnet-dashboard.json")
+METRIC_NAME = re.compile(r"\bexecnet_[a-zA-Z0-9_]+")
+
+
+def dashboard_queries(node):
+    """Every PromQL text in a dashboard: panel targets' `expr` and query variables' queries."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("expr", "definition") and isinstance(value, str):
+                yield value
+            elif key == "query" and isinstance(value, str) and node.get("type") == "query":
+                yield value
+            else:
+                yield from dashboard_queries(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from dashboard_queries(item)
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrape(port, path="/metrics"):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except OSError:
+        return None, ""
+
+
+def exposed_names(body):
+    """The metric names of a Prometheus text body: its TYPE/HELP lines and its samples."""
+    names = set()
+    for line in body.splitlines():
+        if line.startswith("# TYPE ") or line.startswith("# HELP "):
+            parts = line.split()
+            if len(parts) >= 3:
+                names.add(parts[2])
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def cmd_grafana(bin_dir, dashboard_path=DASHBOARD):
+    import tempfile
+    import time
+    label = rel(dashboard_path)
+    try:
+        with open(dashboard_path) as f:
+            dashboard = json.load(f)
+    except (OSError, ValueError) as error:
+        out("FAIL", f"grafana: {label} does not load: {error}")
+        return 1
+    queries = list(dashboard_queries(dashboard))
+    used = sorted({name for query in queries for name in METRIC_NAME.findall(query)})
+    nameless = [query for query in queries if not METRIC_NAME.search(query)]
+    if not queries or nameless:
+        out("FAIL", f"grafana: {label} has {len(queries)} queries; without an execnet_* metric: {nameless}")
+        return 1
+    binaries = ["execnet-broker", "execnet-agent", "execnet-bench", "ExecnetBenchWorker"]
+    missing = [b for b in binaries if not os.access(os.path.join(bin_dir, b), os.X_OK)]
+    if missing:
+        out("SKIP", f"grafana: {', '.join(missing)} not built in {bin_dir}; the {len(used)} metric names were not checked")
+        return 0
+    work = tempfile.mkdtemp(prefix="execnet-grafana-")
+    broker_http, agent_http = free_port(), free_port()
+    processes = []
+    try:
+        broker_out = open(os.path.join(work, "broker.out"), "w+")
+        processes.append(subprocess.Popen(
+            [os.path.join(bin_dir, "execnet-broker"), "serve", "--bind", "tcp://127.0.0.1:*", "--log-level", "error",
+             "--http-address", f"127.0.0.1:{broker_http}", "--load-report-interval", "0.2", "--shutdown-grace", "1"],
+            stdout=broker_out, stderr=subprocess.DEVNULL))
+        endpoint = None
+        deadline = time.monotonic() + 30
+        while endpoint is None and time.monotonic() < deadline:
+            broker_out.seek(0)
+            found = re.search(r"listening on (\S+)", broker_out.read())
+            endpoint = found.group(1) if found else None
+            time.sleep(0.1)
+        if endpoint is None:
+            out("FAIL", "grafana: execnet-broker did not start")
+            return 1
+        worker = os.path.join(bin_dir, "ExecnetBenchWorker")
+        processes.append(subprocess.Popen(
+            [os.path.join(bin_dir, "execnet-agent"), "--connect", endpoint, "--name", "grafana-check", "--slots", "4",
+             "--allow", worker, "--log-level", "error", "--http-address", f"127.0.0.1:{agent_http}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        while scrape(agent_http, "/readyz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # A few gateways through them: spawns, exits, a client's gateways.
+        workload = subprocess.run(
+            [os.path.join(bin_dir, "execnet-bench"), "runtime", "--broker", endpoint, "--worker", worker,
+             "--figure", "startup", "--startup-samples", "3"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        if workload.returncode != 0:
+            out("FAIL", f"grafana: the workload through the broker failed: {workload.stdout[-500:]}")
+            return 1
+        exposed = set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            exposed = exposed_names(scrape(broker_http)[1]) | exposed_names(scrape(agent_http)[1])
+            if set(used) <= exposed:
+                break
+            time.sleep(0.25)
+        absent = [name for name in used if name not in exposed]
+        if absent:
+            out("FAIL", f"grafana: {label} queries metrics that a live broker and agent do not export: {', '.join(absent)}")
+            return 1
+        out("PASS", f"grafana: all {len(used)} metric names in {label}'s {len(queries)} queries are in a live scrape "
+                    f"of execnet-broker and execnet-agent")
+        return 0
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        subprocess.run(["rm", "-rf", work])
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -504,6 +640,8 @@ def main(argv):
         return cmd_invocations()
     if command == "binaries" and len(argv) == 3:
         return cmd_binaries(argv[2])
+    if command == "grafana" and len(argv) in (3, 4):
+        return cmd_grafana(*argv[2:])
     print(__doc__, file=sys.stderr)
     return 2
 

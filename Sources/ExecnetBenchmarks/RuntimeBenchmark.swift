@@ -5,7 +5,9 @@
 // The worker is ExecnetBenchWorker, built beside this executable (see its main.swift for why).
 
 import ArgumentParser
+import CoreMetrics
 import Execnet
+import Prometheus
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,7 +57,13 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     @Option(help: "How long the idle worker idles before its RSS is read, in milliseconds.")
     var idleMilliseconds = 200
 
+    @Flag(help: "Bootstrap swift-prometheus as the metrics backend first (as execnet-broker --http-address does), so the client records and publishes its metrics while measuring.")
+    var metrics = false
+
     mutating func run() async throws {
+        if metrics {
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
+        }
         let spec = "\(broker.map { "broker=\($0)" } ?? "popen")//worker=\(worker ?? Self.defaultWorker())"
         let bench = RuntimeFigures(spec: spec, options: self)
         let figures = figure == "all"

@@ -69,6 +69,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "How long a graceful shutdown waits for workers, in seconds.")
     var shutdownGrace: Double = 5
 
+    @Option(name: .long, help: "Seconds between two load reports of an agent (0: agents send none).")
+    var loadReportInterval: Double = 5
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
@@ -109,6 +112,7 @@ struct Serve: AsyncParsableCommand {
             maxGatewaysPerClient: maxGatewaysPerClient, logger: logger)
         configuration.limits.maxInFlightBytes = maxInFlightMib << 20
         configuration.limits.maxChannelsPerGateway = maxChannelsPerGateway
+        configuration.loadReportInterval = loadReportInterval > 0 ? .seconds(loadReportInterval) : nil
         do {
             try configuration.validate()
         } catch let error as ExecnetError {

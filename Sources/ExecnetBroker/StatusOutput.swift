@@ -22,9 +22,10 @@ func statusTable(_ status: BrokerStatus) -> String {
         lines.append("memory \(mib(inFlight)) in flight + \(mib(queued)) queued, cap \(mib(cap))")
     }
     lines.append("")
-    lines.append(pad("HOST", 24) + pad("HOSTNAME", 24) + pad("SLOTS", 8) + "WORKERS")
+    lines.append(pad("HOST", 24) + pad("HOSTNAME", 24) + pad("SLOTS", 8) + pad("WORKERS", 9) + "LOAD 1/5/15 MIN, CPUS, MEMORY AVAILABLE/TOTAL")
     for host in status.hosts {
-        lines.append(pad(host.name, 24) + pad(host.hostname, 24) + pad(String(host.slots), 8) + String(host.workers))
+        lines.append(pad(host.name, 24) + pad(host.hostname, 24) + pad(String(host.slots), 8) + pad(String(host.workers), 9)
+                     + loadText(host.load))
     }
     lines.append("")
     lines.append(pad("GATEWAY", 16) + pad("HOST", 24) + pad("PID", 10) + pad("CONNECTED", 11) + "CHANNELS")
@@ -33,4 +34,13 @@ func statusTable(_ status: BrokerStatus) -> String {
                      + pad(gateway.connected ? "yes" : "no", 11) + String(gateway.channels))
     }
     return lines.joined(separator: "\n")
+}
+
+/// A host's load for the table: `0.52 0.48 0.40, 8 CPUs, 3.1/15.5 GiB (2 s ago)`, or `-` without a report.
+func loadText(_ load: BrokerStatus.HostLoad?) -> String {
+    guard let load else { return "-" }
+    func gib(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / 1_073_741_824) }
+    return String(format: "%.2f %.2f %.2f", load.loadAverage1, load.loadAverage5, load.loadAverage15)
+        + ", \(load.cpus) CPUs, \(gib(load.memoryAvailableBytes))/\(gib(load.memoryTotalBytes)) GiB"
+        + " (\(Int(load.secondsSinceReport.rounded())) s ago)"
 }

@@ -3,6 +3,7 @@
 // agents report spawns and exits; strangers may register. A malformed message is logged and dropped.
 
 import ExecnetCore
+import ExecnetValue
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -95,8 +96,14 @@ extension Broker {
     }
 
     private func spawn(for client: PeerAddress, _ payload: [UInt8]) {
-        guard let request = ControlPayload(decoding: payload), let address = request.bytes("address"), !address.isEmpty else {
-            rogue.warning("dropped a malformed SPAWN request", "")
+        let request: ControlPayload, address: PeerAddress
+        switch Self.checkSpawn(payload) {
+        case .success(let checked):
+            (request, address) = checked
+        case .failure(let refusal):
+            // Answered, so the client's gateway fails at once instead of waiting for its timeout.
+            rogue.warning("refused a malformed SPAWN request", refusal.reason)
+            sendToClient(client, about: refusal.address, .spawnFailed, encodePlain(.string("malformed SPAWN: \(refusal.reason)")))
             return
         }
         let host = request.string("host")
@@ -120,6 +127,36 @@ extension Broker {
         }
         forgetVerifiedSender()
         sendToPeer(agent, .spawn, forwarded.payload)
+    }
+
+    /// Why a SPAWN is malformed, and the address to answer about (empty if it has none).
+    struct SpawnRefusal: Error {
+        var reason: String
+        var address: PeerAddress
+    }
+
+    /// Checks a SPAWN's shape: a dict whose `address` is 1 to 255 bytes not starting with a zero
+    /// byte (a routing id), and whose optional fields have their kinds (docs/PROTOCOL.md).
+    static func checkSpawn(_ payload: [UInt8]) -> Result<(ControlPayload, PeerAddress), SpawnRefusal> {
+        guard let request = ControlPayload(decoding: payload) else {
+            return .failure(SpawnRefusal(reason: "the payload is not a dict", address: []))
+        }
+        guard let address = request.bytes("address"), !address.isEmpty else {
+            return .failure(SpawnRefusal(reason: "'address' must be non-empty bytes", address: []))
+        }
+        guard address.count <= 255, address[0] != 0 else {
+            return .failure(SpawnRefusal(reason: "'address' must be 1 to 255 bytes not starting with a zero byte", address: address))
+        }
+        for key in ["gateway", "host", "chdir", "worker"] where request[key] != nil && request.string(key) == nil {
+            return .failure(SpawnRefusal(reason: "'\(key)' must be text", address: address))
+        }
+        if request["nice"] != nil && request.int("nice") == nil {
+            return .failure(SpawnRefusal(reason: "'nice' must be an int", address: address))
+        }
+        if let env = request["env"], env.dictValue == nil {
+            return .failure(SpawnRefusal(reason: "'env' must be a dict", address: address))
+        }
+        return .success((request, address))
     }
 
     private func welcome(client: PeerAddress, _ message: WireMessage) {
@@ -161,6 +198,8 @@ extension Broker {
             return
         case .agentHello:
             registerAgent(agent, message)
+        case .loadReport:
+            handleLoadReport(agent, message)
         case .spawned:
             guard let report = ControlPayload(decoding: message.payload), let address = report.bytes("address"),
                 let worker = table.worker(address), worker.agent == agent
@@ -210,7 +249,7 @@ extension Broker {
         table.registerAgent(agent, name: name, hostname: hello?.string("hostname") ?? name,
                             slots: Int(hello?.int("slots") ?? 1), key: senderKey, now: .now)
         logger.info("agent \(name) registered with \(hello?.int("slots") ?? 1) slots", metadata: ["host": "\(name)"])
-        sendToPeer(agent, .welcome, welcomePayload().encoded)
+        sendToPeer(agent, .welcome, agentWelcomePayload().encoded)
     }
 
     // MARK: - Strangers
@@ -303,11 +342,14 @@ extension Broker {
         status["pid"] = .int(Int64(getpid()))
         status["uptime_s"] = .float(started.duration(to: .now).seconds)
         status["endpoints"] = .list(shared.endpoints.withLock { $0 }.map { .string($0) })
+        let now = ContinuousClock.now
         status["hosts"] = .list(table.agents.values.sorted { $0.name < $1.name }.map { agent in
-            .dict([
+            var host: ValueDictionary = [
                 "name": .string(agent.name), "hostname": .string(agent.hostname),
                 "slots": .int(Int64(agent.slots)), "workers": .int(Int64(agent.workers.count)),
-            ])
+            ]
+            if let load = hostLoadValue(agent, now: now) { host[.string("load")] = load }
+            return .dict(host)
         })
         status["clients"] = .int(Int64(table.clients.count))
         status["gateways"] = .list(shown.sorted { $0.gatewayID < $1.gatewayID }.map { worker in

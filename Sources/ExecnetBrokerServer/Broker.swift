@@ -10,8 +10,9 @@ import ZeroMQ
 
 /// Commands to the broker's I/O thread.
 enum BrokerCommand: Sendable {
-    /// Stop accepting work, ask every worker to exit, and report drained when none is left.
-    case beginShutdown
+    /// Stop accepting work, ask every worker to exit, and end the drain wait when none is left
+    /// or at `deadline`, whichever comes first.
+    case beginShutdown(deadline: ContinuousClock.Instant)
     /// Use a new authorized-keys list (a reload): peers whose key lost its role are dropped.
     case reloadKeys(AuthorizedKeys)
 }
@@ -22,6 +23,54 @@ final class BrokerShared: Sendable {
     let endpoints = Mutex<[String]>([])
     /// Set once a shutdown has no worker left.
     let drained = Atomic<Bool>(false)
+    /// The end of a shutdown's drain wait (no worker left, the grace period over, or the thread
+    /// stopped) and the tasks waiting for it.
+    private let drainWait = Mutex<DrainWait>(DrainWait())
+
+    private struct DrainWait {
+        var over = false
+        var nextID = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    /// Ends the drain wait: every waiter goes on, and later ones do not wait. Idempotent.
+    func endDrainWait() {
+        let waiters = drainWait.withLock { state in
+            state.over = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until ``endDrainWait()`` (or the task's cancellation: stop now). `begin` runs once the
+    /// caller waits and returns whether the I/O thread took the shutdown; if not, nobody would end
+    /// the wait, so it ends at once.
+    func waitForDrain(_ begin: () -> Bool) async {
+        let id = drainWait.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // The cancellation flag is set before the handler below takes the lock, so one of
+                // the two always sees the other.
+                let waits = drainWait.withLock { state -> Bool in
+                    guard !state.over, !Task.isCancelled else { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                guard waits else { return continuation.resume() }
+                if !begin() { resumeWaiter(id) }
+            }
+        } onCancel: {
+            resumeWaiter(id)
+        }
+    }
+
+    private func resumeWaiter(_ id: Int) {
+        drainWait.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+    }
 }
 
 /// The broker: routes frames between clients and their workers, and keeps every peer's liveness.
@@ -129,9 +178,11 @@ final class Broker: IOThreadRole {
 
     func handle(_ command: BrokerCommand, _ loop: IOLoop) {
         switch command {
-        case .beginShutdown:
+        case .beginShutdown(let deadline):
             guard !shuttingDown else { return }
             shuttingDown = true
+            // The grace period's end, on the I/O thread's clock: nothing polls.
+            loop.schedule(at: deadline) { [shared] in shared.endDrainWait() }
             logger.info("shutting down: asking \(table.workers.count) workers to exit")
             for address in table.workers.keys.map(\.bytes) {
                 send(WireMessage(channelID: 0, type: .terminate, payload: []), to: address)
@@ -154,6 +205,7 @@ final class Broker: IOThreadRole {
     }
 
     func tearDown(_ loop: IOLoop) {
+        shared.endDrainWait()
         outbox?.close()
         outbox = nil
         router?.close()
@@ -281,6 +333,7 @@ final class Broker: IOThreadRole {
     func checkDrained() {
         if shuttingDown && table.workers.isEmpty {
             shared.drained.store(true, ordering: .releasing)
+            shared.endDrainWait()
         }
     }
 }

@@ -41,6 +41,9 @@ public struct BrokerConfiguration: Sendable {
     public var logger: Logger
     /// Memory limits (docs/SECURITY.md, "Limits").
     public var limits = BrokerLimits()
+    /// How often agents report their host's load (LOAD_REPORT, asked for in the WELCOME to an
+    /// agent); `nil`: no reports. Default 5 s; 0.1 s … 1 h.
+    public var loadReportInterval: Duration? = .seconds(5)
 
     /// Creates a configuration.
     ///
@@ -75,6 +78,9 @@ public struct BrokerConfiguration: Sendable {
         guard !binds.isEmpty else { throw ExecnetError(.invalidSpec, "the broker needs at least one --bind") }
         guard maxMessageSize > 0 else { throw ExecnetError(.invalidSpec, "the maximum message size must be positive") }
         guard maxGatewaysPerClient >= 0 else { throw ExecnetError(.invalidSpec, "the gateway quota must not be negative") }
+        if let loadReportInterval, !LoadReport.intervalRange.contains(Int64(loadReportInterval.clampedMilliseconds)) {
+            throw ExecnetError(.invalidSpec, "the load report interval must be 0.1 s to 1 h")
+        }
         if security == nil, let open = binds.first(where: { !isLoopbackEndpoint($0) }) {
             throw ExecnetError(
                 .invalidSpec,

@@ -36,6 +36,14 @@ package enum BrokerMetricNames {
     package static let queuedBytes = "execnet_broker_queued_bytes"
     package static let memoryCapBytes = "execnet_broker_memory_cap_bytes"
     package static let ledgerChannels = "execnet_broker_ledger_channels"
+    // Per host, from its agent's load reports.
+    package static let hostLoad1 = "execnet_broker_host_load1"
+    package static let hostLoad5 = "execnet_broker_host_load5"
+    package static let hostLoad15 = "execnet_broker_host_load15"
+    package static let hostCPUs = "execnet_broker_host_cpus"
+    package static let hostMemoryAvailable = "execnet_broker_host_memory_available_bytes"
+    package static let hostMemoryTotal = "execnet_broker_host_memory_total_bytes"
+    package static let hostLoadReportAge = "execnet_broker_host_load_report_age_seconds"
 }
 
 /// Publishes the broker's state. Used on the broker's I/O thread only; the metric objects are
@@ -55,7 +63,14 @@ final class BrokerMetricsPublisher {
         var hostSlots: [String: Gauge] = [:]
         var hostWorkers: [String: Gauge] = [:]
         var clientGateways: [String: Gauge] = [:]
+        /// Per host and load metric name (`hostLoadLabels`).
+        var hostLoad: [String: [String: Gauge]] = [:]
     }
+
+    private static let hostLoadLabels = [
+        BrokerMetricNames.hostLoad1, BrokerMetricNames.hostLoad5, BrokerMetricNames.hostLoad15, BrokerMetricNames.hostCPUs,
+        BrokerMetricNames.hostMemoryAvailable, BrokerMetricNames.hostMemoryTotal, BrokerMetricNames.hostLoadReportAge,
+    ]
 
     private var handles: Handles?
     private var lastPublished: ContinuousClock.Instant?
@@ -88,6 +103,7 @@ final class BrokerMetricsPublisher {
             gauge(&h.hostSlots, BrokerMetricNames.hostSlots, "host", name).record(slots[name] ?? 0)
             gauge(&h.hostWorkers, BrokerMetricNames.hostWorkers, "host", name).record(running[name] ?? 0)
         }
+        publishHostLoads(table, &h, now: now)
         var gateways: [String: Int] = [:]
         for client in table.clients.values { gateways[keyFingerprint(client.key), default: 0] += 0 }
         for worker in table.workers.values { gateways[keyFingerprint(worker.ownerKey), default: 0] += 1 }
@@ -95,6 +111,36 @@ final class BrokerMetricsPublisher {
             gauge(&h.clientGateways, BrokerMetricNames.clientGateways, "client", client).record(gateways[client] ?? 0)
         }
         handles = h
+    }
+
+    /// Per host, its last load report (the newest of agents sharing a name); a host that left
+    /// keeps its series at zero.
+    private func publishHostLoads(_ table: RoutingTable, _ h: inout Handles, now: ContinuousClock.Instant) {
+        var newest: [String: (report: LoadReport, received: ContinuousClock.Instant)] = [:]
+        for agent in table.agents.values {
+            guard let load = agent.load else { continue }
+            if let known = newest[agent.name], known.received > load.received { continue }
+            newest[agent.name] = load
+        }
+        for name in Set(newest.keys).union(h.hostLoad.keys) {
+            var values = [Double](repeating: 0, count: Self.hostLoadLabels.count)
+            if let (report, received) = newest[name] {
+                values = [report.load1, report.load5, report.load15, Double(report.cpus), Double(report.memoryAvailable),
+                          Double(report.memoryTotal), received.duration(to: now).seconds]
+            }
+            var gauges = h.hostLoad[name] ?? [:]
+            for (label, value) in zip(Self.hostLoadLabels, values) {
+                gauge(&gauges, label, "host", name, key: label).record(value)
+            }
+            h.hostLoad[name] = gauges
+        }
+    }
+
+    private func gauge(_ cache: inout [String: Gauge], _ label: String, _ dimension: String, _ value: String, key: String) -> Gauge {
+        if let gauge = cache[key] { return gauge }
+        let gauge = Gauge(label: label, dimensions: [(dimension, value)])
+        cache[key] = gauge
+        return gauge
     }
 
     private func gauge(_ cache: inout [String: Gauge], _ label: String, _ dimension: String, _ value: String) -> Gauge {

@@ -43,12 +43,12 @@ public final class BrokerServer: Sendable {
 
     /// Shuts down gracefully: refuses new work, asks every worker to exit, waits for them (at most
     /// the configuration's grace period), then stops the I/O thread. Idempotent.
+    ///
+    /// The wait ends on the event (the last worker gone, or the grace period's end on the broker's
+    /// own clock); cancelling the calling task ends it at once (stop now).
     public func shutdown() async {
-        io.submit(.beginShutdown)
         let deadline = ContinuousClock.now.advanced(by: configuration.shutdownGracePeriod)
-        while !shared.drained.load(ordering: .acquiring) && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await shared.waitForDrain { io.submit(.beginShutdown(deadline: deadline)) }
         await stopThread()
     }
 

@@ -17,6 +17,9 @@ public struct BrokerStatus: Codable, Sendable, Equatable {
         public var slots: Int
         /// Workers it runs now.
         public var workers: Int
+        /// The host's load as its agent last reported it; `nil` until the first report (or from
+        /// an agent or broker without load reports).
+        public var load: HostLoad?
     }
 
     /// A gateway (a worker on some host) the caller may see.

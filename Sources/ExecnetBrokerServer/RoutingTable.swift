@@ -25,6 +25,8 @@ struct AgentRecord: Sendable {
     var slots: Int
     /// Workers running on this agent's host.
     var workers: Set<PeerAddress> = []
+    /// The host's load as last reported (checked and clamped), and when it came.
+    var load: (report: LoadReport, received: ContinuousClock.Instant)?
 
     var freeSlots: Int { max(0, slots - workers.count) }
 }
@@ -80,6 +82,9 @@ struct RoutingTable: Sendable {
     func worker(_ address: PeerAddress) -> WorkerRecord? { workers[PeerKey(address)] }
 
     func isClient(_ address: PeerAddress) -> Bool { clients[PeerKey(address)] != nil }
+
+    /// The agent registered at `address`, if any.
+    func agent(_ address: PeerAddress) -> AgentRecord? { agents[PeerKey(address)] }
 
     // The forwarding hot path asks only what it needs, by a key hashed once, and copies no
     // record (a `WorkerRecord` holds six reference-counted fields).
@@ -165,6 +170,11 @@ struct RoutingTable: Sendable {
 
     mutating func workerSpawned(_ address: PeerAddress, pid: Int64) {
         workers[PeerKey(address)]?.pid = pid
+    }
+
+    /// Keeps an agent's (checked) load report, replacing the previous one.
+    mutating func recordLoad(_ report: LoadReport, agent address: PeerAddress, now: ContinuousClock.Instant) {
+        agents[PeerKey(address)]?.load = (report, now)
     }
 
     // MARK: - Removal (one place unlinks from every index)

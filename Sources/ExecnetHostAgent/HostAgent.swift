@@ -167,6 +167,12 @@ final class AgentConnection: IOThreadRole {
     let shared: AgentShared
     var logger: Logger { configuration.logger }
     private var dealer: ZMQSocket?
+    /// Everything to the broker goes through it, in order (a send never drops silently).
+    private var outbox: Outbox?
+    /// Whether the outbox's backlog (the broker's pipe took nothing) was logged.
+    private var backlogLogged = false
+    /// The timer of the next LOAD_REPORT, while the broker asked for them.
+    private var loadTimer: TimerHandle?
     private var session: BrokerSession
     /// The running workers (by address), set in setUp.
     private var processes: ProcessSupervisor<[UInt8]>?
@@ -199,6 +205,7 @@ final class AgentConnection: IOThreadRole {
             onLine: { [unowned self] address, stream, line in output(self.gatewayIDs[address] ?? "gw", stream, line) },
             onExit: { [unowned self] address, exit in self.workerExited(address, exit) })
         loop.addSocket(dealer) { [unowned self] in self.handleBroker() }
+        outbox = Outbox(socket: dealer, routed: false, cap: Self.outboxCap, logger: logger, loop: loop)
         session = BrokerSession(settings: configuration.liveness, registers: true, now: .now)
         sayHello()
         scheduleTick(loop)
@@ -212,14 +219,76 @@ final class AgentConnection: IOThreadRole {
         processes?.terminateAll(within: .seconds(1))
         processes = nil
         gatewayIDs = [:]
+        loadTimer?.cancel()
+        loadTimer = nil
+        outbox?.close()
+        outbox = nil
         dealer?.close()
     }
 
     // MARK: - Broker
 
+    /// The most bytes waiting for the broker; past it the backlog is dropped and the agent
+    /// registers again (a broker that read nothing for that long has forgotten it anyway).
+    static let outboxCap = 16 << 20
+
+    /// Sends to the broker through the outbox: a message the broker's pipe does not take now
+    /// (no connection: a failed handshake, say) waits, in order, and goes when it does.
     private func send(_ type: BrokerMessageType, _ payload: [UInt8] = []) {
+        guard let outbox else { return }
         session.sent(now: .now)
-        _ = try? dealer?.send(WireMessage(channelID: 0, type: .broker(type), payload: payload).frames, dontWait: true)
+        switch outbox.send(WireMessage(channelID: 0, type: .broker(type), payload: payload)) {
+        case .sent:
+            break
+        case .queued:
+            if !backlogLogged {
+                backlogLogged = true
+                logger.warning("broker \(configuration.broker) takes no messages now (not connected, or the connection's handshake failed); they wait in order",
+                               metadata: ["message": "\(type)", "queued_bytes": "\(outbox.queuedBytes)"])
+            }
+        case .overCap(let queued):
+            logger.error("broker \(configuration.broker) took nothing while \(queued) bytes waited; dropping them and registering again",
+                         metadata: ["message": "\(type)"])
+            outbox.forget([])
+            backlogLogged = false
+            stopLoadReports()
+            setRegistered(false)
+            sayHello()
+        case .unreachable, .failed:
+            // A DEALER is never unreachable; a failure was logged by the outbox.
+            logger.error("could not send \(type) to broker \(configuration.broker)")
+        }
+    }
+
+    /// Logs once when a backlog logged by `send` has gone out.
+    private func noteBacklogDrained() {
+        guard backlogLogged, outbox?.hasBacklog == false else { return }
+        backlogLogged = false
+        logger.info("broker \(configuration.broker) takes messages again; the backlog went out")
+    }
+
+    // MARK: - Load reports
+
+    /// Starts LOAD_REPORTs every `milliseconds` (a WELCOME's `load_report_ms`): only a broker that
+    /// asks for them gets them, so an older broker never sees a type it does not know.
+    private func startLoadReports(_ milliseconds: Int64?) {
+        stopLoadReports()
+        guard let milliseconds, LoadReport.intervalRange.contains(milliseconds), let loop else { return }
+        reportLoad(every: .milliseconds(milliseconds), loop)
+    }
+
+    private func stopLoadReports() {
+        loadTimer?.cancel()
+        loadTimer = nil
+    }
+
+    private func reportLoad(every interval: Duration, _ loop: IOLoop) {
+        if let report = HostLoadSampler.sample(host: configuration.name) {
+            send(.loadReport, report.encoded)
+        }
+        loadTimer = loop.schedule(at: .now.advanced(by: interval)) { [unowned self, unowned loop] in
+            self.reportLoad(every: interval, loop)
+        }
     }
 
     private func sayHello() {
@@ -261,9 +330,11 @@ final class AgentConnection: IOThreadRole {
                 guard session.welcomed(settings: offered, now: .now) else { break }
                 logger.info("registered with broker \(configuration.broker) as \(configuration.name)")
                 setRegistered(true)
+                startLoadReports(ControlPayload(decoding: message.payload)?.int("load_report_ms"))
             case .unknownPeer:
                 // The broker restarted or forgot this agent: register again.
                 guard session.unknownPeer() else { break }
+                stopLoadReports()
                 setRegistered(false)
                 sayHello()
             case .spawn:
@@ -291,6 +362,7 @@ final class AgentConnection: IOThreadRole {
 
     /// Heartbeat when idle; a silent broker means registering again (Paranoid Pirate's reconnect).
     private func tick() {
+        noteBacklogDrained()
         let wasReady = session.isReady
         switch session.tick(now: .now) {
         case .none:
@@ -301,6 +373,7 @@ final class AgentConnection: IOThreadRole {
             send(.heartbeat)
         case .brokerLost:
             if wasReady { logger.warning("broker \(configuration.broker) stopped answering heartbeats; registering again") }
+            stopLoadReports()
             setRegistered(false)
             sayHello()
         case .resumedAfterPause(let gap):

@@ -72,7 +72,7 @@ import ZeroMQ
         ([[0, 0, 0, 1], [], []], .typeFrameSize(0)),
         ([[0, 0, 0, 1], [3, 3], []], .typeFrameSize(2)),
         ([[0, 0, 0, 1], [0], []], .unknownType(0)),
-        ([[0, 0, 0, 1], [23], []], .unknownType(23)),
+        ([[0, 0, 0, 1], [24], []], .unknownType(24)),
         ([[0, 0, 0, 1], [200], []], .unknownType(200)),
         ([[0, 0, 0, 0], [3], [0x51]], .badChannelID(0, .data)),
         ([[0xff, 0xff, 0xff, 0xff], [6], []], .badChannelID(-1, .credit)),
@@ -114,10 +114,10 @@ import ZeroMQ
     @Test func theTwoProtocolsShareNoByteAndEveryTypeHasAName() {
         let gateway = Set(GatewayMessageType.allCases.map(\.rawValue))
         let broker = Set(BrokerMessageType.allCases.map(\.rawValue))
-        #expect(gateway == Set(1...10) && broker == Set(11...22))
+        #expect(gateway == Set(1...10) && broker == Set(11...23))
         for raw in UInt8(0)...255 {
             let type = MessageType(rawValue: raw)
-            #expect((type != nil) == (1...22).contains(raw))
+            #expect((type != nil) == (1...23).contains(raw))
             if let type {
                 #expect(type.rawValue == raw)
                 #expect("\(type)".uppercased() == "\(type)" && !"\(type)".isEmpty)

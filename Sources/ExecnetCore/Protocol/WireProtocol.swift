@@ -81,6 +81,9 @@ package enum BrokerMessageType: UInt8, Sendable, CaseIterable, CustomStringConve
     case unknownPeer = 21
     /// To the broker and back: the broker's status table (a dict).
     case brokerStatus = 22
+    /// Agent to broker, only to a broker whose WELCOME asked for it (`load_report_ms`): the host's
+    /// load; `{host, load1, load5, load15, cpus, memory_available, memory_total}` (``LoadReport``).
+    case loadReport = 23
 
     package var description: String {
         switch self {
@@ -96,6 +99,7 @@ package enum BrokerMessageType: UInt8, Sendable, CaseIterable, CustomStringConve
         case .workerExited: "WORKER_EXITED"
         case .unknownPeer: "UNKNOWN_PEER"
         case .brokerStatus: "BROKER_STATUS"
+        case .loadReport: "LOAD_REPORT"
         }
     }
 }
@@ -156,6 +160,7 @@ package enum MessageType: Hashable, Sendable, CustomStringConvertible {
     package static var workerExited: Self { .broker(.workerExited) }
     package static var unknownPeer: Self { .broker(.unknownPeer) }
     package static var brokerStatus: Self { .broker(.brokerStatus) }
+    package static var loadReport: Self { .broker(.loadReport) }
 }
 
 /// One protocol message, without its routing envelope: channel id, type and payload.
