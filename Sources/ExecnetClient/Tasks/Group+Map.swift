@@ -550,6 +550,8 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             inFlight -= 1
             release(gatewayID)
         }
+        // The snapshot too: a cancelled map reports nothing in flight once its lanes stopped.
+        noteInFlight()
         wakeTakers()
     }
 
