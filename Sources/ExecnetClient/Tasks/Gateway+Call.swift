@@ -143,11 +143,9 @@ final class TypedCaller: Sendable {
 
     private func startReader() throws {
         // Replies are handed to their calls by a direct callback, on the thread that delivers
-        // them (no hop through a reader task); it takes only this caller's lock, and resumes the
-        // call after the channel's lock is released (the call's next send then does not wait).
+        // them (no hop through a reader task); it takes only this caller's and the slot's locks.
         try channel.register(CallbackRegistration(
-            callback: { [self] item in deliver(item)?() }, endmarker: nil, direct: true,
-            deferring: { [self] item in deliver(item) }))
+            callback: { [self] item in deliver(item) }, endmarker: nil, direct: true))
         let task = Task { [self] in
             var end: any Error = ExecnetError(.endOfChannel, "typed task '\(taskName)' channel ended",
                                               gatewayID: gatewayID, channelID: channel.id)
@@ -169,28 +167,21 @@ final class TypedCaller: Sendable {
         reader.withLock { $0 = task }
     }
 
-    /// Finds the call one reply is for and returns its hand-over (to run once the channel's lock
-    /// is released); anything else is ignored (a broken peer's message, or a reply to a call that
-    /// was cancelled).
-    private func deliver(_ item: Value) -> (@Sendable () -> Void)? {
-        guard let message = try? TypedTaskMessage(item) else { return nil }
-        let slot: ReplySlot?
-        let result: Result<Value, any Error>
+    /// Hands one reply to the call waiting for it; anything else is ignored (a broken peer's
+    /// message, or a reply to a call that was cancelled).
+    private func deliver(_ item: Value) {
+        guard let message = try? TypedTaskMessage(item) else { return }
         switch message {
         case .ok(let id, let output):
-            slot = take(id)
-            result = .success(output)
+            take(id)?.fill(.success(output))
         case .err(let id, let typeName, let text):
-            slot = take(id)
-            result = .failure(RemoteTaskError(taskName: taskName, gatewayID: gatewayID, typeName: typeName, message: text))
+            take(id)?.fill(.failure(RemoteTaskError(
+                taskName: taskName, gatewayID: gatewayID, typeName: typeName, message: text)))
         case .results(let id, let results):
-            slot = take(id)
-            result = .success(.list(results))
+            take(id)?.fill(.success(.list(results)))
         case .call, .calls, .cancel, .stream, .item, .end:
-            return nil
+            break
         }
-        guard let slot else { return nil }
-        return { slot.fill(result) }
     }
 
     /// Why the channel ended, once the reader has seen its end (a send that failed because the

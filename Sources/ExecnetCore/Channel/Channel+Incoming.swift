@@ -82,7 +82,7 @@ extension Channel {
         /// The peer sent beyond its window: it is lying about flow control.
         case violation
         case handOff(ReceiveWaiter, grant: (messages: Int, bytes: Int)?)
-        case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?, then: (@Sendable () -> Void)?)
+        case direct(grant: (messages: Int, bytes: Int)?, failure: (any Error)?)
         /// Queued while someone waits for the close: granted back at once.
         case drained((messages: Int, bytes: Int)?)
     }
@@ -103,8 +103,7 @@ extension Channel {
                 if registration.direct {
                     // Under the lock, so items keep arrival order against the replay in `register`.
                     let grant = state.consume(bytes: payload.count)
-                    let (failure, then) = runDirectCallback(payload, registration)
-                    return .direct(grant: grant, failure: failure, then: then)
+                    return .direct(grant: grant, failure: runDirectCallback(payload, registration))
                 }
                 if state.replaying {
                     // `setCallback` is still replaying earlier items on its caller's thread.
@@ -133,8 +132,7 @@ extension Channel {
         case .handOff(let receiver, let grant):
             sendCredit(grant)
             receiver.resume(.success(payload))
-        case .direct(let grant, let failure, let then):
-            then?()
+        case .direct(let grant, let failure):
             sendCredit(grant)
             if let failure {
                 connection.logger.debug("callback on channel \(id) threw: \(failure)")
@@ -143,19 +141,14 @@ extension Channel {
         }
     }
 
-    /// Decodes an item and runs a direct callback on it; returns what it threw and what it left
-    /// for after unlocking. Lock held.
-    private func runDirectCallback(
-        _ payload: [UInt8], _ registration: CallbackRegistration
-    ) -> (failure: (any Error)?, then: (@Sendable () -> Void)?) {
+    /// Decodes an item and runs a direct callback on it; returns what it threw. Lock held.
+    private func runDirectCallback(_ payload: [UInt8], _ registration: CallbackRegistration) -> (any Error)? {
         do {
-            let item = try connection.decode(payload)
-            if let deferring = registration.deferring { return (nil, try deferring(item)) }
-            try registration.callback(item)
-            return (nil, nil)
+            try registration.callback(try connection.decode(payload))
+            return nil
         } catch {
             // Logged by the caller, after unlocking (a log handler is the user's code).
-            return (error, nil)
+            return error
         }
     }
 
@@ -286,7 +279,6 @@ extension Channel {
     }
 
     package func register(_ registration: CallbackRegistration) throws {
-        var thens: [@Sendable () -> Void] = []
         let (ended, grant, failure) = try core.state.withLock { state -> (Bool, (messages: Int, bytes: Int)?, (any Error)?) in
             if state.callback != nil {
                 throw ExecnetError(.invalidState, "channel \(id) already has a callback",
@@ -308,13 +300,10 @@ extension Channel {
                 if !state.isEnded, let next = state.consume(bytes: payload.count) {
                     grant = (messages: (grant?.messages ?? 0) + next.messages, bytes: (grant?.bytes ?? 0) + next.bytes)
                 }
-                let (itemFailure, then) = runDirectCallback(payload, registration)
-                failure = itemFailure
-                if let then { thens.append(then) }
+                failure = runDirectCallback(payload, registration)
             }
             return (state.isEnded, grant, failure)
         }
-        for then in thens { then() }
         guard registration.direct else {
             replayQueued(registration)
             return

@@ -102,21 +102,15 @@ package struct CallbackRegistration: Sendable {
     /// instead of on the callback thread. Only for internal callbacks that never block and take
     /// no channel lock: receive queues, which so save a thread hand-off per item.
     package var direct = false
-    /// For a direct callback: runs instead of `callback`, under the lock as it does, and returns
-    /// what to do once the lock is released (a resumption of a waiting task, which would otherwise
-    /// wake a thread whose first step, a send on this channel, waits for the lock).
-    package var deferring: (@Sendable (Value) throws -> (@Sendable () -> Void)?)? = nil
 
     package init(
         callback: @escaping @Sendable (Value) throws -> Void, endmarker: Value?,
-        onEnd: (@Sendable () -> Void)? = nil, direct: Bool = false,
-        deferring: (@Sendable (Value) throws -> (@Sendable () -> Void)?)? = nil
+        onEnd: (@Sendable () -> Void)? = nil, direct: Bool = false
     ) {
         self.callback = callback
         self.endmarker = endmarker
         self.onEnd = onEnd
         self.direct = direct
-        self.deferring = deferring
     }
 
     /// The same registration with its closures dropped, for after the endmarker step: the channel
