@@ -60,6 +60,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     @Flag(help: "Bootstrap swift-prometheus as the metrics backend first (as execnet-broker --http-address does), so the client records and publishes its metrics while measuring.")
     var metrics = false
 
+    @Option(help: "Only one part of call-rtt (call, raw), for counting instructions per call under callgrind.")
+    var only: String?
+
     mutating func run() async throws {
         if metrics {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
@@ -117,6 +120,8 @@ struct RuntimeFigures: Sendable {
     let blocking: Bool
     let idleMilliseconds: Int
     let soakTasks: Int
+    /// One part of a two-part figure only (instruction counting).
+    let only: String?
 
     init(spec: String, options: RuntimeBenchmark) {
         self.spec = spec
@@ -130,6 +135,7 @@ struct RuntimeFigures: Sendable {
         blocking = options.blocking
         idleMilliseconds = options.idleMilliseconds
         soakTasks = options.soakTasks
+        only = options.only
     }
 
     // MARK: 1, 2: start-up
@@ -297,28 +303,31 @@ struct RuntimeFigures: Sendable {
         let channel = try gateway.remoteExec("echo")
         let blocks = 10
         let perBlock = max(1, rttCount / blocks)
+        let calls = only != "raw", raws = only != "call"
         for index in 0..<min(1_000, rttCount) {
-            _ = try await gateway.call(TimesTen.self, index)
-            try await channel.send(.int(Int64(index)))
-            _ = try await channel.receive()
+            if calls { _ = try await gateway.call(TimesTen.self, index) }
+            if raws {
+                try await channel.send(.int(Int64(index)))
+                _ = try await channel.receive()
+            }
         }
         var callTimes: [Double] = []
         var rawTimes: [Double] = []
         for _ in 0..<blocks {
-            for index in 0..<perBlock {
+            for index in 0..<perBlock where calls {
                 let started = ContinuousClock.now
                 _ = try await gateway.call(TimesTen.self, index)
                 callTimes.append(microseconds(started.duration(to: .now)))
             }
-            for index in 0..<perBlock {
+            for index in 0..<perBlock where raws {
                 let started = ContinuousClock.now
                 try await channel.send(.int(Int64(index)))
                 _ = try await channel.receive()
                 rawTimes.append(microseconds(started.duration(to: .now)))
             }
         }
-        emit("call_rtt_pool_us_median", percentile(callTimes.sorted(), 0.5))
-        emit("call_raw_rtt_pool_us_median", percentile(rawTimes.sorted(), 0.5))
+        if calls { emit("call_rtt_pool_us_median", percentile(callTimes.sorted(), 0.5)) }
+        if raws { emit("call_raw_rtt_pool_us_median", percentile(rawTimes.sorted(), 0.5)) }
         try channel.close()
         await group.terminate(timeout: .seconds(5))
     }

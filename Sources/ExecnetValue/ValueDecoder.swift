@@ -36,7 +36,8 @@ public struct ValueDecoder: Sendable {
     /// - Throws: `DecodingError` when the value does not have the shape or range the type needs,
     ///   or whatever the type's `init(from:)` throws.
     public func decode<T: Decodable>(_ type: T.Type, from value: Value) throws -> T {
-        try _ValueDecoder(value: value, parent: nil, key: nil, userInfo: userInfo).unbox(T.self)
+        if let direct: T = Unbox.direct(value) { return direct }
+        return try _ValueDecoder(value: value, parent: nil, key: nil, userInfo: userInfo).unbox(T.self)
     }
 }
 
@@ -119,6 +120,19 @@ private final class _ValueDecoder: Decoder, SingleValueDecodingContainer {
 
 /// Conversions from `Value` to Swift scalars; the coding path is built only for errors.
 private enum Unbox {
+    /// The most common scalars read without a decoder (a typed call's `Int` or `String`, say),
+    /// when the value has exactly the type's own kind; anything else takes the full path (range
+    /// checks, conversions, errors), which gives the same result.
+    static func direct<T>(_ value: Value) -> T? {
+        switch value {
+        case .int(let number) where T.self == Int.self: return Int(exactly: number) as? T
+        case .string(let text) where T.self == String.self: return text as? T
+        case .float(let number) where T.self == Double.self: return number as? T
+        case .bool(let flag) where T.self == Bool.self: return flag as? T
+        default: return special(value)
+        }
+    }
+
     static func special<T>(_ value: Value) -> T? {
         if T.self == Value.self { return value as? T }
         if T.self == [UInt8].self, case .bytes(let bytes) = value { return bytes as? T }

@@ -80,8 +80,11 @@ private func serveTypedCalls<T: TypedTask>(
                 case .ok, .err, .results, .stream, .item, .end:
                     continue
                 }
-                // Bound the calls running at once: stop reading until one ends.
-                await running.waitForRoom(TaskRegistry.typedCallsPerChannel)
+                // Bound the calls running at once: stop reading until one ends (no suspension
+                // while there is room, the common case).
+                if !running.hasRoom(TaskRegistry.typedCallsPerChannel) {
+                    await running.waitForRoom(TaskRegistry.typedCallsPerChannel)
+                }
                 guard running.reserve(work.id) else {
                     try? await channel.send(TypedTaskMessage.err(
                         id: work.id, typeName: "TypedTaskProtocolError", message: "request id \(work.id) is already running").value)
@@ -108,6 +111,16 @@ private func runTypedCall<T: TypedTask>(
     _ body: @Sendable (T.Input, TypedTaskContext) async throws -> T.Output
 ) async -> TypedTaskMessage {
     let typedContext = TypedTaskContext(gatewayID: gatewayID, requestID: work.id)
+    if !work.chunked, work.inputs.count == 1 {
+        // One call: no list of results to build.
+        do {
+            let decoded = try ValueDecoder().decode(T.Input.self, from: work.inputs[0])
+            let output = try await body(decoded, typedContext)
+            return .ok(id: work.id, output: try ValueEncoder().encode(output))
+        } catch {
+            return .err(id: work.id, typeName: String(reflecting: Swift.type(of: error)), message: "\(error)")
+        }
+    }
     var results: [Result<Value, RemoteTaskError>] = []
     // A chunk's inputs run one after another; cancellation ends the chunk early (the client no
     // longer waits for its reply).
@@ -188,6 +201,11 @@ private final class RunningCalls: Sendable {
             // (it removes itself, under this lock, before it ends).
             if let handle = entry { handle.task.cancel() } else { state.cancelledEarly.insert(id) }
         }
+    }
+
+    /// Whether fewer than `limit` calls run.
+    func hasRoom(_ limit: Int) -> Bool {
+        state.withLock { $0.calls.count < limit }
     }
 
     /// Waits until fewer than `limit` calls run.

@@ -513,8 +513,9 @@ extension ProcessTests {
 
         @Test func cancellingTheConsumerCancelsTheMapAndLeavesTheGroupUsable() async throws {
             try await withTestGroup(2, kind: .popen) { group in
+                let map = group.map(Hang.self, 0..<100, inFlightPerGateway: 2)
                 let consumer = Task {
-                    for try await _ in group.map(Hang.self, 0..<100, inFlightPerGateway: 2) {}
+                    for try await _ in map {}
                 }
                 for gateway in group.gateways {
                     let stats = try await gateway.call(HangStats.self, HangCounters(started: 2, cancelled: 0))
@@ -522,6 +523,12 @@ extension ProcessTests {
                 }
                 consumer.cancel()
                 await #expect(throws: CancellationError.self) { try await consumer.value }
+                // Nothing of the map is left running here: its lanes ended (the map finished) and
+                // it counts nothing in flight; no gateway was lost or added.
+                #expect(try await eventually { map.progress.current.isFinished })
+                #expect(map.progress.current.inFlight == 0)
+                #expect(map.progress.current.done == 0)
+                #expect(group.count == 2 && group.gateways.allSatisfy(\.isAlive))
                 for gateway in group.gateways {
                     let stats = try await gateway.call(HangStats.self, HangCounters(started: 2, cancelled: 2))
                     #expect(stats == HangCounters(started: 2, cancelled: 2))

@@ -73,6 +73,8 @@ public final class Gateway: Sendable {
     let runtime: ClientRuntime
     let state = Mutex(State())
     private let waiterIDs = Atomic<Int>(0)
+    /// The persistent channels of `call` (Tasks/Gateway+Call.swift), by task name.
+    let typedCallers = Mutex<[String: TypedCaller]>([:])
 
     init(id: String, spec: XSpec, routingID: [UInt8], runtime: ClientRuntime, group: Group? = nil) {
         self.id = id

@@ -59,10 +59,13 @@ extension Gateway {
 }
 
 /// One call waiting for its reply: filled once, by the reply, the channel's end or cancellation.
+///
+/// An unsafe continuation: the state machine under the lock resumes it exactly once (a checked one
+/// would allocate a canary per call).
 final class ReplySlot: Sendable {
     private enum State {
         case empty
-        case waiting(CheckedContinuation<Value, any Error>)
+        case waiting(UnsafeContinuation<Value, any Error>)
         case done(Result<Value, any Error>)
         case consumed
     }
@@ -70,7 +73,7 @@ final class ReplySlot: Sendable {
 
     /// Fills the slot; later fills are ignored (a reply after cancellation, say).
     func fill(_ result: Result<Value, any Error>) {
-        let continuation = state.withLock { state -> CheckedContinuation<Value, any Error>? in
+        let continuation = state.withLock { state -> UnsafeContinuation<Value, any Error>? in
             switch state {
             case .empty:
                 state = .done(result)
@@ -87,7 +90,7 @@ final class ReplySlot: Sendable {
 
     /// Waits for the slot to be filled.
     func wait() async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
+        try await withUnsafeThrowingContinuation { continuation in
             let ready = state.withLock { state -> Result<Value, any Error>? in
                 if case .done(let result) = state {
                     state = .consumed
@@ -123,29 +126,15 @@ final class TypedCaller: Sendable {
         self.gatewayID = gatewayID
     }
 
-    private struct Key: Hashable {
-        let gateway: ObjectIdentifier
-        let taskName: String
-    }
-
-    private struct Entry {
-        weak var gateway: Gateway?
-        let caller: TypedCaller
-    }
-
-    /// Callers by gateway and task; entries of ended channels or gone gateways are dropped.
-    private static let cache = Mutex<[Key: Entry]>([:])
-
-    /// The live caller for `gateway` and `taskName`, opening its channel if there is none.
+    /// The live caller for `gateway` and `taskName`, opening its channel if there is none. The
+    /// gateway keeps its callers (one lock and a lookup by name per call); an ended one is replaced.
     static func shared(for gateway: Gateway, taskName: String) throws -> TypedCaller {
-        let key = Key(gateway: ObjectIdentifier(gateway), taskName: taskName)
-        return try cache.withLock { cache in
-            if let entry = cache[key], entry.gateway === gateway, !entry.caller.hasEnded { return entry.caller }
-            cache = cache.filter { $0.value.gateway != nil && !$0.value.caller.hasEnded }
+        try gateway.typedCallers.withLock { callers in
+            if let caller = callers[taskName], !caller.hasEnded { return caller }
             let channel = try gateway.remoteExec(taskName, arguments: [])
             let caller = TypedCaller(channel: channel, taskName: taskName, gatewayID: gateway.id)
             try caller.startReader()
-            cache[key] = Entry(gateway: gateway, caller: caller)
+            callers[taskName] = caller
             return caller
         }
     }

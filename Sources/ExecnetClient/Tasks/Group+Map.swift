@@ -132,6 +132,10 @@ public struct SequenceInputs<Base: Sequence & Sendable>: AsyncSequence, Sendable
         var base: Base.Iterator
         /// The next element of the wrapped sequence.
         public mutating func next() async -> Base.Element? { base.next() }
+
+        /// The next element of the wrapped sequence, on the caller's isolation (no executor hop:
+        /// the map pulls each input from its own actor).
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> Base.Element? { base.next() }
     }
 
     /// Makes an iterator over the wrapped sequence.
@@ -305,7 +309,9 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
     }
 
     private nonisolated func lane(_ gateway: Gateway) async {
-        while let batch = await take(gatewayID: gateway.id) {
+        // One hop onto the engine per call: it records the results and hands out the next inputs.
+        var next = await take(gatewayID: gateway.id)
+        while let batch = next {
             // One input goes as a single call; a chunk as one call carrying every input.
             let results: [Result<T.Output, any Error>]
             do {
@@ -317,7 +323,7 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
                     results = try await withinLimit(gateway) { try await gateway.callChunk(T.self, inputs) }
                 }
             } catch let error where Self.isFinal(error) {
-                for item in batch { await settle(item, .failure(error), gatewayID: gateway.id) }
+                next = await complete(batch, Array(repeating: .failure(error), count: batch.count), gatewayID: gateway.id)
                 continue
             } catch {
                 if Task.isCancelled {
@@ -331,8 +337,14 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
                 if shouldReplace { await replace(gateway) }
                 return
             }
-            for (item, result) in zip(batch, results) { await settle(item, result, gatewayID: gateway.id) }
+            next = await complete(batch, results, gatewayID: gateway.id)
         }
+    }
+
+    /// Records the results of a lane's call (one per input) and takes its next inputs.
+    private func complete(_ batch: [WorkItem], _ results: [Result<T.Output, any Error>], gatewayID: String) async -> [WorkItem]? {
+        for index in batch.indices { settle(batch[index], results[index], gatewayID: gatewayID) }
+        return await take(gatewayID: gatewayID)
     }
 
     /// Whether a call's error ends its input for good (the worker is fine: the task or the input
@@ -538,6 +550,8 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             inFlight -= 1
             release(gatewayID)
         }
+        // The snapshot too: a cancelled map reports nothing in flight once its lanes stopped.
+        noteInFlight()
         wakeTakers()
     }
 
@@ -558,7 +572,8 @@ actor MapEngine<T: TypedTask, Inputs: AsyncSequence & Sendable> where Inputs.Ele
             }
             if let result = ready.popFirst() {
                 outstanding -= 1
-                wakeTakers()
+                // Only a lane that found the window full waits for the consumer.
+                if outstanding == capacity - 1 { wakeTakers() }
                 return result
             }
             if finished {
