@@ -18,7 +18,8 @@
 #   --figures LIST  only these figures, comma-separated (default: startup,group8,rtt,oneway,
 #                   taskserver,terminate,death,idle-rss,worker-soak; also: taskserver-map, the
 #                   taskserver workload through group.map, and call-rtt, gateway.call against a raw
-#                   channel round trip; run them with taskserver for the map-vs-seed ratio)
+#                   channel round trip; run them with taskserver for the map-vs-seed ratio; group64,
+#                   64 gateways and one reply each; gateway-rss, the client's RSS per idle gateway)
 #
 # BENCH_SCRATCH sets the SwiftPM scratch path (default .build). Exits nonzero only if something
 # failed to build or run, never because a target was missed.
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1; ROUNDS=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --figures) FIGURE_LIST="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -157,6 +158,7 @@ impls_for() {
     case "$1" in
         startup) echo "swift execnet c_direct swift_broker" ;;
         group8|idle-rss) echo "swift execnet c_direct" ;;
+        group64|gateway-rss) echo "swift execnet" ;;
         rtt|oneway) echo "swift execnet c_direct c_relay swift_broker" ;;
         taskserver|taskserver-map) echo "swift execnet c_direct" ;;
         call-rtt) echo "swift" ;;
