@@ -22,7 +22,8 @@
 #                   and metrics: the round trip and one-way figures with a metrics backend
 #                   bootstrapped (swift_metrics: the client with execnet-bench --metrics;
 #                   swift_broker_metrics: that client through a second broker and agent serving
-#                   /metrics) against the same without (swift, swift_broker), ratio on/off)
+#                   /metrics) against the same without (swift, swift_broker), ratio on/off); group64,
+#                   64 gateways and one reply each; gateway-rss, the client's RSS per idle gateway
 #
 # BENCH_SCRATCH sets the SwiftPM scratch path (default .build). Exits nonzero only if something
 # failed to build or run, never because a target was missed.
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1; ROUNDS=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --figures) FIGURE_LIST="$2"; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -195,6 +196,7 @@ impls_for() {
     case "$1" in
         startup) echo "swift execnet c_direct swift_broker" ;;
         group8|idle-rss) echo "swift execnet c_direct" ;;
+        group64|gateway-rss) echo "swift execnet" ;;
         rtt|oneway) echo "swift execnet c_direct c_relay swift_broker" ;;
         taskserver|taskserver-map) echo "swift execnet c_direct" ;;
         call-rtt) echo "swift" ;;

@@ -90,6 +90,36 @@ def group8(args):
     emit("group8_startup_ms", median(times))
 
 
+def group64(args):
+    times = []
+    for _ in range(args.samples):
+        started = time.perf_counter()
+        group = execnet.Group(["popen"] * 64)
+        group.remote_exec(HELLO).receive_each()
+        times.append((time.perf_counter() - started) * 1e3)
+        group.terminate(timeout=10.0)
+    emit("group64_startup_ms", median(times))
+
+
+def gateway_rss(args):
+    """VmRSS of this process with 1 + N idle gateways minus with 1, per gateway (N = 16, 64)."""
+    group = execnet.Group()
+    gateways = []
+
+    def grow(count):
+        while len(gateways) < count:
+            gateway = group.makegateway("popen")
+            gateway.remote_exec(HELLO).receive()
+            gateways.append(gateway)
+        time.sleep(0.2)
+        return memory(os.getpid())[0]
+
+    one = grow(1)
+    emit("gateway_idle_rss_kib_16", (grow(17) - one) * 1024 / 16)
+    emit("gateway_idle_rss_kib_64", (grow(65) - one) * 1024 / 64)
+    group.terminate(timeout=10.0)
+
+
 def rtt(args):
     group = execnet.Group()
     gateway = group.makegateway("popen")
@@ -233,6 +263,8 @@ FIGURES = {
     "terminate": terminate,
     "death": death,
     "idle-rss": idle_rss,
+    "group64": group64,
+    "gateway-rss": gateway_rss,
 }
 
 

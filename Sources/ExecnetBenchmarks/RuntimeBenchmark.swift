@@ -18,7 +18,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         abstract: "Runtime figures (start-up, round trip, one-way, taskserver, terminate, death, RSS) as JSON lines.",
         discussion: "Run by bench/compare.sh, which compares them with Python's execnet and a C libzmq baseline.")
 
-    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, all.")
+    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, group64, gateway-rss, all.")
     var figure = "all"
 
     @Option(help: "Samples for startup (median of these).")
@@ -85,6 +85,8 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             case "death": try await bench.death()
             case "idle-rss": try await bench.idleRSS()
             case "worker-soak": try await bench.workerSoak()
+            case "group64": try await bench.group64()
+            case "gateway-rss": try await bench.gatewayRSS()
             default: throw ValidationError("unknown figure '\(name)'")
             }
         }
@@ -167,6 +169,48 @@ struct RuntimeFigures: Sendable {
             await group.terminate(timeout: .seconds(5))
         }
         emit("group8_startup_ms", median(times))
+    }
+
+    /// A group of 64 gateways (started in parallel), one reply from each (issue 16's target).
+    func group64() async throws {
+        var times: [Double] = []
+        for _ in 0..<samples {
+            let started = ContinuousClock.now
+            let group = try await Group(Array(repeating: spec, count: 64))
+            let channels = try group.remoteExec("hello")
+            _ = try await channels.receiveEach()
+            times.append(milliseconds(started.duration(to: .now)))
+            await group.terminate(timeout: .seconds(10))
+        }
+        emit("group64_startup_ms", median(times))
+    }
+
+    /// The client's memory per idle gateway: VmRSS of this process with 1 + N idle gateways
+    /// (each has answered one task and idled) minus VmRSS with 1, divided by N, for N = 16 and 64.
+    /// The first gateway is left out, so the I/O thread and the runtime it starts are not counted.
+    func gatewayRSS() async throws {
+        let group = try Group()
+        var gateways: [Gateway] = []
+        func grow(to count: Int) async throws -> Double {
+            let added = count - gateways.count
+            guard added > 0 else { return ProcessMemory.read(pid: getpid()).rss }
+            let started = try await withThrowingTaskGroup(of: Gateway.self) { tasks in
+                for _ in 0..<added { tasks.addTask { try await group.makeGateway(spec) } }
+                var started: [Gateway] = []
+                for try await gateway in tasks { started.append(gateway) }
+                return started
+            }
+            for gateway in started { _ = try await gateway.remoteExec("hello").receive() }
+            gateways += started
+            try await Task.sleep(for: .milliseconds(idleMilliseconds))
+            return ProcessMemory.read(pid: getpid()).rss
+        }
+        let one = try await grow(to: 1)
+        let seventeen = try await grow(to: 17)
+        emit("gateway_idle_rss_kib_16", (seventeen - one) * 1024 / 16)
+        let sixtyFive = try await grow(to: 65)
+        emit("gateway_idle_rss_kib_64", (sixtyFive - one) * 1024 / 64)
+        await group.terminate(timeout: .seconds(10))
     }
 
     // MARK: 3: round trip

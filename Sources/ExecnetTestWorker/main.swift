@@ -186,6 +186,13 @@ tasks.registerOnIOThread("consume-io") { context in
     }
     try await context.channel.send(.int(count))
 }
+// Sends n byte strings of `size` bytes (arguments n, size), as fast as credit allows.
+tasks.register("send-bytes") { context in
+    guard case .int(let count)? = context.arguments.first, case .int(let size)? = context.arguments.dropFirst().first
+    else { throw TaskFailure(description: "needs n and size") }
+    let item = Value.bytes([UInt8](repeating: 0x62, count: Int(size)))
+    for _ in 0..<count { try await context.channel.send(item) }
+}
 // On the I/O thread, tries the blocking API and sends what it threw.
 tasks.registerOnIOThread("blocking-on-io") { context in
     try await context.channel.send(.string(tryBlockingReceive(context.channel)))

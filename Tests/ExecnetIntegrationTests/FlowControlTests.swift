@@ -36,6 +36,30 @@ extension ProcessTests {
             }
         }
 
+        /// Issue 16: the client's I/O thread reads at most ``Hub/drainBytes`` of payload per loop
+        /// turn, so a consumer on that thread takes each large item before the next is copied out
+        /// of libzmq, instead of finding a window of copies queued (peak memory while streaming).
+        @Test(arguments: GatewayKind.allCases) func largeItemsDoNotQueueUpForAConsumerOnTheIOThread(kind: GatewayKind) async throws {
+            try await withTestGroup(1, kind: kind) { group in
+                let count = 48
+                let size = 1 << 20
+                let channel = try group[0].remoteExec("send-bytes", .int(Int64(count)), .int(Int64(size)))
+                let maxQueued = try await withExecnetIOThread {
+                    var maxQueued = 0
+                    for index in 0..<count {
+                        guard case .bytes(let bytes) = try await channel.receive(timeout: .seconds(60)), bytes.count == size else {
+                            Issue.record("item \(index) is not \(size) bytes")
+                            break
+                        }
+                        maxQueued = max(maxQueued, channel.core.state.withLock { $0.items.count })
+                    }
+                    return maxQueued
+                }
+                #expect(maxQueued <= 1)
+                await expectExecnetError(.endOfChannel) { try await channel.receive(timeout: .seconds(10)) }
+            }
+        }
+
         @Test(arguments: GatewayKind.allCases) func aFastClientSenderIsHeldByTheWorkersWindow(kind: GatewayKind) async throws {
             try await withTestGroup(1, kind: kind) { group in
                 let count = 200_000

@@ -117,7 +117,8 @@ extension Hub {
             // Any traffic from the broker is a sign of life (one clock read per batch).
             if received > 0 { link.session.heard(now: .now) }
         }
-        for _ in 0..<512 {
+        var bytes = 0
+        for _ in 0..<Hub.drainMessages where bytes < Hub.drainBytes {
             let next: ReceivedWireMessage
             do {
                 guard let message = try link.socket.receiveWire(routed: true) else { return }
@@ -131,6 +132,7 @@ extension Hub {
                 rogue.warning("dropped a malformed message from a broker", link.key.endpoint)
                 continue
             }
+            bytes += message.payload.count
             let address = next.routingID
             if address.isEmpty {
                 handleBrokerControl(link, message)

@@ -198,11 +198,23 @@ final class Hub: IOThreadRole {
 
     // MARK: - Receiving
 
+    /// Messages the hub reads from one socket per loop turn before it serves the rest of the loop.
+    static let drainMessages = 512
+    /// Payload bytes the hub reads from one socket per loop turn (the message that crosses it
+    /// included). Between turns the loop runs the tasks on the I/O thread, so a consumer there
+    /// takes large items as they come instead of after a whole window of copies.
+    static let drainBytes = 512 << 10
+
     /// Drains the ROUTER: each message is a routing id and three protocol frames.
-    private func handleRouter() {
+    ///
+    /// - Parameter byteBudget: Payload bytes to read at most in this turn (a worker's exit reads
+    ///   what it sent before dying by the message budget alone, as before).
+    private func handleRouter(byteBudget: Int = Hub.drainBytes) {
         guard let router else { return }
-        // A budget keeps the mailbox and pidfds served under a flood.
-        for _ in 0..<512 {
+        // A budget keeps the mailbox and pidfds served under a flood, and the consumers on the
+        // I/O thread close behind the copies (memory: issue 16).
+        var bytes = 0
+        for _ in 0..<Hub.drainMessages where bytes < byteBudget {
             let received: ReceivedWireMessage
             do {
                 guard let next = try router.receiveWire(routed: true) else { return }
@@ -211,6 +223,7 @@ final class Hub: IOThreadRole {
                 logger.error("ROUTER receive failed: \(error)")
                 return
             }
+            bytes += received.message?.payload.count ?? 0
             let routingID = received.routingID
             let gateway: Gateway
             if let recent = recentGateway, recent.routingID == routingID {
@@ -293,7 +306,7 @@ final class Hub: IOThreadRole {
     /// The worker has exited and was reaped, its last output lines given.
     private func handleExit(_ key: PeerKey, _ exit: WorkerExit) {
         // Whatever the worker sent before it died is taken first.
-        handleRouter()
+        handleRouter(byteBudget: .max)
         guard let peer = peers.removeValue(forKey: key) else { return }
         outbox?.forget(peer.gateway.routingID)
         logger.debug("worker of \(peer.gateway.id) (pid \(peer.pid)) \(exit)")
