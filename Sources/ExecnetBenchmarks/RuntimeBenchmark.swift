@@ -16,7 +16,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         abstract: "Runtime figures (start-up, round trip, one-way, taskserver, terminate, death, RSS) as JSON lines.",
         discussion: "Run by bench/compare.sh, which compares them with Python's execnet and a C libzmq baseline.")
 
-    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, all.")
+    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, all; curves: gateways, sizes, channels, fanin, hosts.")
     var figure = "all"
 
     @Option(help: "Samples for startup (median of these).")
@@ -55,6 +55,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     @Option(help: "How long the idle worker idles before its RSS is read, in milliseconds.")
     var idleMilliseconds = 200
 
+    @OptionGroup(title: "Curves (figures gateways, sizes, channels, fanin, hosts)")
+    var curveOptions: CurveOptions
+
     mutating func run() async throws {
         let spec = "\(broker.map { "broker=\($0)" } ?? "popen")//worker=\(worker ?? Self.defaultWorker())"
         let bench = RuntimeFigures(spec: spec, options: self)
@@ -74,6 +77,11 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             case "death": try await bench.death()
             case "idle-rss": try await bench.idleRSS()
             case "worker-soak": try await bench.workerSoak()
+            case "gateways": try await bench.gatewaysCurve()
+            case "sizes": try await bench.sizesCurve()
+            case "channels": try await bench.channelsCurve()
+            case "fanin": try await bench.fanInCurve()
+            case "hosts": try await bench.hostsCurve()
             default: throw ValidationError("unknown figure '\(name)'")
             }
         }
@@ -109,6 +117,7 @@ struct RuntimeFigures: Sendable {
     let blocking: Bool
     let idleMilliseconds: Int
     let soakTasks: Int
+    let curve: CurveSettings
 
     init(spec: String, options: RuntimeBenchmark) {
         self.spec = spec
@@ -122,6 +131,7 @@ struct RuntimeFigures: Sendable {
         blocking = options.blocking
         idleMilliseconds = options.idleMilliseconds
         soakTasks = options.soakTasks
+        curve = CurveSettings(options.curveOptions)
     }
 
     // MARK: 1, 2: start-up
