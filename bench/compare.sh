@@ -111,10 +111,10 @@ else
     TASKS=(--tasks 20000)
     SOAK=(--soak-tasks 100000)
     GATEWAY_COUNTS=(1 2 4 8 16 32 64)
-    CURVES=(--curve-bytes 67108864 --curve-max-items 100000 --fan-out-rounds 50 --channel-counts 1,10,100,300,1000
+    CURVES=(--samples 3 --curve-bytes 67108864 --curve-max-items 100000 --fan-out-rounds 50 --channel-counts 1,10,100,300,1000
             --channel-rounds 20 --fan-in-messages 200000 --gateway-counts 1,2,4,8,16,32,64)
     C_CURVES=(--curve-bytes 67108864 --curve-max-items 100000)
-    HOSTS=(--tasks 2000 --sleep-ms 20 --gateways-per-host 4)
+    HOSTS=(--tasks 4000 --sleep-ms 20 --gateways-per-host 4)
     SCALE=(--agents 10,100,1000 --gateways 100,1000,10000 --messages 100000 --idle-seconds 5)
 fi
 # Only run the sizes curve through a broker with CURVE when it is asked for (it needs keys).
@@ -192,24 +192,32 @@ if [ "$WANT_CURVE_BROKER" = 1 ]; then
     log "CURVE broker at $CURVE_ENDPOINT, agent registered"
 fi
 
+# A curve point may take longer than a figure's 300 s bound (64 execnet gateways on a loaded machine):
+# within run(), a curve sets CURVE_LIMIT and `timeout` uses it instead of the bound it is given.
+timeout() {
+    if [ -n "${CURVE_LIMIT:-}" ]; then shift; command timeout "$CURVE_LIMIT" "$@"; else command timeout "$@"; fi
+}
+
 # run IMPL FIGURE: one fresh process measuring one figure; its JSON lines go to $RAW.
 run() {
     local impl="$1" figure="$2" output status=0
     local args=(--figure "$figure" "${COUNTS[@]}")
+    local CURVE_LIMIT=""
     # A curve point of its own process: gateways:N measures the gateways curve at N only.
     case "$figure" in
-        gateways:*) args=(--figure gateways "${COUNTS[@]}" "${CURVES[@]}" --gateway-counts "${figure#gateways:}") ;;
+        gateways:*) CURVE_LIMIT=1200; args=(--figure gateways "${COUNTS[@]}" "${CURVES[@]}" --gateway-counts "${figure#gateways:}") ;;
         sizes|channels|fanin)
+            CURVE_LIMIT=1200
             case "$impl" in c_*) args+=("${C_CURVES[@]}") ;; *) args+=("${CURVES[@]}") ;; esac ;;
     esac
     case "$impl" in
         swift_broker_curve)
-            output="$(timeout 600 "$BIN/execnet-bench" runtime --broker "$CURVE_BROKER" --worker "$BIN/ExecnetBenchWorker" \
+            output="$(timeout 1200 "$BIN/execnet-bench" runtime --broker "$CURVE_BROKER" --worker "$BIN/ExecnetBenchWorker" \
                 "${args[@]}" | sed 's/"impl": "swift"/"impl": "swift_broker_curve"/')" || status=$? ;;
         hosts)
-            output="$(timeout 900 bench/hosts-curve.sh "$BIN" "${HOSTS[@]}")" || status=$? ;;
+            output="$(timeout 1200 bench/hosts-curve.sh "$BIN" "${HOSTS[@]}")" || status=$? ;;
         broker_scale)
-            output="$(timeout 900 "$VENV/bin/python" bench/broker_scale.py --broker "$BIN/execnet-broker" "${SCALE[@]}")" \
+            output="$(timeout 1800 "$VENV/bin/python" bench/broker_scale.py --broker "$BIN/execnet-broker" "${SCALE[@]}")" \
                 || status=$? ;;
         swift)
             # The round trip also with the blocking API from a thread of its own (reported apart).
