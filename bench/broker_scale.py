@@ -131,6 +131,8 @@ class Simulation:
         self.workers = []     # (socket, address) held by this process
         self.remote = 0       # workers held by helper processes
         self.helpers = []     # (process, connection, count)
+        self.backlog = []     # (agent socket, SPAWN message) drained while heartbeating
+        self.data_seen = {}   # worker socket -> DATA drained while heartbeating
         self.last_beat = time.monotonic()
         self.client = self.socket(f"c.sim.{os.getpid()}".encode())
         self.client.send_multipart([b""] + frames(0, CLIENT_HELLO, dumps_internal(
@@ -165,10 +167,14 @@ class Simulation:
         self.client.send_multipart([b""] + frames(0, HEARTBEAT))
         for sock, _ in self.agents:
             sock.send_multipart(frames(0, HEARTBEAT))
-            drain(sock)
+            # A SPAWN drained here is kept for add_gateways; the rest are the broker's heartbeats.
+            self.backlog.extend((sock, parts) for parts in drain(sock) if parts[1] == bytes([SPAWN]))
         for sock, _ in self.workers:
             sock.send_multipart(frames(0, HEARTBEAT))
-            drain(sock)
+            # DATA drained here is counted for route(); the rest are the broker's heartbeats.
+            seen = sum(1 for parts in drain(sock) if parts[1] == bytes([DATA]))
+            if seen:
+                self.data_seen[sock] = self.data_seen.get(sock, 0) + seen
 
     def add_agents(self, count):
         fresh = []
@@ -219,15 +225,17 @@ class Simulation:
             while answered < wanted:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {answered} of {wanted} SPAWNs reached the agents")
+                arrived, self.backlog = self.backlog, []
                 for sock, _ in poller.poll(100):
-                    for parts in drain(sock):
-                        if parts[1] != bytes([SPAWN]):
-                            continue
-                        address = loads_internal(parts[2])["address"]
-                        sock.send_multipart(frames(0, SPAWNED, dumps_internal(
-                            {"address": address, "pid": 1, "host": names[sock]})))
-                        self.connect_worker(address, pending)
-                        answered += 1
+                    arrived.extend((sock, parts) for parts in drain(sock))
+                for sock, parts in arrived:
+                    if parts[1] != bytes([SPAWN]):
+                        continue
+                    address = loads_internal(parts[2])["address"]
+                    sock.send_multipart(frames(0, SPAWNED, dumps_internal(
+                        {"address": address, "pid": 1, "host": names[sock]})))
+                    self.connect_worker(address, pending)
+                    answered += 1
                 for index, addresses in pending.items():
                     self.helpers[index][1].send(addresses)
                 pending = {}
@@ -264,18 +272,23 @@ class Simulation:
             opened.add(address)
         routed = 0
         while routed < messages:
+            # Every peer keeps heartbeating while the messages flow (an agent silent for the broker's
+            # liveness window would take its workers with it).
             for _, address in workers:
                 for _ in range(ROUND):
                     self.client.send_multipart([address] + frames(1, DATA, payload))
+                self.beat()
             routed += ROUND * len(workers)
             for sock, _ in workers:
-                got = 0
+                got = self.data_seen.pop(sock, 0)
                 deadline = time.monotonic() + 60
                 while got < ROUND:
                     if time.monotonic() > deadline:
                         raise RuntimeError("a worker did not get its DATA")
                     if sock.poll(100):
                         got += sum(1 for parts in drain(sock) if parts[1] == bytes([DATA]))
+                    self.beat()
+                    got += self.data_seen.pop(sock, 0)
                 sock.send_multipart(frames(1, CREDIT, dumps_internal((ROUND, ROUND * len(payload)))))
             credits = 0
             deadline = time.monotonic() + 60
@@ -284,6 +297,7 @@ class Simulation:
                     raise RuntimeError("the client did not get its CREDITs")
                 if self.client.poll(100):
                     credits += sum(1 for parts in drain(self.client) if parts[2] == bytes([CREDIT]))
+                self.beat()
             routed += len(workers)
             self.beat()
         return routed
@@ -383,7 +397,11 @@ def main():
             emit("curve_scale_heartbeat_cpu_us_per_peer_s", peers, idle_rate * 1e6 / (peers + 1))
 
             cpu_before, wall_before = cpu_seconds(broker.pid), time.monotonic()
-            routed = simulation.route(args.messages, opened)
+            try:
+                routed = simulation.route(args.messages, opened)
+            except RuntimeError as error:
+                note(f"routing at {agents} agents and {gateways} gateways failed: {error}")
+                break
             wall = time.monotonic() - wall_before
             cpu = cpu_seconds(broker.pid) - cpu_before - idle_rate * wall
             emit("curve_scale_routing_cpu_us_per_msg", peers, max(cpu, 0.0) * 1e6 / routed)

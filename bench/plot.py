@@ -100,6 +100,8 @@ def draw(axis, figure, curve, log_x, log_y):
         axis.set_xscale("log", base=2 if "size" not in figure else 4)
     if log_y:
         axis.set_yscale("log")
+    else:
+        axis.set_ylim(bottom=0)  # a flat curve looks flat
     if "size" in figure:
         axis.xaxis.set_major_formatter(plt.FuncFormatter(size_label))
         axis.tick_params(axis="x", labelrotation=45)
