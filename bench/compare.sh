@@ -172,7 +172,7 @@ if [ "$WANT_CURVE_BROKER" = 1 ]; then
         --authorized-keys "$BROKER_DIR/authorized_keys" --shutdown-grace 1 --log-level warning \
         > "$BROKER_DIR/curve-broker.out" 2> "$BROKER_DIR/curve-broker.err" &
     CURVE_BROKER_PID=$!
-    for _ in $(seq 100); do grep -q "listening" "$BROKER_DIR/curve-broker.out" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs "listening" "$BROKER_DIR/curve-broker.out" && break; sleep 0.1; done
     CURVE_ENDPOINT="$(sed -n 's/^execnet-broker: listening on \([^ ]*\).*/\1/p' "$BROKER_DIR/curve-broker.out")"
     [ -n "$CURVE_ENDPOINT" ] || { cat "$BROKER_DIR/curve-broker.err" >&2; log "the CURVE broker did not start"; exit 1; }
     "$BIN/execnet-agent" --connect "$CURVE_ENDPOINT" --name bench-curve --slots 8 --allow "$BIN/ExecnetBenchWorker" \
