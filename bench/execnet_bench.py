@@ -45,6 +45,11 @@ def emit(figure, value):
     print(json.dumps({"impl": "execnet", "figure": figure, "value": round(value, 3)}), flush=True)
 
 
+def emit_point(figure, x, value):
+    """One point of a curve (issue 16): the figure's value at x."""
+    print(json.dumps({"impl": "execnet", "figure": figure, "x": x, "value": round(value, 3)}), flush=True)
+
+
 def median(values):
     return percentile(sorted(values), 0.5)
 
@@ -253,6 +258,124 @@ def idle_rss(args):
     group.terminate(timeout=5.0)
 
 
+# ---- the scaling curves of issue 16 (as `execnet-bench runtime --figure gateways,...`) ----
+
+def int_list(text):
+    return [int(part) for part in text.split(",") if part]
+
+
+def gateways_curve(args):
+    """Group start-up, fan-out round trip, client RSS and its growth per gateway, terminate.
+
+    One gateway is started and terminated first (process-wide set-up), as the Swift side does."""
+    warm_up = execnet.Group(["popen"])
+    warm_up.remote_exec(HELLO).receive_each()
+    warm_up.terminate(timeout=5.0)
+    for count in int_list(args.gateway_counts):
+        startups, fan_outs, terminates, rss, per_gateway = [], [], [], [], []
+        for _ in range(args.samples):
+            before = memory(os.getpid())[0]
+            started = time.perf_counter()
+            group = execnet.Group(["popen"] * count)
+            group.remote_exec(HELLO).receive_each()
+            startups.append((time.perf_counter() - started) * 1e3)
+            echo = group.remote_exec(ECHO)
+            echo.send_each(0)
+            echo.receive_each()
+            rounds = []
+            for index in range(args.fan_out_rounds):
+                sent = time.perf_counter()
+                echo.send_each(index)
+                echo.receive_each()
+                rounds.append((time.perf_counter() - sent) * 1e6)
+            fan_outs.append(median(rounds))
+            after = memory(os.getpid())[0]
+            rss.append(after)
+            per_gateway.append((after - before) * 1024 / count)
+            stopping = time.perf_counter()
+            group.terminate(timeout=5.0)
+            terminates.append((time.perf_counter() - stopping) * 1e3)
+        emit_point("curve_gateways_startup_ms", count, median(startups))
+        emit_point("curve_gateways_fanout_us", count, median(fan_outs))
+        emit_point("curve_gateways_terminate_ms", count, median(terminates))
+        emit_point("curve_gateways_client_rss_mib", count, median(rss))
+        emit_point("curve_gateways_rss_per_gateway_kib", count, median(per_gateway))
+
+
+def sizes_curve(args):
+    """One-way throughput and round trip of byte strings of each size."""
+    group = execnet.Group()
+    gateway = group.makegateway("popen")
+    for size in int_list(args.sizes):
+        count = max(4, min(args.curve_max_items, args.curve_bytes // max(size, 1)))
+        seconds = oneway_seconds(gateway, count, size)
+        emit_point("curve_size_oneway_mb_per_s", size, count * size / 1e6 / seconds)
+        trips = max(3, min(args.rtt_count, args.curve_bytes // 8 // max(size, 1)))
+        item = b"a" * size
+        channel = gateway.remote_exec(ECHO)
+        channel.send(item)
+        channel.receive()
+        times = []
+        for _ in range(trips):
+            started = time.perf_counter()
+            channel.send(item)
+            channel.receive()
+            times.append((time.perf_counter() - started) * 1e6)
+        channel.close()
+        emit_point("curve_size_rtt_us", size, median(times))
+    group.terminate(timeout=5.0)
+
+
+def channels_curve(args):
+    """K concurrent echo channels on one gateway: opening them, then rounds over all of them."""
+    group = execnet.Group()
+    gateway = group.makegateway("popen")
+    for count in int_list(args.channel_counts):
+        started = time.perf_counter()
+        channels = [gateway.remote_exec(ECHO) for _ in range(count)]
+        for channel in channels:
+            channel.send(0)
+        for channel in channels:
+            channel.receive()
+        emit_point("curve_channels_open_ms", count, (time.perf_counter() - started) * 1e3)
+        started = time.perf_counter()
+        for index in range(args.channel_rounds):
+            for channel in channels:
+                channel.send(index)
+            for channel in channels:
+                channel.receive()
+        elapsed = time.perf_counter() - started
+        emit_point("curve_channels_round_trips_per_s", count, count * args.channel_rounds / elapsed)
+        for channel in channels:
+            channel.close()
+        for channel in channels:
+            channel.waitclose(30)
+    group.terminate(timeout=5.0)
+
+
+def fanin_curve(args):
+    """N gateways each send their share of small ints into one receive queue."""
+    for count in int_list(args.gateway_counts):
+        group = execnet.Group(["popen"] * count)
+        share = max(1, args.fan_in_messages // count)
+        mch = group.remote_exec(ONEWAY)
+        queue = mch.make_receive_queue(endmarker=-1)
+        started = time.perf_counter()
+        mch.send_each((share, 0))
+        received = ended = 0
+        while ended < count:
+            _, item = queue.get(timeout=120)
+            if item == -1:
+                ended += 1
+            else:
+                received += 1
+        elapsed = time.perf_counter() - started
+        if received != share * count:
+            raise SystemExit(f"fanin: {received} of {share * count}")
+        emit_point("curve_fanin_msgs_per_s", count, received / elapsed)
+        group.terminate(timeout=5.0)
+
+
 FIGURES = {
     "startup": startup,
     "group8": group8,
@@ -265,7 +388,12 @@ FIGURES = {
     "idle-rss": idle_rss,
     "group64": group64,
     "gateway-rss": gateway_rss,
+    "gateways": gateways_curve,
+    "sizes": sizes_curve,
+    "channels": channels_curve,
+    "fanin": fanin_curve,
 }
+CURVES = {"gateways", "sizes", "channels", "fanin"}
 
 
 def main():
@@ -278,8 +406,16 @@ def main():
     parser.add_argument("--kib-count", type=int, default=200_000)
     parser.add_argument("--mib-count", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--gateway-counts", default="1,2,4,8,16,32,64")
+    parser.add_argument("--sizes", default="8,32,128,512,2048,8192,32768,131072,524288,2097152,8388608,16777216")
+    parser.add_argument("--channel-counts", default="1,10,100,300,1000")
+    parser.add_argument("--curve-bytes", type=int, default=64 << 20)
+    parser.add_argument("--curve-max-items", type=int, default=100_000)
+    parser.add_argument("--fan-out-rounds", type=int, default=50)
+    parser.add_argument("--channel-rounds", type=int, default=20)
+    parser.add_argument("--fan-in-messages", type=int, default=200_000)
     args = parser.parse_args()
-    names = list(FIGURES) if args.figure == "all" else args.figure.split(",")
+    names = [name for name in FIGURES if name not in CURVES] if args.figure == "all" else args.figure.split(",")
     for name in names:
         if name not in FIGURES:
             parser.error(f"unknown figure {name!r}")

@@ -52,6 +52,29 @@ FIGURES = [
     ("worker_soak_channels", "worker channels after the soak", "channels"),
 ]
 
+# The scaling curves (issue 16): figure -> (label, unit, x label). Their JSON lines carry an "x";
+# the JSON keeps them under "curves", figure -> impl -> x -> median over rounds.
+CURVES = {
+    "curve_gateways_startup_ms": ("group start-up, one reply each", "ms", "gateways"),
+    "curve_gateways_fanout_us": ("fan-out round trip (one item to each gateway and back)", "µs", "gateways"),
+    "curve_gateways_terminate_ms": ("terminate the group", "ms", "gateways"),
+    "curve_gateways_client_rss_mib": ("client RSS with the group up", "MiB", "gateways"),
+    "curve_gateways_rss_per_gateway_kib": ("client RSS growth per gateway", "KiB", "gateways"),
+    "curve_size_oneway_mb_per_s": ("one-way throughput", "MB/s", "item size (bytes)"),
+    "curve_size_rtt_us": ("round trip of one item", "µs", "item size (bytes)"),
+    "curve_channels_open_ms": ("open K echo channels, one round trip each", "ms", "channels on one gateway"),
+    "curve_channels_round_trips_per_s": ("round trips over K concurrent channels", "round trips/s", "channels on one gateway"),
+    "curve_fanin_msgs_per_s": ("N gateways into one receive queue", "msgs/s", "gateways"),
+    "curve_hosts_tasks_per_s": ("tasks that wait 20 ms, through the broker", "tasks/s", "hosts"),
+    "curve_hosts_broker_cpu_us_per_msg": ("broker CPU per forwarded message", "µs", "hosts"),
+    "curve_scale_heartbeat_cpu_us_per_peer_s": ("broker heartbeat CPU per peer", "µs/s", "peers (agents + gateways)"),
+    "curve_scale_routing_cpu_us_per_msg": ("broker CPU per routed message", "µs", "peers (agents + gateways)"),
+    "curve_scale_routing_msgs_per_s": ("routed messages per second", "msgs/s", "peers (agents + gateways)"),
+    "curve_scale_broker_rss_mib": ("broker RSS", "MiB", "peers (agents + gateways)"),
+    "curve_scale_rss_per_agent_kib": ("broker memory per agent", "KiB", "agents"),
+    "curve_scale_rss_per_gateway_kib": ("broker memory per gateway", "KiB", "gateways"),
+}
+
 # Ratios of two figures of this project from the same run: (label, figure, over figure, operator,
 # bound, must), ratio = swift's median of the first / swift's median of the second.
 CROSS_TARGETS = [
@@ -143,12 +166,17 @@ def main():
     args = parser.parse_args()
 
     values = {}
+    curve_values = {}
     with open(args.raw) as raw:
         for line in raw:
             line = line.strip()
             if not line.startswith("{"):
                 continue
             record = json.loads(line)
+            if "x" in record:
+                curve_values.setdefault(record["figure"], {}).setdefault(record["impl"], {}) \
+                    .setdefault(str(record["x"]), []).append(record["value"])
+                continue
             values.setdefault(record["figure"], {}).setdefault(record["impl"], []).append(record["value"])
     medians = {
         figure: {impl: statistics.median(samples) for impl, samples in by_impl.items()}
@@ -210,6 +238,16 @@ def main():
             results["figures"][figure]["ratio_metrics"] = pairs
             metrics_rows.append((f"{label} ({unit})", [fmt(by_impl.get(impl)) for pair in metrics_pairs for impl in reversed(pair)]
                                  + [f"{pairs[on]:.3f}x" if on in pairs else "n/a" for on, _ in metrics_pairs]))
+    if curve_values:
+        results["curves"] = {}
+    for figure, by_impl in curve_values.items():
+        label, unit, x_label = CURVES.get(figure, (figure, "", "x"))
+        results["curves"][figure] = {
+            "label": label, "unit": unit, "x_label": x_label,
+            "median": {impl: {x: statistics.median(samples) for x, samples in points.items()}
+                       for impl, points in by_impl.items()},
+            "rounds": by_impl,
+        }
 
     results["machine"] = machine()
     results["rounds"] = args.rounds
@@ -249,6 +287,11 @@ def main():
         print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
         for label, cells in metrics_rows:
             print("| " + " | ".join([label] + cells) + " |")
+    for figure, curve in results.get("curves", {}).items():
+        print(f"\nCurve {figure}: {curve['label']} ({curve['unit']}) against {curve['x_label']}")
+        for impl, points in sorted(curve["median"].items()):
+            ordered = sorted(points.items(), key=lambda item: float(item[0]))
+            print(f"  {impl:20} " + "  ".join(f"{x}: {fmt(value)}" for x, value in ordered))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2, sort_keys=True)

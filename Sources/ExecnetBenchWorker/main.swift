@@ -39,6 +39,15 @@ tasks.registerOnIOThread("oneway") { context in
         }
     }
 }
+// The hosts curve: "ready", then for each int, wait that many milliseconds and send it back.
+tasks.register("sleeper") { context in
+    try await context.channel.send("ready")
+    for try await item in context.channel {
+        guard case .int(let milliseconds) = item else { break }
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        try await context.channel.send(item)
+    }
+}
 // The seed's taskserver processor without the sleep: "ready", then x*10 per item until none.
 tasks.registerOnIOThread("task-processor") { context in
     try await context.channel.send("ready")

@@ -18,7 +18,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         abstract: "Runtime figures (start-up, round trip, one-way, taskserver, terminate, death, RSS) as JSON lines.",
         discussion: "Run by bench/compare.sh, which compares them with Python's execnet and a C libzmq baseline.")
 
-    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, group64, gateway-rss, all.")
+    @Option(help: "Figure to measure: startup, group8, rtt, oneway, taskserver, taskserver-map, call-rtt, terminate, death, idle-rss, worker-soak, group64, gateway-rss, all; curves: gateways, sizes, channels, fanin, hosts.")
     var figure = "all"
 
     @Option(help: "Samples for startup (median of these).")
@@ -62,6 +62,8 @@ struct RuntimeBenchmark: AsyncParsableCommand {
 
     @Option(help: "Only one part of call-rtt (call, raw), for counting instructions per call under callgrind.")
     var only: String?
+    @OptionGroup(title: "Curves (figures gateways, sizes, channels, fanin, hosts)")
+    var curveOptions: CurveOptions
 
     mutating func run() async throws {
         if metrics {
@@ -87,6 +89,11 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             case "worker-soak": try await bench.workerSoak()
             case "group64": try await bench.group64()
             case "gateway-rss": try await bench.gatewayRSS()
+            case "gateways": try await bench.gatewaysCurve()
+            case "sizes": try await bench.sizesCurve()
+            case "channels": try await bench.channelsCurve()
+            case "fanin": try await bench.fanInCurve()
+            case "hosts": try await bench.hostsCurve()
             default: throw ValidationError("unknown figure '\(name)'")
             }
         }
@@ -124,6 +131,7 @@ struct RuntimeFigures: Sendable {
     let soakTasks: Int
     /// One part of a two-part figure only (instruction counting).
     let only: String?
+    let curve: CurveSettings
 
     init(spec: String, options: RuntimeBenchmark) {
         self.spec = spec
@@ -138,6 +146,7 @@ struct RuntimeFigures: Sendable {
         idleMilliseconds = options.idleMilliseconds
         soakTasks = options.soakTasks
         only = options.only
+        curve = CurveSettings(options.curveOptions)
     }
 
     // MARK: 1, 2: start-up

@@ -14,9 +14,10 @@
  * 'A' + 4-byte length + bytes + 'Q'. The EXEC payload here is plain text naming the task
  * ("hello", "echo", "oneway"), since the baseline has no task registry.
  *
- * Options: --figure LIST (startup,group8,rtt,oneway,taskserver,taskserver-map,idle-rss; default all that apply)
+ * Options: --figure LIST (startup,group8,rtt,oneway,taskserver,taskserver-map,idle-rss; default all that apply;
+ *                        also the curve sizes: one-way and round trip per item size, direct and relay)
  *          --startup-samples N --samples N --rtt-count N --small-count N --kib-count N --mib-count N
- *          --tasks N
+ *          --tasks N --sizes LIST --curve-bytes N --curve-max-items N
  * taskserver (direct only) is the seed's pattern without Group or protocol: 4 workers, one task in
  * flight per worker, each reply answered with the next task; start-up and stop included.
  * taskserver-map is the same with 4 tasks in flight per worker (pipelined, as group.map runs it).
@@ -377,6 +378,8 @@ typedef struct {
     const char *figures;
     int startup_samples, samples;
     long rtt_count, small_count, kib_count, mib_count, tasks;
+    const char *sizes;        /* the sizes curve (issue 16): item sizes in bytes, comma-separated */
+    long curve_bytes, curve_max_items;
 } Options;
 
 static int wants(const Options *options, const char *figure) {
@@ -456,7 +459,69 @@ static double taskserver_rate(long tasks, int window) {
     return tasks / (now_seconds() - started);
 }
 
+static void emit_point(const char *figure, long x, double value) {
+    printf("{\"impl\": \"%s\", \"figure\": \"%s\", \"x\": %ld, \"value\": %.3f}\n", impl, figure, x, value);
+    fflush(stdout);
+}
+
+/* The sizes curve: for each size, one-way throughput of byte strings of that size (as the oneway
+ * figure), then for each size the round trip of one such byte string through the echo worker. */
+static void sizes_curve(const Options *options, int relay) {
+    long sizes[64];
+    int count = 0;
+    for (const char *p = options->sizes; *p && count < 64;) {
+        sizes[count++] = strtol(p, (char **)&p, 10);
+        if (*p == ',') p++;
+    }
+    Client client;
+    client_open(&client, relay);
+    const char *routing = "s0";
+    pid_t pid = spawn_worker(client.endpoint, routing);
+    zmq_msg_t parts[4];
+    for (int i = 0; i < 4; i++) zmq_msg_init(&parts[i]);
+    client_receive_hello(&client, parts);
+    for (int s = 0; s < count; s++) {
+        long size = sizes[s] > 0 ? sizes[s] : 1;
+        long items = options->curve_bytes / size;
+        if (items > options->curve_max_items) items = options->curve_max_items;
+        if (items < 4) items = 4;
+        char task[64];
+        int length = snprintf(task, sizeof task, "oneway %ld %ld", items, size);
+        uint32_t channel = 101 + 2 * (uint32_t)s;
+        client_send(&client, routing, channel, EXEC, task, (size_t)length);
+        double started = now_seconds();
+        client_send(&client, routing, channel, DATA, "go", 2);
+        for (long i = 0; i < items; i++) client_receive(&client, parts);
+        emit_point("curve_size_oneway_mb_per_s", size, items * (double)size / 1e6 / (now_seconds() - started));
+    }
+    client_send(&client, routing, 999, EXEC, "echo", 4);
+    for (int s = 0; s < count; s++) {
+        long size = sizes[s] > 0 ? sizes[s] : 1;
+        long trips = options->curve_bytes / 8 / size;
+        if (trips > options->rtt_count) trips = options->rtt_count;
+        if (trips < 3) trips = 3;
+        size_t total;
+        unsigned char *item = byte_string((size_t)size, &total);
+        client_send(&client, routing, 999, DATA, item, total);
+        client_receive(&client, parts);
+        double *times = malloc(sizeof(double) * (size_t)trips);
+        for (long i = 0; i < trips; i++) {
+            double started = now_seconds();
+            client_send(&client, routing, 999, DATA, item, total);
+            client_receive(&client, parts);
+            times[i] = (now_seconds() - started) * 1e6;
+        }
+        emit_point("curve_size_rtt_us", size, median(times, (int)trips));
+        free(times);
+        free(item);
+    }
+    stop_worker(&client, routing, pid);
+    for (int i = 0; i < 4; i++) zmq_msg_close(&parts[i]);
+    client_close(&client);
+}
+
 static void run_figures(const Options *options, int relay) {
+    if (wants(options, "sizes")) sizes_curve(options, relay);
     if (!relay && wants(options, "taskserver")) emit("taskserver_tasks_per_s", taskserver_rate(options->tasks, 1));
     if (!relay && wants(options, "taskserver-map"))
         emit("taskserver_map_tasks_per_s", taskserver_rate(options->tasks, 4));
@@ -561,7 +626,8 @@ int main(int argc, char **argv) {
     }
     int relay = strcmp(argv[1], "relay") == 0;
     impl = relay ? "c_relay" : "c_direct";
-    Options options = {"all", 10, 5, 20000, 200000, 200000, 200, 20000};
+    Options options = {"all", 10, 5, 20000, 200000, 200000, 200, 20000,
+                       "8,32,128,512,2048,8192,32768,131072,524288,2097152,8388608,16777216", 64L << 20, 100000};
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *name = argv[i], *value = argv[i + 1];
         if (strcmp(name, "--figure") == 0) options.figures = value;
@@ -572,6 +638,9 @@ int main(int argc, char **argv) {
         else if (strcmp(name, "--kib-count") == 0) options.kib_count = atol(value);
         else if (strcmp(name, "--mib-count") == 0) options.mib_count = atol(value);
         else if (strcmp(name, "--tasks") == 0) options.tasks = atol(value);
+        else if (strcmp(name, "--sizes") == 0) options.sizes = value;
+        else if (strcmp(name, "--curve-bytes") == 0) options.curve_bytes = atol(value);
+        else if (strcmp(name, "--curve-max-items") == 0) options.curve_max_items = atol(value);
         else { fprintf(stderr, "baseline: unknown option %s\n", name); return 2; }
     }
     if (options.startup_samples < 1 || options.samples < 1 || options.rtt_count < 1) {
