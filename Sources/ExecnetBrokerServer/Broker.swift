@@ -22,6 +22,16 @@ final class BrokerShared: Sendable {
     let endpoints = Mutex<[String]>([])
     /// Set once a shutdown has no worker left.
     let drained = Atomic<Bool>(false)
+    /// The status the tick publishes while someone reads it (Broker+Dashboard.swift).
+    let published = Mutex<PublishedStatus>(PublishedStatus())
+}
+
+/// The status published for readers in the process (the dashboard), and until when to publish it.
+struct PublishedStatus: Sendable {
+    /// The tick publishes while now is before this (`nil`: nobody has read).
+    var readUntil: ContinuousClock.Instant?
+    /// The last status published.
+    var status: BrokerStatus?
 }
 
 /// The broker: routes frames between clients and their workers, and keeps every peer's liveness.
@@ -57,6 +67,8 @@ final class Broker: IOThreadRole {
     var lastNotedSent: PeerAddress = []
     /// Publishes the metrics from the tick (BrokerMetrics.swift).
     let metrics = BrokerMetricsPublisher()
+    /// The last worker deaths, oldest first (Broker+Deaths.swift).
+    var recentDeaths: [DeathRecord] = []
 
     // Identity (Broker+Identity.swift).
     /// The keys and their roles (CURVE brokers); replaced on reload.
@@ -265,6 +277,7 @@ final class Broker: IOThreadRole {
         updateRates(now: now)
         forgetChannelsOfGoneWorkers()
         metrics.publishIfDue(self, now: now)
+        publishStatusIfRead(now: now)
         if shuttingDown { checkDrained() }
     }
 
