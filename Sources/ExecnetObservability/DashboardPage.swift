@@ -66,7 +66,7 @@ tr:last-child td { border-bottom:none; }
 <main>
   <section id="summary"></section>
   <section id="hosts-section"><h2>Hosts</h2><table id="hosts"><thead><tr><th>Agent</th><th>Hostname</th><th>Slots used</th><th>Load</th></tr></thead><tbody></tbody></table></section>
-  <section id="rates-section"><h2>Traffic, last 5 minutes</h2>
+  <section id="rates-section"><h2>Traffic, up to the last 5 minutes</h2>
     <div class="plot"><svg id="plot-messages" viewBox="0 0 300 56" preserveAspectRatio="none"></svg><div class="legend" id="legend-messages"></div></div>
     <div class="plot"><svg id="plot-bytes" viewBox="0 0 300 56" preserveAspectRatio="none"></svg><div class="legend" id="legend-bytes"></div></div>
   </section>
@@ -118,7 +118,7 @@ function renderSummary(s) {
   const last = history[history.length - 1];
   const memory = s.memory_cap_bytes !== undefined
     ? figure("figure-memory", bytes((s.in_flight_bytes || 0) + (s.queued_bytes || 0)), "held of " + bytes(s.memory_cap_bytes) + " cap") : null;
-  document.getElementById("summary").replaceChildren(
+  document.getElementById("summary").replaceChildren(...[
     figure("figure-hosts", s.hosts.length, "hosts"),
     figure("figure-clients", s.clients, "clients"),
     figure("figure-workers", s.workers, "workers"),
@@ -129,7 +129,7 @@ function renderSummary(s) {
     figure("figure-bytes", last && last.bytesPerSecond !== null ? bytes(last.bytesPerSecond) + "/s" : "–", "channel data"),
     memory,
     figure("figure-stalls", s.credit_stalls ? s.credit_stalls.blocked : "–", "blocked on credit"),
-    figure("figure-deaths", (s.recent_deaths || []).length, "recent deaths"));
+    figure("figure-deaths", (s.recent_deaths || []).length, "recent deaths")].filter(node => node !== null));
 }
 
 function renderHosts(s) {
@@ -184,11 +184,12 @@ function renderStalls(s) {
   if (!stalls) { box.replaceChildren(el("div", {class: "empty"}, "not reported by this broker")); return; }
   const head = el("div", {id: "stalls-summary", "data-blocked": stalls.blocked},
     stalls.blocked + (stalls.blocked === 1 ? " channel direction" : " channel directions") + " waiting for credit",
-    stalls.started !== undefined ? el("span", {class: "tag"}, stalls.started + " stalls since start") : null);
+    stalls.started !== undefined ? el("span", {class: "tag"}, stalls.started + (stalls.started === 1 ? " stall" : " stalls") + " since start") : null);
   const rows = stalls.channels.map(c => el("tr", {"data-stall": c.gateway + ":" + c.channel + ":" + c.direction},
     el("td", {}, c.gateway), el("td", {}, c.channel),
     el("td", {class: "muted"}, c.direction === "to_worker" ? "client waits for the worker" : "worker waits for the client")));
-  box.replaceChildren(head, rows.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Gateway"), el("th", {}, "Channel"), el("th", {}, "Who waits"))), el("tbody", {}, ...rows)) : null);
+  box.replaceChildren(head);
+  if (rows.length) box.append(el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Gateway"), el("th", {}, "Channel"), el("th", {}, "Who waits"))), el("tbody", {}, ...rows)));
 }
 
 function renderDeaths(s) {
@@ -206,12 +207,14 @@ function renderDeaths(s) {
 
 function sparkline(svg, series, colors) {
   const now = Date.now() / 1000;
+  // The x axis spans the history kept (20 s at least, 5 minutes at most), so a young page fills it.
+  const span = history.length ? Math.min(HISTORY_SECONDS, Math.max(20, now - history[0].t)) : HISTORY_SECONDS;
   let max = 1;
   for (const values of series) for (const p of values) max = Math.max(max, p.v);
   const children = [];
   series.forEach((values, i) => {
     if (values.length < 2) return;
-    const points = values.map(p => ((HISTORY_SECONDS - (now - p.t)) / HISTORY_SECONDS * 300).toFixed(1) + "," + (54 - p.v / max * 50).toFixed(1)).join(" ");
+    const points = values.map(p => ((span - (now - p.t)) / span * 300).toFixed(1) + "," + (54 - p.v / max * 50).toFixed(1)).join(" ");
     children.push(svgEl("polyline", {points: points, fill: "none", stroke: colors[i], "stroke-width": 1.5, "vector-effect": "non-scaling-stroke"}));
   });
   svg.replaceChildren(...children);
