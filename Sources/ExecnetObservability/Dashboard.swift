@@ -67,8 +67,6 @@ final class StreamSlots: Sendable {
         }
     }
 
-    var count: Int { open.load(ordering: .acquiring) }
-
     fileprivate func giveBack() { open.subtract(1, ordering: .acquiringAndReleasing) }
 
     /// One open stream; released when the response body that holds it is gone.
