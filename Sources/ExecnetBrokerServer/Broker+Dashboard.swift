@@ -8,6 +8,14 @@
 import ExecnetCore
 import ExecnetValue
 
+/// The status published for readers in the process (the dashboard), and until when to publish it.
+struct PublishedStatus: Sendable {
+    /// The tick publishes while now is before this (`nil`: nobody has read).
+    var readUntil: ContinuousClock.Instant?
+    /// The last status published.
+    var status: BrokerStatus?
+}
+
 /// One worker that ended other than by a clean exit: what the status's `recent_deaths` shows.
 struct DeathRecord {
     let gatewayID: String

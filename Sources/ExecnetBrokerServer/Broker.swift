@@ -20,18 +20,10 @@ enum BrokerCommand: Sendable {
 final class BrokerShared: Sendable {
     /// The endpoints actually bound (ports resolved).
     let endpoints = Mutex<[String]>([])
-    /// Set once a shutdown has no worker left.
-    let drained = Atomic<Bool>(false)
     /// The status the tick publishes while someone reads it (Broker+Dashboard.swift).
     let published = Mutex<PublishedStatus>(PublishedStatus())
-}
-
-/// The status published for readers in the process (the dashboard), and until when to publish it.
-struct PublishedStatus: Sendable {
-    /// The tick publishes while now is before this (`nil`: nobody has read).
-    var readUntil: ContinuousClock.Instant?
-    /// The last status published.
-    var status: BrokerStatus?
+    /// Set once a shutdown has no worker left.
+    let drained = Atomic<Bool>(false)
 }
 
 /// The broker: routes frames between clients and their workers, and keeps every peer's liveness.

@@ -217,10 +217,10 @@ final class AgentConnection: IOThreadRole {
     func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
+        stderrTails = [:]
         processes?.terminateAll(within: .seconds(1))
         processes = nil
         gatewayIDs = [:]
-        stderrTails = [:]
         dealer?.close()
     }
 
