@@ -347,4 +347,45 @@ tasks.register(TickerStats.self) { input, _ in
     return streamCounters.withLock { $0 }
 }
 
+// A lying rsync worker for the client's hostile-peer tests; its `destination` keyword picks the lie:
+// "dotdot" asks for ../outside, "unlisted" for a path never listed, "twice" for one file twice,
+// "garbage" answers with a bare integer, "exit-mid-file" dies after the first chunk of a file,
+// "silent" never answers.
+tasks.register("hostile-rsync") { context in
+    guard case .string(let mode)? = context["destination"] else { throw TaskFailure(description: "no mode") }
+    var firstFile: Value = .none
+    listLoop: for try await message in context.channel {
+        guard case .tuple(let parts) = message else { continue }
+        if parts.first == "entries", case .list(let items)? = parts.last {
+            for item in items where firstFile == .none {
+                if case .list(let fields) = item, fields.count == 6, fields[1] == "f" { firstFile = fields[0] }
+            }
+        }
+        if parts.first == "end" { break listLoop }
+    }
+    switch mode {
+    case "dotdot":
+        try await context.channel.send(.tuple(["want", [["../outside", .none]]]))
+    case "unlisted":
+        try await context.channel.send(.tuple(["want", [["never-listed", .none]]]))
+    case "twice":
+        try await context.channel.send(.tuple(["want", [[firstFile, .none], [firstFile, .none]]]))
+    case "garbage":
+        try await context.channel.send(7)
+    case "silent":
+        for try await _ in context.channel {}
+        return
+    case "exit-mid-file":
+        try await context.channel.send(.tuple(["want", [[firstFile, .none]]]))
+        try await context.channel.send(.tuple(["wanted", 1]))
+        _ = try await context.channel.receive()  // ("file", path, size)
+        _ = try await context.channel.receive()  // the first chunk
+        exit(9)
+    default:
+        throw TaskFailure(description: "unknown mode \(mode)")
+    }
+    try await context.channel.send(.tuple(["wanted", 1]))
+    for try await _ in context.channel {}
+}
+
 WorkerMain.run(tasks: tasks)

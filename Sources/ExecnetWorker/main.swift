@@ -1,5 +1,5 @@
 // execnet-worker: the stock worker executable that popen gateways start. It offers the built-in
-// tasks (echo, exec, info); build your own worker with WorkerMain and a TaskRegistry for more.
+// tasks (echo, exec, info, and execnet.rsync, which every worker has); build your own worker with WorkerMain and a TaskRegistry for more.
 
 import ExecnetCore
 import ExecnetValue

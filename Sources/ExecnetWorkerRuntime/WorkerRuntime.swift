@@ -251,6 +251,9 @@ final class WorkerRuntime: Sendable {
             WorkerConnection(settings: settings, context: context, logger: logger, runtimeSlot: runtimeSlot)
         }
         self.io = io
+        // Every worker offers rsync (a task of the user's under that name wins).
+        var tasks = tasks
+        tasks.registerRSync()
         self.tasks = tasks
         self.settings = settings
         self.connection = PeerConnection(

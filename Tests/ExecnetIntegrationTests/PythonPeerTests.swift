@@ -109,7 +109,7 @@ extension ProcessTests {
             let result = try await runPeer("doc_client.py", ["--worker", "\(buildDirectory())/execnet-worker", "--count", "3000"])
             let hello = try #require(result["hello"]?.dictValue)
             #expect(hello[.string("protocol")] == 2)
-            #expect(hello[.string("tasks")] == ["echo", "exec", "info"])
+            #expect(hello[.string("tasks")] == ["echo", "exec", "execnet.rsync", "info"])
             let sent = try #require(result["sent"]?.listValue)
             #expect(sent.count > 3000, "more than a window, so credit flowed both ways")
             #expect(result["echoed"] == result["sent"], "every value came back, in order, as sent")
@@ -118,7 +118,7 @@ extension ProcessTests {
             #expect(result["exec"] == [.tuple(["stdout", .bytes(Array("out\n".utf8))]),
                                        .tuple(["stderr", .bytes(Array("err\n".utf8))]), .tuple(["exit", 3])])
             #expect(result["exec_error"] == Value.none)
-            #expect(result["unknown_task_error"] == "unknown task 'no-such-task'; this worker has: echo, exec, info")
+            #expect(result["unknown_task_error"] == "unknown task 'no-such-task'; this worker has: echo, exec, execnet.rsync, info")
             #expect(result["status"]?[0]?["numexecuting"] == 0)
             #expect(result["status"]?[0]?["execmodel"] == "swift-concurrency")
             #expect(result["bye"] == true)
