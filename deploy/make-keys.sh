@@ -14,6 +14,10 @@
 # `make-keys.sh DIR client2` adds a second client and authorizes it (then send the broker SIGHUP,
 # or restart it under systemd, whose LoadCredential= copy is made at start).
 #
+# It also writes DIR/http-token (mode 0600) if missing: a random bearer token for the broker's
+# HTTP port (EXECNET_BROKER_HTTP_TOKEN_FILE), which a non-loopback --http-address requires; it
+# grants what a status key grants (the dashboard, /metrics).
+#
 # broker.pub is authorized too: the broker's own host or container runs
 # `execnet-broker status` with the broker's key pair as its health check.
 #
@@ -54,6 +58,15 @@ for name in "$@"; do
     fi
     echo "keys: wrote $dir/$name.key and $dir/$name.pub"
 done
+
+# The HTTP token: 48 hex digits from the kernel's random source, never replaced.
+if [ ! -s "$dir/http-token" ]; then
+    od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$dir/http-token.tmp"
+    echo >>"$dir/http-token.tmp"
+    chmod 0600 "$dir/http-token.tmp"
+    mv -f "$dir/http-token.tmp" "$dir/http-token"
+    echo "keys: wrote $dir/http-token"
+fi
 
 # authorized_keys: the key of each public key file, commented with its name. A key is a word of
 # 40 Z85 characters; Z85 has '#' in its alphabet, so a key may start with '#' and is not told

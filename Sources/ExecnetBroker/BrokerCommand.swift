@@ -8,6 +8,7 @@ import ExecnetCore
 import ExecnetObservability
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 #if canImport(Glibc)
 import Glibc
@@ -83,11 +84,17 @@ struct Serve: AsyncParsableCommand {
         valueName: "host:port"))
     var httpAddress: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "A file holding the bearer token the HTTP port requires (Authorization: Bearer, or ?token= for the dashboard); the token grants what a status key grants. Required for a non-loopback --http-address. Default: $EXECNET_BROKER_HTTP_TOKEN_FILE.",
+        valueName: "path"))
+    var httpTokenFile: String?
+
     func run() async throws {
         try resolveLogFormat(logFormat).bootstrap()
         var logger = Logger(label: "execnet.broker")
         logger.logLevel = resolveLogLevel(logLevel)
-        let http = try resolveHTTPAddress(httpAddress, environmentName: "EXECNET_BROKER_HTTP_ADDRESS", logger: logger)
+        let http = try resolveHTTPAddress(httpAddress, environmentName: "EXECNET_BROKER_HTTP_ADDRESS", logger: nil)
+        let access = try http.map { try resolveHTTPAccess(httpTokenFile, environmentName: "EXECNET_BROKER_HTTP_TOKEN_FILE", for: $0) }
         // Before the broker starts: its metric objects keep the factory in force when they are made.
         let registry = http.map { _ in Observability.bootstrapPrometheus() }
         var binds = bind
@@ -119,9 +126,11 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         let ready = ReadinessFlag()
+        let running = RunningBroker()
         let service = BrokerService(configuration: configuration, authorizedKeysFile: security == nil ? nil : authorizedFile) { event in
             switch event {
             case .serving(let broker):
+                running.set(broker)
                 // The ready line: tests and scripts wait for it and read the resolved endpoints.
                 print("execnet-broker: listening on \(broker.endpoints.joined(separator: " "))")
                 fflush(nil)
@@ -131,15 +140,29 @@ struct Serve: AsyncParsableCommand {
             }
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
-        if let http, let registry {
-            services.append(.init(service: Observability.httpService(
-                address: http, registry: registry, ready: { ready.isReady }, logger: logger,
-                onListening: { [logger] port in logger.info("serving /metrics, /healthz and /readyz", metadata: ["http": "\(http.host):\(port)"]) })))
+        if let http, let registry, let access {
+            // The dashboard reads the full status: what a status key reads (the token is its HTTP form).
+            let feed = DashboardFeed<BrokerStatus>(status: { running.get()?.status() }, isNews: { $0.differsInShape(from: $1) })
+            services.append(.init(service: try Observability.dashboardService(
+                address: http, access: access, registry: registry, ready: { ready.isReady }, feed: feed, logger: logger,
+                onListening: { [logger] port in
+                    logger.info("serving the dashboard (/), /events, /metrics, /healthz and /readyz\(access.token == nil ? "" : " (token required)")",
+                                metadata: ["http": "\(HTTPAddress(host: http.host, port: port))"])
+                })))
         }
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
+}
+
+/// The broker the service runs, once it serves (the dashboard reads its status).
+final class RunningBroker: Sendable {
+    private let broker = Mutex<BrokerServer?>(nil)
+
+    func set(_ server: BrokerServer?) { broker.withLock { $0 = server } }
+
+    func get() -> BrokerServer? { broker.withLock { $0 } }
 }
 
 struct Keygen: ParsableCommand {

@@ -60,6 +60,9 @@ struct FlowCredit {
         return .forward
     }
 
+    /// The sender has used its credit up and waits for a grant (a credit stall).
+    var isExhausted: Bool { messages <= 0 || bytes <= 0 }
+
     /// A grant is owed only for what was sent: the credit never exceeds the window.
     var isWithinWindow: Bool { messages <= FlowWindow.messages && bytes <= FlowWindow.bytes }
 }
@@ -89,6 +92,10 @@ struct FlowLedger {
     private(set) var channelCounts: [PeerKey: Int] = [:]
     /// Bytes forwarded as DATA and not yet granted back, over every channel.
     private(set) var inFlightBytes = 0
+    /// How many times a sender used its credit up (a credit stall began), since start.
+    private(set) var stallsStarted = 0
+    /// DATA payload bytes forwarded since start (both ways).
+    private(set) var dataBytes = 0
 
     init(limits: BrokerLimits) {
         self.limits = limits
@@ -107,7 +114,12 @@ struct FlowLedger {
         } else {
             verdict = channels.values[index].toWorker.take(size, channelID)
         }
-        if verdict == .forward { inFlightBytes += size }
+        if verdict == .forward {
+            inFlightBytes += size
+            dataBytes &+= size
+            let credit = fromWorker ? channels.values[index].toClient : channels.values[index].toWorker
+            if credit.isExhausted { stallsStarted += 1 }
+        }
         return (verdict, false)
     }
 
@@ -255,6 +267,7 @@ extension Broker {
             outbox?.forget(address)
             var lost = ControlPayload()
             lost["cause"] = .string(cause)
+            recordDeath(worker, client: clientLabel(key: worker.ownerKey, owner: worker.owner), cause: cause, exit: nil)
             sendToClient(worker.owner, about: address, .peerLost, lost.encoded)
             killWorker(worker)
         case .client:
@@ -263,9 +276,12 @@ extension Broker {
                            metadata: ["client": "\(keyFingerprint(client.key))"])
             // What was queued for it goes: its queue may be what was too long. It is told why.
             outbox?.forget(address)
+            let label = client.key.isEmpty ? Self.clientLabel(hostname: client.hostname, pid: client.pid)
+                : clientLabel(key: client.key, owner: address)
             for worker in workers {
                 table.removeWorker(worker.address)
                 flow.removeWorker(PeerKey(worker.address))
+                recordDeath(worker, client: label, cause: "the broker cut off its client \(label): it \(reason)", exit: nil)
                 var lost = ControlPayload()
                 lost["cause"] = .string("the broker cut off this client: it \(reason)")
                 sendToClient(address, about: worker.address, .peerLost, lost.encoded)

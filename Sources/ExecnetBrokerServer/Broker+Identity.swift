@@ -141,7 +141,7 @@ extension Broker {
         if roles.contains(.status) { return statusPayload() }
         if roles.contains(.client) {
             let key = senderKey
-            return statusPayload(brokerWide: false) { $0.ownerKey == key }
+            return statusPayload(brokerWide: false) { $0 == key }
         }
         if roles.contains(.agent) { return statusPayload(brokerWide: false) { _ in false } }
         return nil

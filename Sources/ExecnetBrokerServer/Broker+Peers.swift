@@ -219,7 +219,12 @@ extension Broker {
             else { return }
             table.removeWorker(address)
             var lost = report
-            lost["cause"] = .string("worker of gateway \(worker.gatewayID) on host \(worker.host) \(report.workerExit.map { "\($0)" } ?? "exited")")
+            let cause = "worker of gateway \(worker.gatewayID) on host \(worker.host) \(report.workerExit.map { "\($0)" } ?? "exited")"
+            lost["cause"] = .string(cause)
+            if report.workerExit != .exited(0) {
+                recordDeath(worker, client: clientLabel(key: worker.ownerKey, owner: worker.owner), cause: cause,
+                            exit: report.workerExit, stderr: Self.reportedStderr(report))
+            }
             sendToClient(worker.owner, about: address, .peerLost, lost.encoded)
             checkDrained()
         default:
@@ -300,6 +305,8 @@ extension Broker {
             var lost = ControlPayload()
             lost["cause"] = .string("worker of gateway \(worker.gatewayID) on host \(worker.host) stopped answering heartbeats")
             lost["heartbeat"] = true
+            recordDeath(worker, client: clientLabel(key: worker.ownerKey, owner: worker.owner),
+                        cause: "worker of gateway \(worker.gatewayID) on host \(worker.host) stopped answering heartbeats", exit: .heartbeatLost)
             sendToClient(worker.owner, about: address, .peerLost, lost.encoded)
             var order = ControlPayload()
             order["address"] = .bytes(address)
@@ -309,8 +316,11 @@ extension Broker {
             guard let (client, workers) = table.removeClient(address) else { return }
             logger.warning("client \(client.hostname):\(client.pid) stopped answering heartbeats; killing its \(workers.count) workers",
                            metadata: ["client": "\(keyFingerprint(client.key))"])
+            let label = client.key.isEmpty ? Self.clientLabel(hostname: client.hostname, pid: client.pid)
+                : clientLabel(key: client.key, owner: address)
             for worker in workers {
                 table.removeWorker(worker.address)
+                recordDeath(worker, client: label, cause: "killed: its client \(label) stopped answering heartbeats", exit: nil)
                 var order = ControlPayload()
                 order["address"] = .bytes(worker.address)
                 order["signal"] = .int(Int64(SIGKILL))
@@ -321,6 +331,8 @@ extension Broker {
             logger.warning("agent \(agent.name) stopped answering heartbeats; \(lost.count) workers lost",
                            metadata: ["host": "\(agent.name)"])
             for worker in lost {
+                recordDeath(worker, client: clientLabel(key: worker.ownerKey, owner: worker.owner),
+                            cause: "host agent \(agent.name) stopped answering heartbeats", exit: .heartbeatLost)
                 var payload = ControlPayload()
                 payload["cause"] = .string("host agent \(agent.name) stopped answering heartbeats (gateway \(worker.gatewayID))")
                 payload["heartbeat"] = true
@@ -336,8 +348,10 @@ extension Broker {
     // MARK: - Status
 
     /// The status table; `include` picks the gateways shown (and counted).
-    func statusPayload(brokerWide: Bool = true, include: (WorkerRecord) -> Bool = { _ in true }) -> ControlPayload {
+    func statusPayload(brokerWide: Bool = true, visible: ([UInt8]) -> Bool = { _ in true }) -> ControlPayload {
+        let include: (WorkerRecord) -> Bool = { visible($0.ownerKey) }
         let shown = table.workers.values.filter(include)
+        let now = ContinuousClock.now
         var status = ControlPayload()
         status["pid"] = .int(Int64(getpid()))
         status["uptime_s"] = .float(started.duration(to: .now).seconds)
@@ -356,6 +370,7 @@ extension Broker {
             .dict([
                 "gateway": .string(worker.gatewayID), "host": .string(worker.host), "pid": .int(worker.pid),
                 "connected": .bool(worker.connected), "channels": .int(Int64(worker.openChannels.count)),
+                "client": .string(clientLabel(key: worker.ownerKey, owner: worker.owner)),
             ])
         })
         status["workers"] = .int(Int64(shown.count))
@@ -364,6 +379,9 @@ extension Broker {
         status["messages_out"] = .int(Int64(messagesOut))
         status["rate_in"] = .float(rateIn)
         status["rate_out"] = .float(rateOut)
+        status["data_bytes"] = .int(Int64(flow.dataBytes))
+        status["recent_deaths"] = recentDeathsStatus(now: now, visible: visible)
+        status["credit_stalls"] = creditStallsStatus(brokerWide: brokerWide, include: include)
         if brokerWide {
             // The broker's memory against its cap: for a status key (or a broker without CURVE) only.
             status["in_flight_bytes"] = .int(Int64(flow.inFlightBytes))

@@ -21,6 +21,8 @@ enum BrokerCommand: Sendable {
 final class BrokerShared: Sendable {
     /// The endpoints actually bound (ports resolved).
     let endpoints = Mutex<[String]>([])
+    /// The status the tick publishes while someone reads it (Broker+Dashboard.swift).
+    let published = Mutex<PublishedStatus>(PublishedStatus())
     /// Set once a shutdown has no worker left.
     let drained = Atomic<Bool>(false)
     /// The end of a shutdown's drain wait (no worker left, the grace period over, or the thread
@@ -106,6 +108,8 @@ final class Broker: IOThreadRole {
     var lastNotedSent: PeerAddress = []
     /// Publishes the metrics from the tick (BrokerMetrics.swift).
     let metrics = BrokerMetricsPublisher()
+    /// The last worker deaths, oldest first (Broker+Deaths.swift).
+    var recentDeaths: [DeathRecord] = []
 
     // Identity (Broker+Identity.swift).
     /// The keys and their roles (CURVE brokers); replaced on reload.
@@ -317,6 +321,7 @@ final class Broker: IOThreadRole {
         updateRates(now: now)
         forgetChannelsOfGoneWorkers()
         metrics.publishIfDue(self, now: now)
+        publishStatusIfRead(now: now)
         if shuttingDown { checkDrained() }
     }
 

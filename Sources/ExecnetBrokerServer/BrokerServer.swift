@@ -52,6 +52,20 @@ public final class BrokerServer: Sendable {
         await stopThread()
     }
 
+    /// The broker's full status (what a `status` key reads), as of its last liveness tick.
+    ///
+    /// The broker builds it on its I/O thread only while it is read: the first call returns
+    /// `nil` and asks for it, and it is then published every tick (at most 250 ms apart) until
+    /// nobody has read it for 5 seconds. For a dashboard that polls.
+    ///
+    /// - Returns: The last published status, or `nil` if none was published yet.
+    public func status() -> BrokerStatus? {
+        shared.published.withLock { state in
+            state.readUntil = .now.advanced(by: Broker.statusReadersLinger)
+            return state.status
+        }
+    }
+
     /// Replaces the authorized keys and their roles without a restart (for example on SIGHUP).
     ///
     /// New connections are checked against the new list at once. Registered clients and agents

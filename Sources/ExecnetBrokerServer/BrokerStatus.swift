@@ -34,6 +34,57 @@ public struct BrokerStatus: Codable, Sendable, Equatable {
         public var connected: Bool
         /// Channels with traffic that neither side closed yet.
         public var channels: Int
+        /// The client that owns it: its key's comment in the authorized-keys file or the key's
+        /// fingerprint (never the key); without CURVE, the client's hostname and pid (`nil`
+        /// from an older broker).
+        public var client: String?
+    }
+
+    /// A worker that ended other than by a clean exit (killed, crashed, lost, cut off).
+    public struct Death: Codable, Sendable, Equatable {
+        /// The client's gateway id.
+        public var gateway: String
+        /// The host agent that ran it.
+        public var host: String
+        /// The owning client's label (as ``Gateway/client``).
+        public var client: String
+        /// What happened, as the client was told.
+        public var cause: String
+        /// The signal that killed it, if one did.
+        public var signal: Int?
+        /// Its exit status, if it exited.
+        public var exitStatus: Int?
+        /// Its last lines on standard error, oldest first, as its agent saw them (`nil`: none).
+        public var stderr: [String]?
+        /// Seconds between the death and this status.
+        public var secondsAgo: Double
+
+        enum CodingKeys: String, CodingKey {
+            case gateway, host, client, cause, signal, stderr
+            case exitStatus = "exit_status"
+            case secondsAgo = "seconds_ago"
+        }
+    }
+
+    /// Channels whose sender has used its credit up and waits for the receiver's grant.
+    public struct CreditStalls: Codable, Sendable, Equatable {
+        /// One blocked direction of a channel.
+        public struct Channel: Codable, Sendable, Equatable {
+            /// The gateway the channel belongs to.
+            public var gateway: String
+            /// The channel id.
+            public var channel: Int
+            /// `to_worker` (the client waits) or `to_client` (the worker waits).
+            public var direction: String
+        }
+
+        /// Channel directions blocked now (of the gateways the caller may see).
+        public var blocked: Int
+        /// The first of them (at most 100).
+        public var channels: [Channel]
+        /// How many times a sender ran out of credit since the broker started (`nil` unless the
+        /// caller may read broker-wide figures).
+        public var started: Int?
     }
 
     /// The broker's pid.
@@ -66,6 +117,13 @@ public struct BrokerStatus: Codable, Sendable, Equatable {
     public var queuedBytes: Int?
     /// The memory cap: past it new gateways are refused (`nil` from an older broker).
     public var memoryCapBytes: Int?
+    /// DATA payload bytes forwarded since start, both ways (`nil` from an older broker).
+    public var dataBytes: Int?
+    /// The last worker deaths the caller may see (a client key: its own), newest first, at most
+    /// 50 (`nil` from an older broker).
+    public var recentDeaths: [Death]?
+    /// Channels blocked on credit now (`nil` from an older broker).
+    public var creditStalls: CreditStalls?
 
     enum CodingKeys: String, CodingKey {
         case pid, endpoints, hosts, clients, gateways, workers, channels
@@ -77,6 +135,9 @@ public struct BrokerStatus: Codable, Sendable, Equatable {
         case inFlightBytes = "in_flight_bytes"
         case queuedBytes = "queued_bytes"
         case memoryCapBytes = "memory_cap_bytes"
+        case dataBytes = "data_bytes"
+        case recentDeaths = "recent_deaths"
+        case creditStalls = "credit_stalls"
     }
 
     /// Decodes the dict a broker answers BROKER_STATUS with.
@@ -101,5 +162,19 @@ extension BrokerStatusQuery {
         } catch {
             throw ExecnetError(.protocolViolation, "broker \(endpoint) answered a status that is not one: \(error)", cause: error)
         }
+    }
+}
+
+extension BrokerStatus {
+    /// Whether `other` differs from this status in what a live view shows at once: hosts and
+    /// their workers, gateways, deaths, blocked channels (not counters, rates or ages).
+    ///
+    /// - Parameter other: A later status.
+    /// - Returns: `true` if the two differ in any of those.
+    public func differsInShape(from other: BrokerStatus) -> Bool {
+        func hostShape(_ status: BrokerStatus) -> [String] { status.hosts.map { "\($0.name) \($0.slots) \($0.workers)" } }
+        func deathShape(_ status: BrokerStatus) -> [String] { (status.recentDeaths ?? []).map { "\($0.gateway) \($0.cause)" } }
+        return hostShape(self) != hostShape(other) || gateways != other.gateways || deathShape(self) != deathShape(other)
+            || creditStalls?.blocked != other.creditStalls?.blocked
     }
 }

@@ -178,6 +178,11 @@ final class AgentConnection: IOThreadRole {
     private var processes: ProcessSupervisor<[UInt8]>?
     /// The gateway id of each running worker, by address.
     private var gatewayIDs: [[UInt8]: String] = [:]
+    /// Each running worker's last stderr lines, sent with its WORKER_EXITED report.
+    private var stderrTails: [[UInt8]: [String]] = [:]
+    /// Stderr lines kept per worker, and characters per line.
+    static let stderrTailLines = 5
+    static let stderrTailLineLength = 500
     private weak var loop: IOLoop?
     /// The agent's metrics; made in setUp, by the metrics factory in force then. Events here are
     /// rare (a spawn, an exit), so they are recorded as they happen.
@@ -202,7 +207,10 @@ final class AgentConnection: IOThreadRole {
         let output = configuration.outputHandler ?? defaultOutputHandler
         processes = ProcessSupervisor(
             loop: loop,
-            onLine: { [unowned self] address, stream, line in output(self.gatewayIDs[address] ?? "gw", stream, line) },
+            onLine: { [unowned self] address, stream, line in
+                if stream == .stderr { self.keepStderrLine(address, line) }
+                output(self.gatewayIDs[address] ?? "gw", stream, line)
+            },
             onExit: { [unowned self] address, exit in self.workerExited(address, exit) })
         loop.addSocket(dealer) { [unowned self] in self.handleBroker() }
         outbox = Outbox(socket: dealer, routed: false, cap: Self.outboxCap, logger: logger, loop: loop)
@@ -216,6 +224,7 @@ final class AgentConnection: IOThreadRole {
     func afterWakeUp(_ loop: IOLoop) {}
 
     func tearDown(_ loop: IOLoop) {
+        stderrTails = [:]
         processes?.terminateAll(within: .seconds(1))
         processes = nil
         gatewayIDs = [:]
@@ -460,7 +469,18 @@ final class AgentConnection: IOThreadRole {
         var report = ControlPayload()
         report["address"] = .bytes(address)
         report.setWorkerExit(exit)
+        if let tail = stderrTails.removeValue(forKey: address), !tail.isEmpty {
+            report["stderr"] = .list(tail.map { .string($0) })
+        }
         send(.workerExited, report.encoded)
+    }
+
+    /// Keeps a worker's stderr line for its exit report (the last few, each bounded).
+    private func keepStderrLine(_ address: [UInt8], _ line: [UInt8]) {
+        var tail = stderrTails[address] ?? []
+        tail.append(String(decoding: line.prefix(Self.stderrTailLineLength), as: UTF8.self))
+        if tail.count > Self.stderrTailLines { tail.removeFirst() }
+        stderrTails[address] = tail
     }
 }
 /// `path` with symlinks, `.` and `..` resolved (realpath(3)), or `nil` if it does not exist.

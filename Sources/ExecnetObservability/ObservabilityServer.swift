@@ -88,18 +88,7 @@ public enum Observability {
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> any Service {
         let router = Router()
-        router.get("metrics") { _, _ -> Response in
-            var buffer = ByteBuffer()
-            buffer.writeBytes(registry.emitToBuffer())
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: buffer))
-        }
-        router.get("healthz") { _, _ -> String in "ok\n" }
-        router.get("readyz") { _, _ -> Response in
-            let ready = ready()
-            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
-                            body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
-        }
+        addProbeRoutes(router, registry: registry, ready: ready)
         return Application(
             router: router,
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),

@@ -31,7 +31,7 @@ func freeLoopbackPort() throws -> Int {
 
 /// One HTTP/1.0 GET to 127.0.0.1:`port` over a plain TCP socket: the status code and the body, or
 /// `nil` if nothing listens. Blocks (bounded by 5 s socket timeouts); call it off the cooperative pool.
-func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
+func httpGet(port: Int, path: String, headers: [String] = []) -> (status: Int, body: String)? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -46,7 +46,8 @@ func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { return nil }
-    let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    let extra = headers.map { $0 + "\r\n" }.joined()
+    let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(extra)\r\n".utf8)
     guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else { return nil }
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -68,9 +69,9 @@ func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
 }
 
 /// `httpGet` on a thread of its own.
-func fetchHTTP(port: Int, path: String) async -> (status: Int, body: String)? {
+func fetchHTTP(port: Int, path: String, headers: [String] = []) async -> (status: Int, body: String)? {
     await withCheckedContinuation { continuation in
-        OSThread(name: "test-http") { continuation.resume(returning: httpGet(port: port, path: path)) }.detach()
+        OSThread(name: "test-http") { continuation.resume(returning: httpGet(port: port, path: path, headers: headers)) }.detach()
     }
 }
 

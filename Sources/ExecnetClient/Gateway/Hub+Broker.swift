@@ -198,7 +198,13 @@ extension Hub {
             let report = ControlPayload(decoding: message.payload)
             let exit = report?.workerExit ?? .heartbeatLost
             counters.recordDeath(exit, unresponsive: false)
-            gateway.post(.exited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)"))
+            // The agent's report carries the worker's last stderr lines (bounded here too: the peer is not trusted).
+            var stderr: [String] = []
+            if case .list(let lines)? = report?["stderr"] {
+                stderr = lines.suffix(Hub.stderrTailLines).compactMap { if case .string(let line) = $0 { String(line.prefix(500)) } else { nil } }
+            }
+            gateway.post(.exited(exit, cause: report?.string("cause") ?? "broker \(link.key.endpoint) lost gateway \(gateway.id)",
+                                 stderr: stderr))
         default:
             return false
         }

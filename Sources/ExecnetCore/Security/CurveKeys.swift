@@ -122,6 +122,9 @@ public struct AuthorizedKeys: Sendable, Hashable {
     public let roles: [String: KeyRoles]
     /// How many lines had no role word (and so got `client`).
     public let linesWithoutRole: Int
+    /// The comment after each key on its line (the rest of the line), where it had one: the name
+    /// the broker shows for the key in its status and dashboard instead of a fingerprint.
+    public private(set) var comments: [String: String] = [:]
 
     /// The allowed keys, Z85.
     public var keys: Set<String> { Set(roles.keys) }
@@ -149,6 +152,7 @@ public struct AuthorizedKeys: Sendable, Hashable {
     /// - Throws: ``ExecnetError`` `invalidSpec` naming the first malformed line.
     public init(parsing text: String) throws {
         var roles: [String: KeyRoles] = [:]
+        var comments: [String: String] = [:]
         var withoutRole = 0
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let words = String(line).trimmingWhitespace().split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -157,6 +161,7 @@ public struct AuthorizedKeys: Sendable, Hashable {
             if ZMQCurve.isValidKey(String(first)) {
                 roles[String(first), default: []].insert(.client)
                 withoutRole += 1
+                if words.count > 1 { comments[String(first)] = words.dropFirst().joined(separator: " ") }
                 continue
             }
             if first.hasPrefix("#") { continue }
@@ -167,9 +172,11 @@ public struct AuthorizedKeys: Sendable, Hashable {
                 throw ExecnetError(.invalidSpec, "line \(number + 1): the role '\(first)' is not followed by a Z85 public key")
             }
             roles[String(words[1]), default: []].formUnion(lineRoles)
+            if words.count > 2 { comments[String(words[1])] = words.dropFirst(2).joined(separator: " ") }
         }
         self.roles = roles
         self.linesWithoutRole = withoutRole
+        self.comments = comments
     }
 
     /// Loads an authorized-keys file.
