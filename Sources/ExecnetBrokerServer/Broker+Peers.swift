@@ -356,7 +356,6 @@ extension Broker {
         status["pid"] = .int(Int64(getpid()))
         status["uptime_s"] = .float(started.duration(to: .now).seconds)
         status["endpoints"] = .list(shared.endpoints.withLock { $0 }.map { .string($0) })
-        let now = ContinuousClock.now
         status["hosts"] = .list(table.agents.values.sorted { $0.name < $1.name }.map { agent in
             var host: ValueDictionary = [
                 "name": .string(agent.name), "hostname": .string(agent.hostname),
