@@ -29,12 +29,22 @@ public enum WorkerMain {
     }
 
     private static func serve(tasks: TaskRegistry) -> Never {
-        guard let settings = WorkerSettings.fromEnvironment() else {
-            let message = "execnet worker: EXECNET_ENDPOINT and EXECNET_ROUTING_ID are not set; workers are started by gateways\n"
-            _ = message.withCString { write(2, $0, strlen($0)) }
-            exit(2)
+        let settings: WorkerSettings
+        do {
+            settings = try WorkerSettings.fromEnvironment()
+        } catch {
+            switch error {
+            case .notStartedByAGateway:
+                fail("EXECNET_ENDPOINT and EXECNET_ROUTING_ID are not set; workers are started by gateways", status: 2)
+            case .invalid(let message):
+                fail(message, status: 2)
+            }
         }
-        guard armParentDeath() else { exit(3) }
+        guard armParentDeath() else {
+            let spawner = getenv("EXECNET_PARENT_PID").map { String(cString: $0) } ?? "none"
+            fail("cannot arm the parent-death signal (EXECNET_PARENT_PID \(spawner), parent \(getppid())): "
+                 + "the process that started this worker is gone or is not its parent", status: 3)
+        }
         let logger = makeExecnetLogger(label: "execnet.worker")
         keepFreedBuffers()
         if let directory = getenv("EXECNET_CHDIR").map({ String(cString: $0) }) {
@@ -85,6 +95,13 @@ public enum WorkerMain {
 ///
 /// - Returns: `false` if the parent is already gone (or is not the spawner nor a wrapper in our
 ///   group), so the worker must exit at once.
+/// Writes `message` as one stderr line (the gateway forwards it as the death's last line) and exits.
+private func fail(_ message: String, status: Int32) -> Never {
+    let line = "execnet worker: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+    exit(status)
+}
+
 private func armParentDeath() -> Bool {
     let spawner = getenv("EXECNET_PARENT_PID").flatMap { pid_t(String(cString: $0)) }
     // Our group is one made for us only if the spawner is in another one; else a kill would hit it.

@@ -44,15 +44,39 @@ struct WorkerSettings: Sendable {
     /// its end of file means the client or the connection is gone.
     var sshSession = false
 
-    static func fromEnvironment() -> WorkerSettings? {
-        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-        guard let endpoint = env("EXECNET_ENDPOINT"), let routing = env("EXECNET_ROUTING_ID") else { return nil }
+    /// Why the environment does not describe a worker to run.
+    enum Problem: Error, Equatable {
+        /// `EXECNET_ENDPOINT` or `EXECNET_ROUTING_ID` is missing: not started by a gateway.
+        case notStartedByAGateway
+        /// A variable is present with a value the worker cannot use (the message names it).
+        case invalid(String)
+    }
+
+    static func fromEnvironment() throws(Problem) -> WorkerSettings {
+        try fromEnvironment { name in getenv(name).map { String(cString: $0) } }
+    }
+
+    /// The settings from `env`, checked: heartbeat settings a worker could not live by (a zero,
+    /// negative or unreadable interval or liveness) are refused, never guessed.
+    static func fromEnvironment(_ env: (String) -> String?) throws(Problem) -> WorkerSettings {
+        guard let endpoint = env("EXECNET_ENDPOINT"), let routing = env("EXECNET_ROUTING_ID") else {
+            throw .notStartedByAGateway
+        }
         // For tests of version checks only.
         let version = env("EXECNET_TEST_PROTOCOL_VERSION").flatMap { Int64($0) } ?? wireProtocolVersion
         var liveness: LivenessSettings?
-        if let milliseconds = env("EXECNET_HEARTBEAT_MS").flatMap({ Int64($0) }), milliseconds > 0 {
-            liveness = LivenessSettings(interval: .milliseconds(milliseconds),
-                                        liveness: env("EXECNET_LIVENESS").flatMap { Int($0) } ?? 3)
+        if let text = env("EXECNET_HEARTBEAT_MS") {
+            guard let milliseconds = Int64(text), milliseconds > 0, milliseconds <= Int64(Int32.max) else {
+                throw .invalid("EXECNET_HEARTBEAT_MS must be a positive number of milliseconds, not '\(text)'")
+            }
+            var count = 3
+            if let text = env("EXECNET_LIVENESS") {
+                guard let value = Int(text), value >= 1, value <= 1_000 else {
+                    throw .invalid("EXECNET_LIVENESS must be a count from 1 to 1000, not '\(text)'")
+                }
+                count = value
+            }
+            liveness = LivenessSettings(interval: .milliseconds(milliseconds), liveness: count)
         }
         var curve: CurveClientKeys?
         if let server = env("EXECNET_CURVE_SERVER_KEY"), let fd = env("EXECNET_CREDENTIAL_FD").flatMap({ Int32($0) }),

@@ -15,13 +15,16 @@ import Glibc
 
 /// Runs an executable to completion (waiting on a thread of its own) and returns its exit status
 /// and stdout+stderr.
-func runToCompletion(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    try await offPool { try runToCompletionBlocking(executable, arguments) }
+/// `environment` is added to this process's own, whose `EXECNET_` variables are left out.
+func runToCompletion(_ executable: String, _ arguments: [String],
+                     environment: [String] = []) async throws -> (status: Int32, output: String) {
+    try await offPool { try runToCompletionBlocking(executable, arguments, environment: environment) }
 }
 
-private func runToCompletionBlocking(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+private func runToCompletionBlocking(_ executable: String, _ arguments: [String],
+                                     environment: [String]) throws -> (status: Int32, output: String) {
     let spawned = try WorkerProcess.spawn(executable: executable, arguments: arguments,
-                                          environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") })
+                                          environment: WorkerProcess.currentEnvironment().filter { !$0.hasPrefix("EXECNET_") } + environment)
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     var open = [spawned.stdout, spawned.stderr]
@@ -69,6 +72,37 @@ extension ProcessTests {
             let format = try await runToCompletion("\(buildDirectory())/execnet-broker",
                                                    ["serve", "--bind", "tcp://127.0.0.1:*", "--log-format", "xml"])
             #expect(format.status != 0 && format.output.contains("--log-format"))
+        }
+
+        @Test func theWorkerRefusesHeartbeatSettingsItCannotLiveByWithALineSayingWhy() async throws {
+            let worker = "\(buildDirectory())/execnet-worker"
+            let started = ["EXECNET_ENDPOINT=ipc:///nonexistent/execnet-settings-test", "EXECNET_ROUTING_ID=settings"]
+            let bad: [(environment: [String], names: String)] = [
+                (["EXECNET_HEARTBEAT_MS=100", "EXECNET_LIVENESS=0"], "EXECNET_LIVENESS"),
+                (["EXECNET_HEARTBEAT_MS=100", "EXECNET_LIVENESS=-2"], "EXECNET_LIVENESS"),
+                (["EXECNET_HEARTBEAT_MS=100", "EXECNET_LIVENESS=three"], "EXECNET_LIVENESS"),
+                (["EXECNET_HEARTBEAT_MS=0"], "EXECNET_HEARTBEAT_MS"),
+                (["EXECNET_HEARTBEAT_MS=soon"], "EXECNET_HEARTBEAT_MS"),
+            ]
+            for (environment, name) in bad {
+                let refused = try await runToCompletion(worker, [], environment: started + environment)
+                #expect(refused.status == 2, "\(environment): \(refused.output)")
+                #expect(refused.output.contains("execnet worker: \(name) must be"), "\(environment): \(refused.output)")
+            }
+            let notStarted = try await runToCompletion(worker, [])
+            #expect(notStarted.status == 2 && notStarted.output.contains("workers are started by gateways"))
+        }
+
+        @Test func aWorkerThatCannotArmItsParentDeathSignalSaysWhyItExits() async throws {
+            // Its spawner is named as pid 1, which is not its parent: the worker cannot be sure to
+            // die with whoever started it, so it refuses to run, saying so on stderr.
+            let worker = "\(buildDirectory())/execnet-worker"
+            let refused = try await runToCompletion(worker, [], environment: [
+                "EXECNET_ENDPOINT=ipc:///nonexistent/execnet-settings-test", "EXECNET_ROUTING_ID=orphan", "EXECNET_PARENT_PID=1",
+            ])
+            #expect(refused.status == 3, "\(refused.output)")
+            #expect(refused.output.contains("execnet worker: cannot arm the parent-death signal (EXECNET_PARENT_PID 1"),
+                    "\(refused.output)")
         }
 
         @Test func theAgentRefusesANonPositiveHeartbeatInterval() async throws {
