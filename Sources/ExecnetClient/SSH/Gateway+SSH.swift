@@ -151,7 +151,8 @@ extension Gateway {
         var command = local
         if spec["ssh_install"] != .string("no") {
             do {
-                let bundle = try WorkerBundle.make(workerExecutable: local)
+                // Made once per executable, on a thread of its own (ldd, patchelf and hashing block).
+                let bundle = try await WorkerBundle.cached(workerExecutable: local)
                 command = try await WorkerBundleInstaller.ensureInstalled(bundle, on: runner)
             } catch let error as WorkerBundleError {
                 throw Self.sshError(error, target, gatewayID: id)
