@@ -7,20 +7,6 @@ import ExecnetCore
 import Glibc
 #endif
 
-/// The file types the task tells apart (from `st_mode`).
-enum FileKind {
-    case directory, regular, symlink, other
-
-    init(mode: mode_t) {
-        switch mode & 0o170000 {
-        case 0o040000: self = .directory
-        case 0o100000: self = .regular
-        case 0o120000: self = .symlink
-        default: self = .other
-        }
-    }
-}
-
 /// A destination directory opened for one transfer.
 final class RSyncDestination {
     /// The destination's descriptor: every path is resolved from it.

@@ -138,17 +138,3 @@ final class RSyncSource: Sendable {
         }
     }
 }
-
-/// The file types RSync tells apart (from `st_mode`).
-enum FileKind {
-    case directory, regular, symlink, other
-
-    init(mode: mode_t) {
-        switch mode & 0o170000 {
-        case 0o040000: self = .directory
-        case 0o100000: self = .regular
-        case 0o120000: self = .symlink
-        default: self = .other
-        }
-    }
-}

@@ -169,3 +169,18 @@ extension Value {
         }
     }
 }
+
+/// The file types rsync tells apart (from `st_mode`), on both the sending and the receiving side.
+package enum FileKind: Sendable {
+    case directory, regular, symlink, other
+
+    /// The kind of a file whose `stat` mode is `mode`.
+    package init(mode: mode_t) {
+        switch mode & 0o170000 {
+        case 0o040000: self = .directory
+        case 0o100000: self = .regular
+        case 0o120000: self = .symlink
+        default: self = .other
+        }
+    }
+}
