@@ -195,6 +195,12 @@ let package = Package(
             dependencies: ["Execnet"],
             swiftSettings: swiftSettings
         ),
+        // Test helpers both test targets share (not a product).
+        .target(
+            name: "ExecnetTestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // A worker with the tasks the integration tests drive (not a product).
         .executableTarget(
             name: "ExecnetTestWorker",
@@ -269,7 +275,7 @@ let package = Package(
             name: "ExecnetTests",
             dependencies: [
                 "Execnet", "ExecnetValue", "ExecnetCore", "ExecnetClient", "ExecnetWorkerRuntime", "ExecnetBrokerServer",
-                "ZeroMQ",
+                "ZeroMQ", "ExecnetTestSupport",
             ],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
@@ -283,6 +289,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "ExecnetTestWorker", "ExecnetWorker", "ExecnetTestClient", "TaskServer",
                 "ExecnetBroker", "ExecnetAgent", "ExecnetExamples", "TaskServerMap", "ExecnetTestTasks",
+                "ExecnetTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -9,6 +9,7 @@ import Execnet
 @testable import ExecnetHostAgent
 @testable import ExecnetValue
 @testable import ExecnetWorkerRuntime
+import ExecnetTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -17,39 +18,11 @@ import ZeroMQ
 import Glibc
 #endif
 
-/// Collects log lines.
-private final class LogLines: Sendable {
-    let lines = Mutex<[String]>([])
-    var snapshot: [String] { lines.withLock { $0 } }
-    func count(containing text: String) -> Int { snapshot.filter { $0.contains(text) }.count }
-
-    func logger() -> Logger {
-        var logger = Logger(label: "rogue-test") { _ in CollectingHandler(sink: self) }
-        logger.logLevel = .debug
-        return logger
-    }
-}
-
-private struct CollectingHandler: LogHandler {
-    let sink: LogLines
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
-    var logLevel: Logger.Level = .debug
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        sink.lines.withLock { $0.append("\(event.message)") }
-    }
-}
 
 @Suite struct RogueLoggingTests {
     @Test func aFloodOfOneKindGivesOneLineAndOneSummaryPerInterval() async throws {
         let lines = LogLines()
-        let rogue = RateLimitedLogger(logger: lines.logger(), interval: .milliseconds(200), timers: nil)
+        let rogue = RateLimitedLogger(logger: lines.logger(label: "rogue-test"), interval: .milliseconds(200), timers: nil)
         for index in 0..<10_000 { rogue.warning("dropped a test frame", "number \(index)") }
         rogue.warning("dropped another kind", "once")
         let deadline = ContinuousClock.now.advanced(by: .seconds(10))
@@ -65,7 +38,7 @@ private struct CollectingHandler: LogHandler {
 
     @Test func tenThousandRogueFramesToAHubGiveAFewLogLinesThatCountThemAll() async throws {
         let lines = LogLines()
-        let logger = lines.logger()
+        let logger = lines.logger(label: "rogue-test")
         var template = Array("/tmp/execnet-rogue-XXXXXX".utf8CString)
         let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
         defer { removeDirectory(directory) }
@@ -103,7 +76,7 @@ private struct CollectingHandler: LogHandler {
 
     @Test func tenThousandRogueFramesToABrokerGiveAFewLogLines() async throws {
         let lines = LogLines()
-        let server = try BrokerServer(configuration: BrokerConfiguration(binds: ["tcp://127.0.0.1:*"], logger: lines.logger()))
+        let server = try BrokerServer(configuration: BrokerConfiguration(binds: ["tcp://127.0.0.1:*"], logger: lines.logger(label: "rogue-test")))
         let context = try ZMQContext()
         let socket = try ZMQSocket(context: context, type: .dealer)
         try socket.setLinger(milliseconds: 0)

@@ -4,6 +4,7 @@
 // itself when the socket becomes writable.
 
 @testable import ExecnetCore
+import ExecnetTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -130,7 +131,7 @@ import ZeroMQ
         let pipes = try Pipes("outbox-cap", peers: [a])
         let lines = LogLines()
         // Room for three queued messages of 15 bytes.
-        let outbox = Outbox(socket: pipes.router, routed: true, cap: 45, logger: lines.logger(), loop: nil)
+        let outbox = Outbox(socket: pipes.router, routed: true, cap: 45, logger: lines.logger(label: "outbox-test"), loop: nil)
         var sent = 0
         while outbox.send(Self.item(sent), to: a) == .sent { sent += 1 }
         // The one that met the full pipe was queued; two more fit; then the cap.
@@ -229,33 +230,5 @@ private final class SenderRole: IOThreadRole {
     func tearDown(_ loop: IOLoop) {
         outbox?.close()
         router?.close()
-    }
-}
-
-/// Collects log lines.
-private final class LogLines: Sendable {
-    let lines = Mutex<[String]>([])
-    func count(containing text: String) -> Int { lines.withLock { $0 }.filter { $0.contains(text) }.count }
-
-    func logger() -> Logger {
-        var logger = Logger(label: "outbox-test") { _ in CollectingHandler(sink: self) }
-        logger.logLevel = .debug
-        return logger
-    }
-}
-
-private struct CollectingHandler: LogHandler {
-    let sink: LogLines
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
-    var logLevel: Logger.Level = .debug
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        sink.lines.withLock { $0.append("\(event.message)") }
     }
 }
