@@ -90,20 +90,9 @@ extension ProcessTests {
         @Test func anAgentWhoseBrokerTakesNothingSaysSoInsteadOfDroppingItsMessages() async throws {
             // A CURVE broker the agent, without keys, cannot finish a handshake with: the DEALER's
             // pipe is gone, and every send meets it.
-            let context = try ZMQContext()
-            let router = try ZMQSocket(context: context, type: .router)
-            try router.setLinger(milliseconds: 0)
-            try router.setCurveServer(true)
-            try router.setCurveSecretKey(CurveKeyPair.generate().secretKey)
-            let endpoint = try router.bind("tcp://127.0.0.1:*")
-            defer {
-                router.close()
-                context.terminate()
-            }
-            let agent = try CollectedChild("\(buildDirectory())/execnet-agent", [
-                "--connect", endpoint, "--name", "unheardhost", "--slots", "1", "--allow", "\(buildDirectory())/execnet-worker",
-                "--heartbeat-interval", "0.1", "--log-level", "warning",
-            ])
+            let broker = try RawAgentBroker(curveServer: true)
+            defer { broker.close() }
+            let agent = try broker.startAgent(name: "unheardhost", logLevel: "warning")
             defer { stopChild(ChildProcess(pid: agent.pid, pidfd: agent.pidfd)) }
             let said = await agent.wait(.seconds(20)) { $0.stderr.contains("takes no messages now") }
             #expect(said, "the agent dropped its messages silently; its stderr:\n\(agent.stderr)")

@@ -148,18 +148,10 @@ extension ProcessTests {
 
         @Test func aWelcomeWithHeartbeatSettingsOutOfRangeDoesNotStopTheAgent() async throws {
             // This test is the broker: a ROUTER that answers the agent's hello.
-            let context = try ZMQContext()
-            let router = try ZMQSocket(context: context, type: .router)
-            try router.setLinger(milliseconds: 0)
-            let endpoint = try router.bind("tcp://127.0.0.1:*")
-            defer {
-                router.close()
-                context.terminate()
-            }
-            let agent = try CollectedChild("\(buildDirectory())/execnet-agent", [
-                "--connect", endpoint, "--name", "hostilehost", "--slots", "1", "--allow", "\(buildDirectory())/execnet-worker",
-                "--heartbeat-interval", "0.1", "--log-level", "error",
-            ])
+            let broker = try RawAgentBroker()
+            let router = broker.router
+            defer { broker.close() }
+            let agent = try broker.startAgent(name: "hostilehost")
             defer { stopChild(ChildProcess(pid: agent.pid, pidfd: agent.pidfd)) }
             /// The routing id of the next message of this type from the agent (within 10 s).
             func next(_ type: MessageType) async -> [UInt8]? {

@@ -80,18 +80,10 @@ extension ProcessTests {
         @Test func anAgentReportsOnlyToABrokerThatAsksForThem() async throws {
             // This test is the broker: a ROUTER that welcomes the agent, first as a broker that
             // predates load reports, then as one that asks for them every 100 ms.
-            let context = try ZMQContext()
-            let router = try ZMQSocket(context: context, type: .router)
-            try router.setLinger(milliseconds: 0)
-            let endpoint = try router.bind("tcp://127.0.0.1:*")
-            defer {
-                router.close()
-                context.terminate()
-            }
-            let agent = try CollectedChild("\(buildDirectory())/execnet-agent", [
-                "--connect", endpoint, "--name", "versionhost", "--slots", "1", "--allow", "\(buildDirectory())/execnet-worker",
-                "--heartbeat-interval", "0.1", "--log-level", "error",
-            ])
+            let broker = try RawAgentBroker()
+            let router = broker.router
+            defer { broker.close() }
+            let agent = try broker.startAgent(name: "versionhost")
             defer { stopChild(ChildProcess(pid: agent.pid, pidfd: agent.pidfd)) }
             /// The agent's messages until `stop` says so (the broker heartbeats it meanwhile), within 10 s.
             func collect(from agentID: [UInt8]?, until stop: ([WireMessage]) -> Bool) async throws -> ([UInt8]?, [WireMessage]) {

@@ -101,7 +101,7 @@ final class RawClient {
         return address
     }
 
-    /// Keeps this client registered (the tests' broker expires a silent peer after 0.6 s).
+    /// Keeps this client registered (the tests' broker expires a silent peer after 1 s).
     func heartbeat() throws {
         try socket.send([[]] + WireMessage(channelID: 0, type: .heartbeat, payload: []).frames)
     }
@@ -174,4 +174,37 @@ private func readLines(_ path: String) -> [String] {
     let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
     guard count > 0 else { return [] }
     return String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+/// This test as an agent's broker: a ROUTER on TCP loopback (optionally a CURVE server with a key
+/// nobody holds) and `execnet-agent` processes connected to it, for the tests that answer the
+/// agent by hand.
+final class RawAgentBroker {
+    let context: ZMQContext
+    let router: ZMQSocket
+    let endpoint: String
+
+    init(curveServer: Bool = false) throws {
+        context = try ZMQContext()
+        router = try ZMQSocket(context: context, type: .router)
+        try router.setLinger(milliseconds: 0)
+        if curveServer {
+            try router.setCurveServer(true)
+            try router.setCurveSecretKey(CurveKeyPair.generate().secretKey)
+        }
+        endpoint = try router.bind("tcp://127.0.0.1:*")
+    }
+
+    /// Starts an agent named `name` with one slot for the stock worker, heartbeating every 100 ms.
+    func startAgent(name: String, logLevel: String = "error") throws -> CollectedChild {
+        try CollectedChild("\(buildDirectory())/execnet-agent", [
+            "--connect", endpoint, "--name", name, "--slots", "1", "--allow", "\(buildDirectory())/execnet-worker",
+            "--heartbeat-interval", "0.1", "--log-level", logLevel,
+        ])
+    }
+
+    func close() {
+        router.close()
+        context.terminate()
+    }
 }
