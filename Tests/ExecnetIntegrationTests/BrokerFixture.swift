@@ -116,8 +116,9 @@ final class BrokerFixture: Sendable {
     }
 }
 
-/// Starts an execnet-broker with short liveness timings (0.2 s × 3) on `bind`, waiting on a thread
-/// of its own.
+/// Starts an execnet-broker with short liveness timings (0.2 s heartbeats, a 1 s window: short enough
+/// for the tests that wait for a death, wider than the 0.6 s that expired live peers on a machine at
+/// load 30) on `bind`, waiting on a thread of its own.
 func startBroker(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) async throws -> (ChildProcess, String) {
     try await offPool { try startBrokerBlocking(bind: bind, extra) }
 }
@@ -125,7 +126,7 @@ func startBroker(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) asy
 /// Starts an execnet-broker as ``startBroker(bind:_:)`` does, blocking the calling thread.
 func startBrokerBlocking(bind: String = "tcp://127.0.0.1:*", _ extra: [String] = []) throws -> (ChildProcess, String) {
     let (broker, ready) = try startChildBlocking("\(buildDirectory())/execnet-broker", [
-        "serve", "--bind", bind, "--heartbeat-interval", "0.2", "--liveness", "3", "--log-level", "error",
+        "serve", "--bind", bind, "--heartbeat-interval", "0.2", "--liveness", "5", "--log-level", "error",
     ] + extra)
     guard ready.hasPrefix("execnet-broker: listening on "), let endpoint = ready.split(separator: " ").last else {
         stopChild(broker)

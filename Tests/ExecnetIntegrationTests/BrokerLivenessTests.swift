@@ -1,5 +1,5 @@
 // Liveness and security through a real broker: frozen workers, killed agents, killed clients and a
-// restarted broker are detected within the heartbeat bound (0.2 s × 3 here); CURVE keeps out every
+// restarted broker are detected within the heartbeat bound (0.2 s × 5 here); CURVE keeps out every
 // peer without an authorized key; garbage frames do not stop the broker.
 
 import Execnet

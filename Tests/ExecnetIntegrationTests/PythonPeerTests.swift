@@ -187,7 +187,7 @@ extension ProcessTests {
             await group.terminate(timeout: .seconds(1))
         }
 
-        /// The Python worker on a host agent of the test broker (0.2 s heartbeats × 3): it heartbeats
+        /// The Python worker on a host agent of the test broker (0.2 s heartbeats, a 1 s window): it heartbeats
         /// as the doc says, so it outlives idle spells several liveness windows long, and it serves a
         /// Swift client through the broker.
         @Test func aPythonWorkerWrittenFromTheDocServesThroughTheBroker() async throws {
@@ -206,9 +206,9 @@ extension ProcessTests {
             for _ in items { echoed.append(try await echo.receive(timeout: .seconds(30))) }
             try await sending
             #expect(echoed == items, "every value came back through the broker, in order")
-            // Idle for over two liveness windows (0.6 s each): only the worker's heartbeats keep it.
+            // Idle for over two liveness windows (1 s each): only the worker's heartbeats keep it.
             // The idleness is the condition under test, not a wait for an event.
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(2500))
             try await echo.send("still here")
             #expect(try await echo.receive(timeout: .seconds(10)) == "still here")
             try echo.close()

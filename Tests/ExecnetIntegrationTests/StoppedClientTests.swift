@@ -58,7 +58,7 @@ extension ProcessTests {
             }
             var seen = early
             try #require(ready != nil, "the client did not start: \(seen)")
-            // Stopped for about three times the broker's window (0.2 s x 3): the stimulus, not a wait.
+            // Stopped for twice the broker's window (0.2 s x 5): the stimulus, not a wait.
             kill(spawned.pid, SIGSTOP)
             try await Task.sleep(for: .seconds(2))
             kill(spawned.pid, SIGCONT)
