@@ -17,7 +17,6 @@ import Glibc
 final class DashboardBrowser: Sendable {
     private let child: SpawnedWorkerHandle
     private let commands: Int32
-    private let lines = Mutex<[UInt8]>([])
 
     struct SpawnedWorkerHandle: Sendable {
         let pid: Int32
@@ -44,20 +43,33 @@ final class DashboardBrowser: Sendable {
         let spawned = try WorkerProcess.spawn(executable: python, arguments: [root + "/scripts/dashboard_browser.py", url, fifo],
                                               environment: environment)
         child = SpawnedWorkerHandle(pid: spawned.pid, pidfd: spawned.pidfd, stdout: spawned.stdout)
-        // Its stderr (selenium's and chromium's complaints) goes to the test's stderr.
+        // Its stderr (selenium's and chromium's complaints) goes to the test's stderr; the last
+        // 4 KiB are kept for the error when the script does not get ready.
+        let stderrTail = ByteTail(limit: 4096)
         OSThread(name: "test-browser-stderr") {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = read(spawned.stderr, &buffer, buffer.count)
                 if count <= 0 { break }
                 _ = buffer.withUnsafeBytes { write(2, $0.baseAddress, count) }
+                stderrTail.append(buffer[..<count])
             }
             close(spawned.stderr)
+            stderrTail.finish()
         }.detach()
-        let ready = Self.readLine(spawned.stdout, within: .seconds(90))
-        guard let ready, ready.hasPrefix("ready") else {
+        switch Self.readLine(spawned.stdout, within: .seconds(90)) {
+        case .line(let ready) where ready.hasPrefix("ready"):
+            break
+        case let outcome:
             WorkerProcess.killGroup(spawned.pid)
-            throw ExecnetError(.transport, "the browser did not open the dashboard: \(ready ?? "no answer within 90 s")")
+            let why: String
+            switch outcome {
+            case .line(let line): why = "it said '\(line)'"
+            case .ended: why = "the script ended before it was ready"
+            case .timedOut: why = "no answer within 90 s"
+            }
+            _ = stderrTail.waitFinished(within: .seconds(5))
+            throw ExecnetError(.transport, "the browser did not open the dashboard: \(why); its stderr ends:\n\(stderrTail.text)")
         }
         // The script opens the FIFO for reading once it is ready: this open returns then.
         commands = open(fifo, O_WRONLY)
@@ -73,24 +85,35 @@ final class DashboardBrowser: Sendable {
             guard line.withUnsafeBytes({ write(commands, $0.baseAddress, $0.count) }) == line.count else {
                 throw ExecnetError(.transport, "the browser script is gone")
             }
-            guard let answer = Self.readLine(child.stdout, within: bound) else { throw ExecnetError(.timeout, "no answer to '\(command)'") }
-            return answer
+            switch Self.readLine(child.stdout, within: bound) {
+            case .line(let answer): return answer
+            case .ended: throw ExecnetError(.transport, "the browser script ended without answering '\(command)'")
+            case .timedOut: throw ExecnetError(.timeout, "no answer to '\(command)'")
+            }
         }
     }
 
-    /// One line of the script's stdout, or `nil` if none came within `bound`.
-    private static func readLine(_ fd: Int32, within bound: Duration) -> String? {
+    /// What reading one line of the script's stdout gave.
+    private enum ReadOutcome {
+        case line(String)
+        /// The script closed its stdout (it ended).
+        case ended
+        case timedOut
+    }
+
+    /// One line of the script's stdout, waiting at most `bound`.
+    private static func readLine(_ fd: Int32, within bound: Duration) -> ReadOutcome {
         let deadline = ContinuousClock.now.advanced(by: bound)
         var byte: UInt8 = 0
         var line: [UInt8] = []
         while ContinuousClock.now < deadline {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&pfd, 1, 100) <= 0 { continue }
-            if read(fd, &byte, 1) <= 0 { return nil }
-            if byte == 10 { return String(decoding: line, as: UTF8.self) }
+            if read(fd, &byte, 1) <= 0 { return .ended }
+            if byte == 10 { return .line(String(decoding: line, as: UTF8.self)) }
             line.append(byte)
         }
-        return nil
+        return .timedOut
     }
 
     /// Quits the browser and reaps the script (killed if it does not end within 20 s).
@@ -104,6 +127,36 @@ final class DashboardBrowser: Sendable {
         close(child.pidfd)
         close(child.stdout)
     }
+}
+
+/// The last bytes a child wrote to a pipe, kept for an error message.
+final class ByteTail: Sendable {
+    private let state = Mutex<(bytes: [UInt8], finished: Bool)>(([], false))
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func append(_ chunk: ArraySlice<UInt8>) {
+        state.withLock { state in
+            state.bytes.append(contentsOf: chunk)
+            if state.bytes.count > limit { state.bytes.removeFirst(state.bytes.count - limit) }
+        }
+    }
+
+    /// The pipe reached its end.
+    func finish() { state.withLock { $0.finished = true } }
+
+    /// Waits (blocking, polling every 10 ms) until the pipe has ended or `bound` has passed.
+    func waitFinished(within bound: Duration) -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: bound)
+        while ContinuousClock.now < deadline {
+            if state.withLock({ $0.finished }) { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    var text: String { String(decoding: state.withLock { $0.bytes }, as: UTF8.self) }
 }
 
 /// The package's root directory (this file is `Tests/ExecnetIntegrationTests/DashboardBrowserTests.swift`).
